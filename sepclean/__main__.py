@@ -1,0 +1,5 @@
+import sys
+
+from sepclean.cli import main
+
+sys.exit(main())

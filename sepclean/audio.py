@@ -1,0 +1,57 @@
+"""Audio file I/O for sepclean, on soundfile.
+
+Arrays are float32, shaped ``(channels, frames)`` like torch audio tensors, so the same array can be
+handed to a toolkit with ``torch.from_numpy`` and no transpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+PathLike = str | os.PathLike
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def info(path: PathLike) -> AudioInfo:
+    i = sf.info(str(path))
+    return AudioInfo(sample_rate=int(i.samplerate), channels=int(i.channels), frames=int(i.frames))
+
+
+def read(path: PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
+    """Read ``frames`` frames (all when -1) from ``start``: ``(audio[channels, frames], sample_rate)``."""
+    data, sample_rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
+    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2:
+        raise ValueError(f"expected audio shaped (channels, frames), got {audio.shape}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio.T, sample_rate, subtype=subtype)
+
+
+def file_hash(path: PathLike, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes: the content identity used by manifests and caches."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,55 @@
+"""The ``sepclean`` command line.
+
+Each subcommand lives in its own module under ``sepclean.commands`` and exposes ``HELP`` (one
+line), ``configure(parser)`` and ``run(args) -> int``. Modules are imported only when their command
+runs, so ``sepclean --help`` stays fast and a command's heavy dependencies load only when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Kept here, not derived, so `--help` imports nothing heavy.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("sepclean.commands.synth", "generate a synthetic multitrack dataset with known contamination"),
+    "manifest": ("sepclean.commands.manifest", "describe dataset roots as a JSONL manifest"),
+    "score": ("sepclean.commands.score", "score training songs by per-song FAD or the MLP stem classifier"),
+    "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
+    "evaluate": ("sepclean.commands.evaluate", "separate a test manifest and score it with museval"),
+    "demo": ("sepclean.commands.demo", "run the main job on the embedded synthetic default"),
+}
+
+
+class CommandError(Exception):
+    """An error a user can act on: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sepclean", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv)  # prints usage / errors and exits
+        return 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"sepclean {name}", description=COMMANDS[name][1])
+    module.configure(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except CommandError as e:
+        print(f"sepclean {name}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

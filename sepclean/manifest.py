@@ -1,0 +1,191 @@
+"""Dataset manifests: what a dataset is, described once, never modified.
+
+A manifest is a JSONL file. The first line is a header::
+
+    {"format": "sepclean.manifest", "version": 1, "stems": ["vocals", "bass", "drums", "other"],
+     "roots": ["/data/musdb18hq/train", ...], "tracks": 100, "created": "...", "sepclean": "0.1.0"}
+
+then one line per track::
+
+    {"id": "song_0003", "root": "/data/musdb18hq/train", "mixture": "song_0003/mixture.wav",
+     "stems": {"vocals": "song_0003/vocals.wav", ...}, "streams": null,
+     "sample_rate": 44100, "channels": 2, "frames": 529200,
+     "hashes": {"mixture": "<sha256>", "vocals": "<sha256>", ...}, "hash": "<sha256>"}
+
+Paths are relative to ``root``. ``mixture`` is null when the dataset has stems only (SDXDB23 style):
+the mixture is then the sum of the stems. ``streams`` maps sources to stream indices when all
+sources live in one multi-stream file (musdb ``.stem.mp4``). ``hashes`` identify each source's audio
+content (a file hash, with ``#stream`` appended for multi-stream files); ``hash`` identifies the
+track. The manifest's own identity, ``Manifest.hash``, depends only on track ids and content hashes,
+so moving a dataset to another disk does not change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import sepclean
+from sepclean import audio
+
+FORMAT = "sepclean.manifest"
+VERSION = 1
+MIXTURE = "mixture"
+
+
+class ManifestError(ValueError):
+    """A manifest file that cannot be read as one."""
+
+
+@dataclass
+class Track:
+    id: str
+    root: str
+    mixture: str | None
+    stems: dict[str, str]
+    sample_rate: int
+    channels: int
+    frames: int
+    hashes: dict[str, str]
+    hash: str
+    streams: dict[str, int] | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    @property
+    def folder(self) -> Path:
+        """The track's folder (the one holding its stem files)."""
+        return self.path(next(iter(self.stems))).parent
+
+    def path(self, source: str) -> Path:
+        """Path of a stem's (or the mixture's) file."""
+        if source == MIXTURE:
+            if self.mixture is None:
+                raise KeyError(f"track {self.id!r} has no mixture file (mixture = sum of stems)")
+            return Path(self.root) / self.mixture
+        return Path(self.root) / self.stems[source]
+
+    def read(self, source: str, start: int = 0, frames: int = -1) -> np.ndarray:
+        """A stem or the mixture as float32 ``(channels, frames)``; a missing mixture is summed."""
+        if source == MIXTURE and self.mixture is None:
+            parts = [self.read(stem, start, frames) for stem in self.stems]
+            return np.sum(parts, axis=0, dtype=np.float32)
+        if source != MIXTURE and source not in self.stems:
+            raise KeyError(f"track {self.id!r} has no stem {source!r} (it has {sorted(self.stems)})")
+        if self.streams is not None:
+            return _read_stream(self.path(source), self.streams[source], self.sample_rate, start, frames)
+        data, _ = audio.read(self.path(source), start=start, frames=frames)
+        return data
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Track":
+        return cls(**d)
+
+
+def _read_stream(path: Path, stream: int, sample_rate: int, start: int, frames: int) -> np.ndarray:
+    import stempeg
+
+    duration = None if frames < 0 else frames / sample_rate
+    data, _ = stempeg.read_stems(
+        str(path), stem_id=stream, start=start / sample_rate, duration=duration, dtype=np.float32
+    )
+    return np.ascontiguousarray(data.T)
+
+
+def combine_hashes(parts: list[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    tracks: list[Track]
+    stems: list[str] = field(default_factory=lambda: list(sepclean.STEMS))
+    roots: list[str] = field(default_factory=list)
+    header: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._by_id = {t.id: t for t in self.tracks}
+        if len(self._by_id) != len(self.tracks):
+            raise ManifestError("manifest has duplicate track ids")
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __iter__(self):
+        return iter(self.tracks)
+
+    def __getitem__(self, track_id: str) -> Track:
+        return self._by_id[track_id]
+
+    def __contains__(self, track_id: str) -> bool:
+        return track_id in self._by_id
+
+    @property
+    def ids(self) -> list[str]:
+        return [t.id for t in self.tracks]
+
+    @property
+    def hash(self) -> str:
+        """Content identity: track ids and audio hashes, independent of where the files live."""
+        return combine_hashes(sorted(f"{t.id}\t{t.hash}" for t in self.tracks))
+
+    def subset(self, ids) -> "Manifest":
+        ids = set(ids)
+        missing = ids - set(self._by_id)
+        if missing:
+            raise KeyError(f"tracks not in manifest: {sorted(missing)}")
+        return Manifest([t for t in self.tracks if t.id in ids], list(self.stems), list(self.roots))
+
+    def write(self, path) -> None:
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "stems": list(self.stems),
+            "roots": list(self.roots),
+            "tracks": len(self.tracks),
+            "hash": self.hash,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sepclean": sepclean.__version__,
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w") as f:
+            for record in [header] + [t.to_json() for t in self.tracks]:
+                f.write(json.dumps(record, sort_keys=False) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path) -> "Manifest":
+        path = Path(path)
+        if not path.is_file():
+            raise ManifestError(f"{path}: no such manifest file")
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        try:
+            records = [json.loads(line) for line in lines]
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{path}: not JSONL ({e})") from None
+        if not records or records[0].get("format") != FORMAT:
+            raise ManifestError(f"{path}: not a sepclean manifest (first line must be its header)")
+        header = records[0]
+        if header.get("version") != VERSION:
+            raise ManifestError(f"{path}: manifest version {header.get('version')}, expected {VERSION}")
+        try:
+            tracks = [Track.from_json(r) for r in records[1:]]
+        except TypeError as e:
+            raise ManifestError(f"{path}: malformed track record ({e})") from None
+        return cls(tracks, header["stems"], header.get("roots", []), header)

@@ -1,0 +1,103 @@
+"""What sepclean needs from a separation toolkit, and how it finds one.
+
+The core never imports a toolkit. It talks to an adapter: a ``Toolkit`` subclass registered under
+the ``sepclean.toolkits`` entry-point group (see pyproject.toml), so a third toolkit is added by
+installing a package, without touching the core. An adapter is small: the toolkit already has the
+model, the loss and the dataset classes, and the adapter reuses them.
+
+Vocabulary:
+
+unit
+    One trainable model. Open-Unmix trains one unit per target (unit name = target name); Demucs
+    trains one joint unit for all its sources. ``unit_targets(unit)`` says which targets a unit
+    produces, in the order of the loss vector ``loss`` returns.
+example
+    One item of the toolkit's own dataset object, exactly as its dataloader would yield it
+    (before batching).
+"""
+
+from __future__ import annotations
+
+import abc
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest
+
+ENTRY_POINT_GROUP = "sepclean.toolkits"
+
+
+class ToolkitError(ValueError):
+    """A problem a user can fix: wrong checkpoint, wrong target, unusable manifest."""
+
+
+class Toolkit(abc.ABC):
+    name: str
+    joint: bool
+    """True when one model separates every target (Demucs); False for one model per target."""
+
+    @abc.abstractmethod
+    def units(self, targets: list[str] | None = None) -> list[str]:
+        """The units that produce ``targets`` (all of the toolkit's default targets when None)."""
+
+    @abc.abstractmethod
+    def unit_targets(self, unit: str) -> list[str]:
+        """Targets a unit produces, in the order of ``loss``'s output."""
+
+    @abc.abstractmethod
+    def dataset(
+        self,
+        manifest: Manifest,
+        unit: str,
+        *,
+        clean: CleanManifest | None = None,
+        deterministic: bool = False,
+        segment: float | None = None,
+        allow_other_dataset: bool = False,
+    ) -> torch.utils.data.Dataset:
+        """The toolkit's own dataset class over the manifest's tracks, for one unit.
+
+        ``clean`` keeps only its tracks (per-target lists are reduced for joint units, saying what
+        was dropped). ``deterministic``: fixed excerpts, no augmentation, no random track mixing,
+        so the same index always yields the same example.
+        """
+
+    @abc.abstractmethod
+    def dataset_tracks(self, dataset) -> list[str]:
+        """Track ids held by a dataset object built by ``dataset``, read off the object itself."""
+
+    @abc.abstractmethod
+    def examples(self, dataset, track_id: str) -> list[int]:
+        """Indices of ``dataset`` whose examples come from one track (deterministic datasets)."""
+
+    @abc.abstractmethod
+    def load(self, checkpoint: str | Path, unit: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """A trained unit from a checkpoint (file or run folder), in eval mode."""
+
+    @abc.abstractmethod
+    def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:
+        """The toolkit's own training loss on a batch of examples: shape ``(batch, targets)``."""
+
+    @abc.abstractmethod
+    def separate(
+        self, models: dict[str, torch.nn.Module], mixture: np.ndarray, sample_rate: int
+    ) -> dict[str, np.ndarray]:
+        """Separate a ``(channels, frames)`` mixture: target -> ``(channels, frames)`` estimate."""
+
+
+def available() -> dict[str, str]:
+    """Registered toolkit names -> the object reference they load."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def get(name: str) -> Toolkit:
+    """The adapter registered under ``name`` (instantiated)."""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none (is sepclean installed with `pip install -e .`?)"
+        raise ToolkitError(f"no toolkit named {name!r}; registered: {known}")
+    return found[name].load()()
