@@ -1,0 +1,60 @@
+"""How well a scores table finds the contaminated songs of a synthetic dataset.
+
+Ground truth comes from the generator's ``contamination.json``. A scores table ranks tracks by how
+useful they are to keep, so detection quality is the AUROC of *low* scores for contaminated tracks:
+the probability that a clean track outscores a contaminated one (ties count half). 0.5 is chance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from scipy.stats import rankdata
+
+from sepclean.scores import UNIFIED, ScoreTable
+
+
+def load_contamination(path) -> dict:
+    """``contamination.json`` of a generated dataset (the file, or the dataset root holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "contamination.json"
+    return json.loads(path.read_text())
+
+
+def auroc(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> float:
+    """P(score of a clean track > score of a contaminated track), over the tracks in both maps."""
+    tracks = [t for t in scores if t in contaminated]
+    values = np.array([scores[t] for t in tracks], dtype=np.float64)
+    bad = np.array([bool(contaminated[t]) for t in tracks])
+    n_bad, n_good = int(bad.sum()), int((~bad).sum())
+    if n_bad == 0 or n_good == 0:
+        return float("nan")
+    ranks = rankdata(values)  # ascending, ties averaged
+    return float((ranks[~bad].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
+
+
+def labels(contamination: dict, kind: str | None = None, target: str | None = None) -> dict[str, bool]:
+    """track -> contaminated. ``kind``: only that kind counts, other contaminated tracks are left
+    out; ``target``: contaminated means that target's stem was affected."""
+    out = {}
+    for track, record in contamination["tracks"].items():
+        hit = record["contaminated"] and (target is None or target in record["stems"])
+        if kind is not None and record["contaminated"] and record["kind"] != kind:
+            continue
+        out[track] = hit
+    return out
+
+
+def report(table: ScoreTable, contamination: dict) -> dict:
+    """AUROC overall (unified score), per contamination kind, and per target (target scores)."""
+    unified = table.column(UNIFIED)
+    kinds = sorted({r["kind"] for r in contamination["tracks"].values() if r["contaminated"]})
+    return {
+        "overall": auroc(unified, labels(contamination)),
+        "kind": {k: auroc(unified, labels(contamination, kind=k)) for k in kinds},
+        "target": {t: auroc(table.column(t), labels(contamination, target=t)) for t in table.targets},
+    }
