@@ -8,13 +8,12 @@ before reading a single sample.
 
 This module replaces exactly those calls, and nothing else, with soundfile-based equivalents that keep
 the original signatures and return types. ``install()`` is idempotent and is called by every sepclean
-code path that hands data to a toolkit; ``installed()`` undoes it for the duration of a block (tests).
+code path that hands data to a toolkit; ``uninstall()`` restores the originals (tests).
 torchaudio itself is never modified.
 """
 
 from __future__ import annotations
 
-import contextlib
 import types
 from pathlib import Path
 
@@ -101,14 +100,3 @@ def uninstall() -> None:
     for (module, name), original in _originals.items():
         setattr(module, name, original)
     _originals.clear()
-
-
-@contextlib.contextmanager
-def installed():
-    was_installed = bool(_originals)
-    install()
-    try:
-        yield
-    finally:
-        if not was_installed:
-            uninstall()
