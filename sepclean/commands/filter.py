@@ -1,0 +1,41 @@
+"""``sepclean filter``: keep the best-scoring fraction of the training songs as a clean manifest."""
+
+from __future__ import annotations
+
+from sepclean.cli import CommandError
+from sepclean.filtering import MODES, clean_manifest
+from sepclean.scores import ScoresError, ScoreTable
+
+
+def configure(parser) -> None:
+    parser.add_argument("scores", help="a scores directory (scores.csv + meta.json) written by a scoring method")
+    parser.add_argument("--ratio", type=float, required=True, help="fraction of songs kept, e.g. 0.75")
+    parser.add_argument("--mode", choices=MODES, default="unified", help="one kept set, or one per target")
+    parser.add_argument("-o", "--output", required=True, help="clean manifest to write (.json)")
+    parser.add_argument(
+        "--contamination", help="a synthetic dataset's contamination.json: also report what was removed"
+    )
+
+
+def run(args) -> int:
+    try:
+        table = ScoreTable.read(args.scores)
+        clean = clean_manifest(table, args.ratio, args.mode)
+    except (ScoresError, ValueError) as e:
+        raise CommandError(str(e)) from None
+    clean.write(args.output)
+    lists = clean.keep if clean.per_target else {"all targets": clean.keep}
+    truth = None
+    if args.contamination:
+        from sepclean.detection import load_contamination
+
+        truth = load_contamination(args.contamination)["tracks"]
+    print(f"wrote {args.output}: {table.method} scores, ratio {args.ratio}, {args.mode}")
+    for target, kept in lists.items():
+        removed = [t for t in table.tracks if t not in set(kept)]
+        line = f"  {target}: kept {len(kept)}, removed {len(removed)}"
+        if truth is not None:
+            bad = sum(bool(truth.get(t, {}).get("contaminated")) for t in removed)
+            line += f" ({bad} of them contaminated)"
+        print(line)
+    return 0

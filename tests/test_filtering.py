@@ -1,0 +1,123 @@
+"""Scores tables, clean manifests, and the filter between them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sepclean.clean_manifest import CleanManifest, CleanManifestError
+from sepclean.cli import main
+from sepclean.detection import auroc, labels, report
+from sepclean.filtering import clean_manifest, top_fraction
+from sepclean.scores import ScoresError, ScoreTable
+
+
+def _table(tiny_data, per_target=True):
+    manifest = tiny_data.manifest("train")
+    scores = {}
+    for i, track in enumerate(manifest.ids):
+        row = {"all": float(i)}
+        if per_target:
+            row.update({"vocals": float(-i), "bass": float(i % 3), "drums": 0.5, "other": float(i)})
+        scores[track] = row
+    return ScoreTable("test", scores, {"manifests": {"train": manifest.hash}, "alpha": 0.1})
+
+
+def test_scores_table_roundtrip(tiny_data, tmp_path):
+    table = _table(tiny_data)
+    table.scores["weird, \"name\""] = dict(table.scores["song_0000"])
+    table.write(tmp_path / "s")
+    back = ScoreTable.read(tmp_path / "s")
+    assert back.scores == table.scores and back.method == "test"
+    assert back.metadata == table.metadata and back.targets == ["vocals", "bass", "drums", "other"]
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert meta["format"] == "sepclean.scores" and meta["higher_is_better"] is True
+
+
+def test_scores_reject_non_finite():
+    with pytest.raises(ScoresError, match="non-finite"):
+        ScoreTable("m", {"a": {"all": float("nan")}})
+
+
+def test_top_fraction_is_deterministic_and_keeps_order():
+    scores = {"a": 1.0, "b": 3.0, "c": 2.0, "d": 3.0}
+    assert top_fraction(scores, 0.5) == ["b", "d"]
+    assert top_fraction(scores, 0.75) == ["b", "c", "d"]
+    assert top_fraction(scores, 0.01) == ["b"]
+    with pytest.raises(ValueError):
+        top_fraction(scores, 0.0)
+
+
+def test_unified_and_per_target(tiny_data):
+    table = _table(tiny_data)
+    unified = clean_manifest(table, 0.75, "unified")
+    assert unified.kept() == tiny_data.manifest("train").ids[2:]
+    per_target = clean_manifest(table, 0.5, "per-target")
+    assert per_target.kept("vocals") == tiny_data.manifest("train").ids[:4]
+    assert per_target.kept("other") == tiny_data.manifest("train").ids[4:]
+    # A joint model keeps what every target keeps: here vocals and other keep disjoint halves.
+    assert per_target.kept(None) == []
+    dropped = per_target.joint_reduction(["vocals", "other"])
+    assert dropped["vocals"] == per_target.kept("vocals")
+
+
+def test_clean_manifest_checks_against_dataset(tiny_data, tmp_path):
+    manifest = tiny_data.manifest("train")
+    clean = clean_manifest(_table(tiny_data), 0.5)
+    clean.write(tmp_path / "c.json")
+    loaded = CleanManifest.load(tmp_path / "c.json")
+    assert loaded.check(manifest) == clean.kept()
+
+    with pytest.raises(CleanManifestError, match="another dataset manifest"):
+        loaded.check(tiny_data.manifest("train_clean"))
+    assert loaded.check(tiny_data.manifest("train_clean"), allow_other_dataset=True) == clean.kept()
+
+    absent = CleanManifest(keep=["song_0001", "nope", "nada"])
+    with pytest.raises(CleanManifestError, match="2 track\\(s\\) absent from the dataset: nope, nada"):
+        absent.check(manifest)
+    with pytest.raises(CleanManifestError, match="keeps no track"):
+        CleanManifest(keep=[]).check(manifest)
+    with pytest.raises(CleanManifestError, match="no list for target 'drums'"):
+        CleanManifest(keep={"vocals": ["song_0001"]}).check(manifest, target="drums")
+
+
+@pytest.mark.parametrize("content, message", [("{", "not JSON"), ('{"format": "x"}', "not a version-1")])
+def test_clean_manifest_load_errors(tmp_path, content, message):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(CleanManifestError, match=message):
+        CleanManifest.load(path)
+    with pytest.raises(CleanManifestError, match="no such clean manifest"):
+        CleanManifest.load(tmp_path / "missing.json")
+
+
+def test_filter_cli(tiny_data, tmp_path, capsys):
+    _table(tiny_data).write(tmp_path / "s")
+    contamination = tiny_data.root / "contamination.json"
+    out = tmp_path / "clean.json"
+    args = ["filter", str(tmp_path / "s"), "--ratio", "0.75", "--mode", "per-target", "-o", str(out)]
+    assert main(args + ["--contamination", str(contamination)]) == 0
+    printed = capsys.readouterr().out
+    assert "vocals: kept 6, removed 2" in printed and "contaminated" in printed
+    assert CleanManifest.load(out).per_target
+    assert main(["filter", str(tmp_path / "nowhere"), "--ratio", "0.5", "-o", str(out)]) == 2
+    assert "not a scores directory" in capsys.readouterr().err
+
+
+def test_auroc():
+    contaminated = {"a": True, "b": True, "c": False, "d": False}
+    assert auroc({"a": 0, "b": 1, "c": 2, "d": 3}, contaminated) == 1.0
+    assert auroc({"a": 3, "b": 2, "c": 1, "d": 0}, contaminated) == 0.0
+    assert auroc({"a": 1, "b": 1, "c": 1, "d": 1}, contaminated) == 0.5
+    assert auroc({"a": 0, "b": 2, "c": 1, "d": 3}, contaminated) == 0.75
+
+
+def test_detection_report_uses_ground_truth(tiny_data):
+    truth = tiny_data.contamination
+    bad = labels(truth)
+    assert any(bad.values()) and not all(bad.values())
+    # An oracle that scores contaminated tracks lowest is perfect overall and for every kind.
+    oracle = {t: {"all": 0.0 if b else 1.0} for t, b in bad.items()}
+    result = report(ScoreTable("oracle", oracle), truth)
+    assert result["overall"] == 1.0 and all(v == 1.0 for v in result["kind"].values())
