@@ -15,7 +15,8 @@ then one line per track::
 Paths are relative to ``root``. ``mixture`` is null when the dataset has stems only (SDXDB23 style):
 the mixture is then the sum of the stems. ``streams`` maps sources to stream indices when all
 sources live in one multi-stream file (musdb ``.stem.mp4``). ``hashes`` identify each source's audio
-content (a file hash, with ``#stream`` appended for multi-stream files); ``hash`` identifies the
+content (SHA-256 of the decoded samples; for multi-stream files, of the file with ``#stream``
+appended); ``hash`` identifies the
 track. The manifest's own identity, ``Manifest.hash``, depends only on track ids and content hashes,
 so moving a dataset to another disk does not change it.
 """

@@ -11,6 +11,7 @@ Each problem names the track and what is wrong. The dataset itself is never modi
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,14 +60,24 @@ def _find_source(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _check_samples(path: Path) -> None:
-    """Decode the whole file: catches truncated/corrupt data and non-finite samples."""
+def content_hash(path: Path) -> str:
+    """SHA-256 of the decoded samples (and their shape), checking them on the way.
+
+    Hashing samples rather than file bytes keeps the identity of audio whose metadata changes:
+    libsndfile, for one, stamps float WAVs with the time of writing. Decoding the whole file also
+    catches truncated or corrupt data and non-finite samples.
+    """
+    h = hashlib.sha256()
     try:
+        info = sf.info(str(path))
+        h.update(f"{info.samplerate}:{info.channels}:".encode())
         for block in sf.blocks(str(path), blocksize=1 << 18, dtype="float32", always_2d=True):
             if not np.isfinite(block).all():
                 raise TrackProblem(f"{path.name} has NaN or Inf samples")
+            h.update(np.ascontiguousarray(block).tobytes())
     except sf.LibsndfileError as e:
         raise TrackProblem(f"{path.name} is unreadable or corrupt ({e})") from None
+    return h.hexdigest()
 
 
 def inspect_folder(root: Path, folder: Path, stems: list[str]) -> Track:
@@ -91,11 +102,8 @@ def inspect_folder(root: Path, folder: Path, stems: list[str]) -> Track:
         if len(set(values.values())) > 1:
             listing = ", ".join(f"{name} {value}" for name, value in values.items())
             raise TrackProblem(f"sources have different {what}: {listing}")
-    for path in files.values():
-        _check_samples(path)
-
+    hashes = {name: content_hash(path) for name, path in files.items()}
     first = next(iter(infos.values()))
-    hashes = {name: audio.file_hash(path) for name, path in files.items()}
     return Track(
         id=folder.name,
         root=str(root),

@@ -211,3 +211,13 @@ def test_load_rejects_non_manifests(tmp_path, content, message):
 def test_manifest_header_is_versioned(tiny_data):
     header = json.loads(tiny_data.manifests["valid"].read_text().splitlines()[0])
     assert header["format"] == "sepclean.manifest" and header["version"] == 1 and header["tracks"] == 2
+
+
+def test_hash_is_of_the_audio_not_the_file_bytes(train_copy):
+    before, _ = scan([train_copy], progress=False)
+    track = before.tracks[0]
+    bytes_before = audio.file_hash(track.path("vocals"))
+    audio.write(track.path("vocals"), track.read("vocals"), track.sample_rate, subtype="DOUBLE")
+    assert audio.file_hash(track.path("vocals")) != bytes_before
+    after, _ = scan([train_copy], progress=False)
+    assert after[track.id].hashes == track.hashes

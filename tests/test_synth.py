@@ -18,13 +18,13 @@ from sepclean.synth import (
     PROFILES,
     SPLITS,
     generate_dataset,
-    mixture_of,
     read_contamination,
     render_song,
 )
+from sepclean.synth.contamination import EFFECT_PARAMS, HEADROOM, headroom_gain
 from sepclean.synth.effects import NumpyEffects, apply_effect, freeverb_response
 
-MINI = dataclasses.replace(PROFILES["tiny"], name="mini", train=6, valid=1, reference=2, test=1, duration=3.0)
+MINI = dataclasses.replace(PROFILES["tiny"], name="mini", train=6, valid=1, reference=2, test=1, duration=2.5)
 SOURCES = ("mixture", *STEMS)
 
 
@@ -55,21 +55,29 @@ def effects(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session", params=["mixed23", "effects"])
+@pytest.fixture(scope="session")
+def heavy(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("heavy")
+    profile = dataclasses.replace(MINI, valid=1, reference=0, test=0)
+    generate_dataset(root, preset="mixed23", profile=profile, seed=7, severity="heavy", contaminated_fraction=1.0)
+    return root
+
+
+@pytest.fixture(scope="session", params=["mixed23", "effects", "heavy"])
 def dataset(request) -> Path:
     return request.getfixturevalue(request.param)
 
 
 def test_layout_and_format(dataset):
+    profile = read_contamination(dataset)["profile"]
     for split in (*SPLITS, CLEAN_TWIN):
-        expected = MINI.count("train" if split == CLEAN_TWIN else split)
-        assert len(tracks(dataset, split)) == expected
+        assert len(tracks(dataset, split)) == profile["train" if split == CLEAN_TWIN else split]
     assert [t.name for t in tracks(dataset, "train")] == [t.name for t in tracks(dataset, CLEAN_TWIN)]
     names = [t.name for split in SPLITS for t in tracks(dataset, split)]
     assert len(set(names)) == len(names), "track names are unique across splits"
-    info = audio.info(tracks(dataset, "test")[0] / "vocals.wav")
+    info = audio.info(tracks(dataset, "valid")[0] / "vocals.wav")
     assert (info.sample_rate, info.channels, info.frames) == (44100, 2, int(MINI.duration * 44100))
-    assert soundfile.info(str(tracks(dataset, "test")[0] / "mixture.wav")).subtype == "FLOAT"
+    assert soundfile.info(str(tracks(dataset, "valid")[0] / "mixture.wav")).subtype == "FLOAT"
 
 
 def test_mixture_is_the_exact_sum_of_the_stems(dataset):
@@ -77,7 +85,8 @@ def test_mixture_is_the_exact_sum_of_the_stems(dataset):
         for track in tracks(dataset, split):
             sources = load_track(track)
             assert sources["mixture"].dtype == np.float32
-            assert np.array_equal(sources["mixture"], mixture_of(sources)), track
+            summed = sources["vocals"] + sources["bass"] + sources["drums"] + sources["other"]
+            assert np.array_equal(sources["mixture"], summed), track
 
 
 def test_no_clipping_and_every_stem_sounds(dataset):
@@ -94,7 +103,7 @@ def test_no_clipping_and_every_stem_sounds(dataset):
 def test_contamination_record_matches_the_audio(dataset):
     record = read_contamination(dataset)
     assert set(record["tracks"]) == {t.name for t in tracks(dataset, "train")}
-    assert record["profile"]["train"] == MINI.train and record["seed"] in (3, 5)
+    assert record["profile"]["train"] == MINI.train and record["seed"] in (3, 5, 7)
     for name, entry in record["tracks"].items():
         noisy = load_track(dataset / "train" / name)
         clean = load_track(dataset / CLEAN_TWIN / name)
@@ -120,7 +129,19 @@ def test_mixed23_has_label_noise_and_bleeding(mixed23):
                 assert move["part"] in entry["parts"][move["from"]]
         if entry["kind"] == "bleeding":
             assert entry["stems"] == sorted({leak["destination"] for leak in params["leaks"]}, key=STEMS.index)
-            assert all(-20 <= leak["gain_db"] <= -6 and leak["source"] != leak["destination"] for leak in params["leaks"])
+            for leak in params["leaks"]:
+                assert -20 <= leak["gain_db"] <= -6 and leak["source"] != leak["destination"]
+
+
+def test_heavy_severity_is_heavier(heavy):
+    entries = list(read_contamination(heavy)["tracks"].values())
+    assert all(e["contaminated"] for e in entries)
+    for entry in entries:
+        if entry["kind"] == "label_noise":
+            assert len(entry["params"]["moves"]) + len(entry["params"]["swaps"]) >= 2
+        else:
+            assert len(entry["params"]["leaks"]) >= 2
+            assert all(-10 <= leak["gain_db"] <= -2 for leak in entry["params"]["leaks"])
 
 
 def test_label_noise_keeps_the_mixture(mixed23):
@@ -136,7 +157,9 @@ def test_effects_preset_has_every_effect(effects):
     kinds = [e["kind"] for e in entries]
     assert sorted(k for k in kinds if k) == ["distortion", "lowpass", "reverb"]
     reverb = next(e for e in entries if e["kind"] == "reverb")["params"]
-    assert reverb == {"backend": "numpy", "room_size": 0.8, "damping": 0.8, "wet_level": 0.5, "dry_level": 0.4, "width": 1.0}
+    assert reverb == {"backend": "numpy", **EFFECT_PARAMS["reverb"]}
+    paper = {"room_size": 0.8, "damping": 0.8, "wet_level": 0.5, "dry_level": 0.4, "width": 1.0}
+    assert EFFECT_PARAMS["reverb"] == paper
     for name, entry in read_contamination(effects)["tracks"].items():
         if entry["kind"] and "headroom_gain_db" not in entry["params"]:
             noisy, clean = load_track(effects / "train" / name), load_track(effects / CLEAN_TWIN / name)
@@ -168,6 +191,17 @@ def test_contaminated_fraction_override(tmp_path):
     assert summary.kinds == {} and not any(e["contaminated"] for e in read_contamination(tmp_path)["tracks"].values())
 
 
+def test_clean_preset_train_is_its_twin(tmp_path):
+    profile = dataclasses.replace(MINI, train=2, valid=0, reference=0, test=0, duration=1.5)
+    summary = generate_dataset(tmp_path, preset="clean", profile=profile, workers=1)
+    assert summary.kinds == {} and summary.tracks["train"] == 2
+    bits = audio_bits(tmp_path)
+    twins = [(name, name.replace("train/", f"{CLEAN_TWIN}/", 1)) for name in bits if name.startswith("train/")]
+    assert twins and all(bits[noisy] == bits[clean] for noisy, clean in twins)
+    with pytest.raises(ValueError, match="no contamination"):
+        generate_dataset(tmp_path, preset="clean", profile=profile, contaminated_fraction=0.5, overwrite=True)
+
+
 def test_stems_share_the_beat_grid():
     """Bass notes follow the kick: their onset envelopes correlate within a song, not across songs."""
 
@@ -190,6 +224,15 @@ def test_song_parts_sum_to_stems_and_are_named():
     stems = song.stems()
     for stem in STEMS:
         np.testing.assert_allclose(stems[stem], sum(song.parts[p].audio for p in song.parts_of(stem)))
+
+
+def test_headroom_turns_down_only_the_changed_stems():
+    ones = np.ones((2, 10))
+    stems = {"vocals": 0.6 * ones, "bass": 0.5 * ones, "drums": -0.2 * ones, "other": 0.3 * ones}
+    gain = headroom_gain(stems, ["bass", "other"])
+    assert 0 < gain < 1
+    assert abs(0.6 - 0.2 + gain * (0.5 + 0.3)) <= HEADROOM
+    assert headroom_gain({**stems, "other": 0 * ones}, ["bass"]) == 1.0  # peak 0.9: nothing to do
 
 
 def test_numpy_effects_restore_loudness():

@@ -113,15 +113,15 @@ def bleeding(
     for destination in _pick_stems(rng, severity.bleed_destinations):
         sources = [s for s in STEMS if s != destination]
         for source in rng.choice(sources, size=min(_count(rng, severity.bleed_sources), len(sources)), replace=False):
-            kind = [None, "lowpass", "highpass"][rng.integers(3)]
-            cutoff_range = {None: None, "lowpass": (1000, 8000), "highpass": (60, 600)}[kind]
+            filter_type = [None, "lowpass", "highpass"][rng.integers(3)]
+            cutoff_range = {None: None, "lowpass": (1000, 8000), "highpass": (60, 600)}[filter_type]
             leak = {
                 "source": str(source),
                 "destination": destination,
                 "gain_db": round(rng.uniform(*severity.bleed_gain_db), 2),
                 "delay_ms": round(rng.uniform(*severity.bleed_delay_ms), 2),
-                "filter": kind,
-                "cutoff_hz": None if kind is None else round(float(np.exp(rng.uniform(*np.log(cutoff_range))))),
+                "filter": filter_type,
+                "cutoff_hz": None if filter_type is None else round(float(np.exp(rng.uniform(*np.log(cutoff_range))))),
             }
             stems[destination] = stems[destination] + bleed(
                 clean[leak["source"]],
@@ -136,13 +136,13 @@ def bleeding(
 
 
 def effect(name: str) -> Contamination:
-    def contaminate(song: Song, clean: Stems, rng: np.random.Generator, severity: Severity, backend: EffectsBackend):
+    def apply(song: Song, clean: Stems, rng: np.random.Generator, severity: Severity, backend: EffectsBackend):
         stems = dict(clean)
         for stem in _pick_stems(rng, severity.effect_stems):
             stems[stem] = apply_effect(backend, name, stems[stem], song.sample_rate, EFFECT_PARAMS[name])
         return stems, {"backend": backend.name, **EFFECT_PARAMS[name]}
 
-    return contaminate
+    return apply
 
 
 CONTAMINATIONS: dict[str, Contamination] = {
@@ -165,7 +165,7 @@ def contaminate(
     for _ in range(100):
         stems, params = CONTAMINATIONS[kind](song, clean, rng, severity, backend)
         changed = [s for s in STEMS if not np.array_equal(stems[s], clean[s])]
-        gain = _headroom_gain(stems, changed)
+        gain = headroom_gain(stems, changed)
         if gain < 1.0:
             stems = {s: gain * a if s in changed else a for s, a in stems.items()}
             params["headroom_gain_db"] = round(float(20 * np.log10(gain)), 3)
@@ -191,7 +191,7 @@ def assign_kinds(count: int, preset: str, fraction: float, rng: np.random.Genera
     return assigned
 
 
-def _headroom_gain(stems: Stems, changed: list[str]) -> float:
+def headroom_gain(stems: Stems, changed: list[str]) -> float:
     """The largest gain <= 1 of the changed stems that keeps the mixture peak within HEADROOM."""
     mixture = sum(stems.values())
     if not changed or np.abs(mixture).max() <= HEADROOM:

@@ -63,6 +63,7 @@ CONTAMINATION_FILE = "contamination.json"
 SPLITS = ("train", "valid", "reference", "test")  # generated; train also writes its clean twin
 CLEAN_TWIN = "train_clean"
 TRACK_PREFIX = {"train": "song", "valid": "valid", "reference": "ref", "test": "test"}
+PLAN_KEY = len(SPLITS)  # the seed stream that picks the contaminated songs; songs use keys (split, ...)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def generate_dataset(
     root: str | os.PathLike,
     *,
     preset: str = "mixed23",
-    profile: str | Profile = "tiny",
+    profile: str | Profile = "small",
     seed: int = 0,
     severity: str = "paper",
     contaminated_fraction: float | None = None,
@@ -152,11 +153,13 @@ def generate_dataset(
     fraction = DEFAULT_FRACTION[preset] if contaminated_fraction is None else float(contaminated_fraction)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"contaminated fraction must be within [0, 1], got {fraction}")
+    if fraction > 0 and not PRESETS[preset]:
+        raise ValueError(f"the {preset} preset has no contamination; a contaminated fraction needs another preset")
     get_backend(effects_backend)  # fails before anything is written
     root = Path(root)
     _prepare(root, overwrite)
 
-    plan_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(len(SPLITS),)))
+    plan_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(PLAN_KEY,)))
     kinds = assign_kinds(profile.train, preset, fraction, plan_rng)
     jobs = [Job("train", i, kind) for i, kind in enumerate(kinds)]
     jobs += [Job(split, i) for split in SPLITS[1:] for i in range(profile.count(split))]
@@ -215,7 +218,8 @@ def song_rngs(seed: int, split: str, index: int) -> tuple[np.random.Generator, n
     """Independent generators for a song's music and for its contamination: the clean song does
     not depend on whether or how it is contaminated."""
     key = SPLITS.index(split)
-    return tuple(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key, index, stream))) for stream in (0, 1))
+    music, contamination = (np.random.SeedSequence(seed, spawn_key=(key, index, stream)) for stream in (0, 1))
+    return np.random.default_rng(music), np.random.default_rng(contamination)
 
 
 def make_track(job: Job, settings: Settings) -> tuple[str, dict | None]:
@@ -251,15 +255,20 @@ def _run(jobs: list[Job], settings: Settings, workers: int, progress: bool) -> I
         # fork: workers start at once and inherit the imported modules
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for future in as_completed([pool.submit(make, job) for job in jobs]):
-                yield future.result()
-                bar.update()
+            futures = [pool.submit(make, job) for job in jobs]
+            try:
+                for future in as_completed(futures):
+                    yield future.result()
+                    bar.update()
+            finally:  # on an error, do not wait for the songs not started yet
+                for future in futures:
+                    future.cancel()
 
 
 def _prepare(root: Path, overwrite: bool) -> None:
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         if not overwrite:
-            raise FileExistsError(f"{root} is not empty; pass overwrite=True (--overwrite) to replace the dataset in it")
+            raise FileExistsError(f"{root} is not empty; overwrite=True (--overwrite) replaces the dataset in it")
         if not root.is_dir():
             raise FileExistsError(f"{root} exists and is not a directory")
         for split in (*SPLITS, CLEAN_TWIN):

@@ -97,5 +97,6 @@ def hihat_sounds(rng: np.random.Generator, sample_rate: int, variants: int = 3) 
 
 def crash_sounds(rng: np.random.Generator, sample_rate: int) -> Sounds:
     n = int(2.5 * sample_rate)
-    attack = dsp.envelope(n, n, sample_rate, attack=0.002, release=1.0)
-    return {0: [_metal(rng, sample_rate, n, rng.uniform(3000, 5000)) * attack * dsp.decay(n, sample_rate, rng.uniform(1.5, 2.5))]}
+    swell = dsp.envelope(n, n, sample_rate, attack=0.002, release=1.0)
+    shape = swell * dsp.decay(n, sample_rate, rng.uniform(1.5, 2.5))
+    return {0: [_metal(rng, sample_rate, n, rng.uniform(3000, 5000)) * shape]}

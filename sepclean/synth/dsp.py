@@ -97,7 +97,9 @@ def smooth(x: np.ndarray, time: float, sample_rate: int) -> np.ndarray:
     return y
 
 
-def butter(x: np.ndarray, kind: str, cutoff: float | tuple[float, float], sample_rate: int, order: int = 2) -> np.ndarray:
+def butter(
+    x: np.ndarray, kind: str, cutoff: float | tuple[float, float], sample_rate: int, order: int = 2
+) -> np.ndarray:
     """Butterworth ``lowpass``/``highpass``/``bandpass`` along the last axis; cutoffs clipped below Nyquist."""
     nyquist = sample_rate / 2
     cutoff = np.clip(cutoff, 1.0, 0.95 * nyquist)
@@ -122,14 +124,13 @@ def pan(mono: np.ndarray, position: float) -> np.ndarray:
 
 
 def active_rms(x: np.ndarray, sample_rate: int, block: float = 0.05, floor_db: float = -40.0) -> float:
-    """RMS over the blocks that sound (within ``floor_db`` of the loudest), so sparse parts are not overrated."""
+    """RMS of a mono signal over the blocks that sound (within ``floor_db`` of the loudest), so that
+    sparse parts are not rated quieter than they sound."""
     size = max(1, int(block * sample_rate))
-    blocks = x[..., : x.shape[-1] // size * size].reshape(*x.shape[:-1], -1, size)
-    power = np.mean(np.square(blocks), axis=-1).reshape(-1, blocks.shape[-2]).mean(axis=0)
+    power = np.mean(np.square(x[: len(x) // size * size].reshape(-1, size)), axis=1)
     if not power.size or power.max() <= 0:
         return 0.0
-    loud = power >= power.max() * 10 ** (floor_db / 10)
-    return float(np.sqrt(power[loud].mean()))
+    return float(np.sqrt(power[power >= power.max() * 10 ** (floor_db / 10)].mean()))
 
 
 def fade(x: np.ndarray, sample_rate: int, fade_in: float = 0.005, fade_out: float = 0.05) -> np.ndarray:

@@ -173,9 +173,9 @@ def melody(score: Score, rng: np.random.Generator) -> Notes:
     scale = score.scale_pitches(low, high)
     index = len(scale) // 2
     events = []
-    for bar in score.bars_in(PLAYING):
+    for position, bar in enumerate(score.bars_in(PLAYING)):
         rhythm = MELODY_RHYTHMS[rng.integers(len(MELODY_RHYTHMS))]
-        phrase_end = STEPS_PER_BAR if bar % 2 == 0 else int(rng.choice([8, 10, 12]))
+        phrase_end = STEPS_PER_BAR if position % 2 == 0 else int(rng.choice([8, 10, 12]))
         steps = [s for s in rhythm if s < phrase_end - 1]
         chord = set(p % 12 for p in score.chord(bar, 4))
         lift = 2 if score.sections[bar] == "chorus" else 0
@@ -247,9 +247,10 @@ def chords(
     rhythm = CHORD_RHYTHMS[str(rng.choice(rhythms))]
     events = []
     for bar in score.bars_in(sections):
-        voicing = [_into_range(score.pitch(score.root(bar), 2), centre - 6, centre + 5)] if roots_only else (
-            _voice_near(score.chord(bar, 4, size), centre)
-        )
+        if roots_only:
+            voicing = [_into_range(score.pitch(score.root(bar), 2), centre - 6, centre + 5)]
+        else:
+            voicing = _voice_near(score.chord(bar, 4, size), centre)
         for step, length in rhythm:
             velocity = rng.uniform(0.6, 0.9)
             start = score.time(bar, step)

@@ -43,7 +43,7 @@ class Singer:
             vibrato_rate=rng.uniform(4.8, 6.5),
             vibrato_depth=rng.uniform(0.15, 0.5),
             glide=rng.uniform(0.015, 0.05),
-            breath=rng.uniform(0.02, 0.12),
+            breath=rng.uniform(0.1, 0.6),
             open_quotient=rng.uniform(0.5, 0.7),
         )
 
@@ -89,10 +89,12 @@ def _glottal_line(notes: Notes, singer: Singer, rng: np.random.Generator, sample
     vibrato *= np.sin(2 * np.pi * singer.vibrato_rate * t / sample_rate + rng.uniform(0, 2 * np.pi))
     pitch = dsp.smooth(notes.pitch[current], singer.glide, sample_rate) + vibrato + _drift(rng, frames, sample_rate)
 
-    cycles = np.cumsum(dsp.midi_to_hz(pitch)) / sample_rate
+    f0 = dsp.midi_to_hz(pitch)
+    cycles = np.cumsum(f0) / sample_rate
     pulse = _rosenberg(cycles - np.floor(cycles), singer.open_quotient)
     breath = singer.breath * rng.standard_normal(frames) * (0.3 + pulse)
-    flow_derivative = np.diff(pulse, prepend=0.0) * (sample_rate / 500.0) + breath
+    # Slope per period rather than per second: the same loudness at every pitch.
+    flow_derivative = np.diff(pulse, prepend=0.0) * sample_rate / f0 + breath
 
     loudness = dsp.smooth(sounding * notes.velocity[current], 0.025, sample_rate)
     return flow_derivative * loudness
@@ -108,14 +110,18 @@ def _rosenberg(phase: np.ndarray, open_quotient: float) -> np.ndarray:
     return np.where(phase < opening, rise, np.where(phase < open_quotient, fall, 0.0))
 
 
-def _drift(rng: np.random.Generator, frames: int, sample_rate: int, cents: float = 8.0, rate: float = 4.0) -> np.ndarray:
+def _drift(
+    rng: np.random.Generator, frames: int, sample_rate: int, cents: float = 8.0, rate: float = 4.0
+) -> np.ndarray:
     """Slow random pitch wander (semitones): control-rate noise interpolated to audio rate."""
     controls = max(2, int(frames / sample_rate * rate) + 2)
     knots = np.linspace(0, frames, controls)
     return np.interp(np.arange(frames), knots, rng.normal(0.0, cents / 100.0, controls))
 
 
-def _vowel_weights(onsets: np.ndarray, count: int, rng: np.random.Generator, sample_rate: int, frames: int) -> np.ndarray:
+def _vowel_weights(
+    onsets: np.ndarray, count: int, rng: np.random.Generator, sample_rate: int, frames: int
+) -> np.ndarray:
     """``(count, frames)`` crossfade weights: one random vowel per distinct onset, 30 ms transitions."""
     starts = np.unique(np.round(onsets * sample_rate).astype(int))
     vowel = rng.integers(count, size=len(starts))
