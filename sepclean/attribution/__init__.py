@@ -1,0 +1,1 @@
+"""Unlearning-based data attribution: which training songs share what the clean references teach."""
