@@ -1,0 +1,142 @@
+"""demucs' own dataset, ``demucs.wav.Wavset``, over the tracks of a sepclean manifest."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from demucs.repitch import RepitchedWrapper
+from demucs.wav import MIXTURE, Wavset
+from torch.utils.data import ConcatDataset, Dataset
+
+from sepclean import torchaudio_compat
+from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest, Track
+from sepclean.toolkit import ToolkitError
+
+logger = logging.getLogger(__name__)
+
+
+def track_metadata(track: Track) -> dict:
+    """A track's ``Wavset`` metadata, the values ``demucs.wav.build_metadata`` computes.
+
+    Computed from the manifest rather than by demucs, which writes a ``mixture.wav`` into the
+    folders of stems-only tracks: sepclean never modifies a dataset.
+    """
+    mono = track.read(MIXTURE).mean(axis=0)
+    return {
+        "length": track.frames,
+        "samplerate": track.sample_rate,
+        "mean": float(mono.mean()),
+        "std": float(mono.std(ddof=1)),  # torch's std, as demucs computes it
+    }
+
+
+def build_metadata(manifest: Manifest) -> dict[str, dict]:
+    """``Wavset`` metadata of every track, by track id."""
+    torchaudio_compat.install()
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        return dict(zip(manifest.ids, pool.map(track_metadata, manifest)))
+
+
+def _wavset_location(track: Track, sources: list[str]) -> tuple[Path, str]:
+    """The (root, extension) a ``Wavset`` reads the track from: it opens root/<name>/<source><ext>."""
+    if track.streams is not None:
+        raise ToolkitError(
+            f"track {track.id!r}: demucs reads one audio file per source, and {track.path(MIXTURE)} is "
+            "a multi-stream .stem.mp4; use the WAV release (MUSDB18-HQ) or decode the stems"
+        )
+    missing = [s for s in sources if s != MIXTURE and s not in track.stems]
+    if missing:
+        raise ToolkitError(f"track {track.id!r} has no {', '.join(missing)} stem (it has {', '.join(track.stems)})")
+    if MIXTURE in sources and track.mixture is None:
+        raise ToolkitError(
+            f"track {track.id!r} has no mixture file: demucs validates on mixture files, so "
+            "validation tracks need a mixture.wav"
+        )
+    ext = track.path(sources[-1]).suffix
+    misplaced = [str(track.path(s)) for s in sources if track.path(s) != track.folder / f"{s}{ext}"]
+    if track.folder.name != track.id or misplaced:
+        raise ToolkitError(
+            f"track {track.id!r}: demucs reads <folder named after the track>/<source>{ext}, "
+            f"which does not match its files {', '.join(misplaced) or track.folder}"
+        )
+    return track.folder.parent, ext
+
+
+def wavset(
+    manifest: Manifest,
+    sources: list[str],
+    *,
+    metadata: dict[str, dict] | None = None,
+    segment: float | None = None,
+    shift: float | None = None,
+    samplerate: int = 44100,
+    channels: int = 2,
+    normalize: bool = True,
+) -> Dataset:
+    """A ``Wavset`` over the manifest's tracks; one per folder holding tracks, concatenated.
+
+    A ``Wavset`` names each track by its folder inside its root, so tracks from several roots need
+    one each. Examples are ``(len(sources), channels, frames)`` tensors.
+    """
+    torchaudio_compat.install()
+    if not len(manifest):
+        raise ToolkitError("no track to build a dataset from")
+    if metadata is None:
+        metadata = build_metadata(manifest)
+    groups: dict[tuple[Path, str], dict] = {}
+    for track in manifest:
+        groups.setdefault(_wavset_location(track, sources), {})[track.id] = metadata[track.id]
+    sets = [
+        Wavset(root, meta, list(sources), segment=segment, shift=shift, normalize=normalize,
+               samplerate=samplerate, channels=channels, ext=ext)
+        for (root, ext), meta in groups.items()
+    ]
+    return sets[0] if len(sets) == 1 else ConcatDataset(sets)
+
+
+def wavsets(dataset) -> list[Wavset]:
+    """The ``Wavset`` objects a dataset is made of, in index order."""
+    if isinstance(dataset, Wavset):
+        return [dataset]
+    if isinstance(dataset, ConcatDataset):
+        return [w for part in dataset.datasets for w in wavsets(part)]
+    if isinstance(dataset, RepitchedWrapper):
+        return wavsets(dataset.dataset)
+    raise ToolkitError(f"not a demucs Wavset dataset: {type(dataset).__name__}")
+
+
+def track_ids(dataset) -> list[str]:
+    """Track ids, read off the Wavsets' metadata."""
+    return [name for w in wavsets(dataset) for name in w.metadata]
+
+
+def example_indices(dataset, track_id: str) -> list[int]:
+    """Indices of the dataset's examples cut from one track."""
+    start = 0
+    for w in wavsets(dataset):
+        for name, count in zip(w.metadata, w.num_examples):
+            if name == track_id:
+                return list(range(start, start + count))
+            start += count
+    raise ToolkitError(f"track {track_id!r} is not in this dataset")
+
+
+def keep(manifest: Manifest, clean: CleanManifest, targets: list[str], allow_other_dataset: bool = False) -> Manifest:
+    """The tracks of ``manifest`` a clean manifest keeps, for one joint model of ``targets``.
+
+    A per-target clean manifest is reduced to the tracks kept for every target; what that drops
+    is logged, target by target.
+    """
+    kept = clean.check(manifest, None, allow_other_dataset)
+    for target, dropped in clean.joint_reduction(targets).items():
+        if dropped:
+            logger.warning(
+                "clean manifest: %d track(s) kept for %s are dropped, as one joint model trains on "
+                "the tracks kept for every target: %s", len(dropped), target, ", ".join(dropped),
+            )
+    logger.info("clean manifest keeps %d of %d tracks (%d dropped)", len(kept), len(manifest), len(manifest) - len(kept))
+    return manifest.subset(kept)

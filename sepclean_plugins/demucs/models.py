@@ -1,0 +1,102 @@
+"""Demucs models: demucs' own builders, and trained models from checkpoints."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from unittest import mock
+
+import dora
+import torch
+from demucs import states
+from demucs.demucs import Demucs
+from demucs.hdemucs import HDemucs
+from demucs.htdemucs import HTDemucs
+from omegaconf import DictConfig, OmegaConf
+
+from sepclean.toolkit import ToolkitError
+
+MODEL_CLASSES = (Demucs, HDemucs, HTDemucs)
+"""The classes a demucs model package may name: nothing else is unpickled from one."""
+
+BEST = "best.th"
+"""What demucs' solver writes into the XP folder: the best model so far, as a model package."""
+
+SOLVER_STATE = "checkpoint.th"
+"""The solver's training state (latest and best weights, optimizer, history, config)."""
+
+
+def demucs_train():
+    """The ``demucs.train`` module, for its ``get_model``, ``get_optimizer`` and ``get_solver``.
+
+    Importing it runs ``@dora.hydra_main(config_path="../conf")`` on its ``main``, which composes
+    demucs' config at once, and the demucs wheel has no ``conf/``: the import fails. The decorator
+    is replaced by the identity for the duration of the import only; the builders never use
+    ``main``, and sepclean's own dora main (``train.py``) replaces it.
+    """
+    with mock.patch.object(dora, "hydra_main", lambda **_: lambda main: main):
+        return importlib.import_module("demucs.train")
+
+
+def _read(path: Path) -> dict:
+    # The solver's states (checkpoint.th, checkpoint_<epoch>.th) hold its OmegaConf config and
+    # unpickle in full only, as demucs' solver loads them; model packages load weights-only,
+    # allowing demucs' model classes.
+    weights_only = not path.name.startswith("checkpoint")
+    try:
+        with torch.serialization.safe_globals(list(MODEL_CLASSES)):
+            package = torch.load(path, "cpu", weights_only=weights_only)
+    except Exception as e:  # torch.load raises many kinds of errors on corrupt files
+        raise ToolkitError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(package, dict):
+        raise ToolkitError(f"{path}: holds a {type(package).__name__}, not a demucs checkpoint")
+    return package
+
+
+def _checkpoint_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise ToolkitError(f"{path}: no such checkpoint file or run folder")
+    for name in (BEST, SOLVER_STATE):
+        if (path / name).is_file():
+            return path / name
+    held = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
+    raise ToolkitError(
+        f"{path}: not a demucs run folder (no {BEST} or {SOLVER_STATE}; it holds {held}). "
+        "Pass the dora XP folder of a demucs training run, or one of those files."
+    )
+
+
+def load_model(checkpoint: str | Path) -> torch.nn.Module:
+    """A demucs model from a run folder (dora XP folder), its ``best.th`` or ``checkpoint.th``, or
+    an exported model package. In a run folder, ``best.th`` is preferred: both hold the same best
+    weights. The returned model carries ``training_args`` (a plain dict; empty when unknown)."""
+    path = _checkpoint_file(Path(checkpoint))
+    package = _read(path)
+    if "klass" in package:  # demucs.states.serialize_model's package: best.th, exported models
+        if package["klass"] not in MODEL_CLASSES:
+            raise ToolkitError(f"{path}: names model class {package['klass']!r}, not a demucs model")
+        model = _build(path, states.load_model, package)
+        training_args = package.get("training_args") or {}
+    elif isinstance(package.get("args"), DictConfig) and "state" in package:  # solver state
+        args = package["args"]
+        model = _build(path, demucs_train().get_model, args)
+        best = package.get("best_state")
+        _build(path, model.load_state_dict, package["state"] if best is None else best)
+        training_args = OmegaConf.to_container(args, resolve=True)
+    else:
+        keys = ", ".join(sorted(map(str, package))[:8])
+        raise ToolkitError(
+            f"{path}: not a demucs checkpoint (keys: {keys}); demucs runs save {BEST} and "
+            f"{SOLVER_STATE}. An Open-Unmix model loads with --toolkit openunmix."
+        )
+    model.training_args = training_args
+    return model
+
+
+def _build(path: Path, build, *args):
+    try:
+        return build(*args)
+    except (RuntimeError, TypeError, KeyError, ValueError) as e:
+        raise ToolkitError(f"{path}: its weights do not fit the model it describes ({e})") from None

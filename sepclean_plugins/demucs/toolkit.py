@@ -1,0 +1,135 @@
+"""The Demucs adapter: one joint model for all sources, demucs' Wavset, loss and apply_model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from demucs.apply import apply_model
+from demucs.audio import convert_audio
+
+from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest
+from sepclean.toolkit import Toolkit, ToolkitError
+
+from . import data
+from .models import load_model
+
+UNIT = "all"
+"""Demucs trains one model producing every source: the adapter's single unit."""
+
+
+def source_losses(estimate: torch.Tensor, reference: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """The solver's reconstruction loss per example and source, ``(batch, sources)``: what
+    ``demucs.solver.Solver`` averages over the batch and weights over sources."""
+    if kind == "l1":
+        error = (estimate - reference).abs()
+    elif kind == "mse":
+        error = (estimate - reference).square()
+    else:
+        raise ToolkitError(f"unknown demucs loss {kind!r} (demucs trains with l1 or mse)")
+    return error.flatten(2).mean(-1)
+
+
+@dataclass
+class DemucsToolkit(Toolkit):
+    """Demucs (HDemucs, HTDemucs) for sepclean.
+
+    Dataset settings default to demucs' training defaults; sources are in demucs' order, with
+    sepclean's names (the same words).
+    """
+
+    name = "demucs"
+    joint = True
+
+    sources: tuple[str, ...] = ("drums", "bass", "other", "vocals")
+    segment: float = 11.0
+    shift: float = 1.0
+    samplerate: int = 44100
+    channels: int = 2
+    normalize: bool = True
+    # apply_model's random time shifts: 0 keeps separation deterministic. demucs evaluates with
+    # one, which is a single random offset of the input, not an average.
+    shifts: int = 0
+    overlap: float = 0.25
+
+    def _check_unit(self, unit: str) -> None:
+        if unit != UNIT:
+            raise ToolkitError(f"demucs trains one joint model, unit {UNIT!r}; got {unit!r}")
+
+    def units(self, targets: list[str] | None = None) -> list[str]:
+        unknown = sorted(set(targets or ()) - set(self.sources))
+        if unknown:
+            raise ToolkitError(f"demucs separates {', '.join(self.sources)}; not {', '.join(unknown)}")
+        return [UNIT]
+
+    def unit_targets(self, unit: str) -> list[str]:
+        self._check_unit(unit)
+        return list(self.sources)
+
+    def dataset(
+        self,
+        manifest: Manifest,
+        unit: str,
+        *,
+        clean: CleanManifest | None = None,
+        deterministic: bool = False,
+        segment: float | None = None,
+        allow_other_dataset: bool = False,
+    ) -> torch.utils.data.Dataset:
+        """Demucs' training dataset: examples are the sources ``(sources, channels, frames)``.
+
+        demucs augments batches in its solver, not in its dataset, so every example is always
+        the same excerpt; ``deterministic`` makes excerpts not overlap (shift = segment).
+        An HTDemucs model takes excerpts no longer than those it was trained on.
+        """
+        self._check_unit(unit)
+        if clean is not None:
+            manifest = data.keep(manifest, clean, list(self.sources), allow_other_dataset)
+        segment = segment or self.segment
+        return data.wavset(
+            manifest, list(self.sources), segment=segment, shift=segment if deterministic else self.shift,
+            samplerate=self.samplerate, channels=self.channels, normalize=self.normalize,
+        )
+
+    def dataset_tracks(self, dataset) -> list[str]:
+        return data.track_ids(dataset)
+
+    def examples(self, dataset, track_id: str) -> list[int]:
+        return data.example_indices(dataset, track_id)
+
+    def load(self, checkpoint: str | Path, unit: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+        self._check_unit(unit)
+        model = load_model(checkpoint)
+        missing = sorted(set(self.sources) - set(model.sources))
+        if missing:
+            raise ToolkitError(f"{checkpoint}: the model does not separate {', '.join(missing)}")
+        return model.to(device).eval()
+
+    def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:
+        """The solver's per-source loss on training examples: the model separates their sum."""
+        self._check_unit(unit)
+        sources = batch.to(next(model.parameters()).device)
+        estimate = model(sources.sum(dim=1))
+        estimate = estimate[:, [model.sources.index(s) for s in self.sources]]
+        kind = getattr(model, "training_args", {}).get("optim", {}).get("loss", "l1")
+        return source_losses(estimate, sources, kind)
+
+    def separate(
+        self, models: dict[str, torch.nn.Module], mixture: np.ndarray, sample_rate: int
+    ) -> dict[str, np.ndarray]:
+        """Separate as demucs does: normalise by the mono mixture, ``apply_model``, undo."""
+        model = models[UNIT]
+        device = next(model.parameters()).device
+        mix = torch.as_tensor(np.asarray(mixture, dtype=np.float32), device=device)
+        wav = convert_audio(mix, sample_rate, model.samplerate, model.audio_channels)
+        mono = wav.mean(0)
+        mean, std = mono.mean(), mono.std() + 1e-8
+        with torch.no_grad():
+            estimates = apply_model(model, ((wav - mean) / std)[None], shifts=self.shifts, overlap=self.overlap)[0]
+        estimates = convert_audio(estimates * std + mean, model.samplerate, sample_rate, mix.shape[0])
+        frames = mix.shape[-1]
+        estimates = torch.nn.functional.pad(estimates[..., :frames], (0, max(0, frames - estimates.shape[-1])))
+        return {source: estimates[i].cpu().numpy() for i, source in enumerate(model.sources)}

@@ -1,0 +1,153 @@
+"""Demucs training on sepclean datasets: the dora main of ``dora -P sepclean_plugins.demucs``.
+
+demucs' own training (``demucs.train``'s builders, ``demucs.solver.Solver``) with this package's
+hydra config (``conf/``), since the demucs wheel ships none. The training tracks come from a folder
+(``dset.wav``) or a sepclean manifest (``dset.manifest``), and ``dset.clean_manifest`` keeps only
+the tracks it names. XPs live in ``dora.dir`` (``./outputs``, or ``$SEPCLEAN_DEMUCS_DIR``); running
+an XP again resumes it from the ``checkpoint.th`` in its folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import dora
+from demucs import distrib
+from demucs.repitch import RepitchedWrapper
+from demucs.wav import MIXTURE
+from omegaconf import DictConfig
+
+from sepclean import torchaudio_compat
+from sepclean.clean_manifest import CleanManifest, CleanManifestError
+from sepclean.manifest import Manifest
+from sepclean.scan import ScanError, scan
+from sepclean.toolkit import ToolkitError
+
+from . import data
+from .models import demucs_train
+
+logger = logging.getLogger(__name__)
+
+PATH_KEYS = ("wav", "musdb", "metadata", "manifest", "valid_manifest", "clean_manifest")
+"""dset keys holding paths, made absolute from where dora runs."""
+
+
+def _cached(file: Path, build, write, read):
+    """Build on rank 0 into ``file`` unless there, then read on every rank (demucs caches its
+    dataset metadata the same way; delete the metadata folder after changing a dataset)."""
+    if distrib.rank == 0 and not file.is_file():
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write(build(), file)
+    distrib.barrier()
+    return read(file)
+
+
+def _write_json(value, file: Path) -> None:
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(value))
+    tmp.replace(file)
+
+
+def _scan(folder: Path, sources: list[str]) -> Manifest:
+    try:
+        return scan([folder], stems=sources, strict=True, progress=False)[0]
+    except ScanError as e:
+        raise ToolkitError(f"dset.wav: {e}") from None
+
+
+def split_tracks(dset: DictConfig, key: str, split: str) -> Manifest:
+    """A split's tracks: the manifest at ``dset.<key>``, else the folder ``dset.wav/<split>``."""
+    if dset[key]:
+        return Manifest.load(dset[key])
+    if not dset.wav:
+        raise ToolkitError(f"no {split} tracks: set dset.wav (a folder holding {split}/) or dset.{key}")
+    folder = Path(dset.wav) / split
+    name = f"scan_{split}_{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}.jsonl"
+    return _cached(
+        Path(dset.metadata) / name, lambda: _scan(folder, list(dset.sources)), Manifest.write, Manifest.load
+    )
+
+
+def _metadata(manifest: Manifest, dset: DictConfig) -> dict[str, dict]:
+    file = Path(dset.metadata) / f"tracks_{manifest.hash[:16]}.json"
+    return _cached(file, lambda: data.build_metadata(manifest), _write_json, lambda f: json.loads(f.read_text()))
+
+
+def _keep(manifest: Manifest, dset: DictConfig) -> Manifest:
+    clean = CleanManifest.load(dset.clean_manifest)
+    try:
+        return data.keep(manifest, clean, list(dset.sources), dset.allow_other_dataset)
+    except CleanManifestError as e:
+        other = clean.dataset_hash not in (None, manifest.hash)
+        hint = " (dset.allow_other_dataset=true)" if other else ""
+        raise CleanManifestError(f"dset.clean_manifest={dset.clean_manifest}: {e}{hint}") from None
+
+
+def get_datasets(args: DictConfig):
+    """demucs' train and valid sets (Wavsets): the train tracks those the clean manifest keeps."""
+    torchaudio_compat.install()
+    dset = args.dset
+    sources = list(dset.sources)
+    train = split_tracks(dset, "manifest", "train")
+    train_metadata = _metadata(train, dset)  # of every track: shared by all retrainings
+    if dset.clean_manifest:
+        train = _keep(train, dset)
+    valid = split_tracks(dset, "valid_manifest", "valid")
+    options = dict(samplerate=dset.samplerate, channels=dset.channels, normalize=dset.normalize)
+    train_set = data.wavset(
+        train, sources, metadata=train_metadata, segment=dset.segment, shift=dset.shift, **options
+    )
+    excerpts = {} if dset.full_cv else dict(segment=dset.segment, shift=dset.shift)
+    valid_set = data.wavset(valid, [MIXTURE, *sources], metadata=_metadata(valid, dset), **excerpts, **options)
+    return train_set, valid_set
+
+
+def _check_test_set(args: DictConfig) -> None:
+    if args.test.nonhq is None and not (args.dset.musdb and (Path(args.dset.musdb) / "test").is_dir()):
+        raise ToolkitError(
+            f"dset.musdb={args.dset.musdb}: demucs' solver evaluates on <dset.musdb>/test "
+            "(MUSDB18-HQ layout) every test.every epochs and after the last one; point dset.musdb "
+            "at such a folder"
+        )
+
+
+def get_solver(args: DictConfig):
+    """demucs' Solver over sepclean's datasets, restored from the XP's checkpoint if it has one."""
+    _check_test_set(args)
+    # With model_only, demucs' get_solver seeds torch, builds the model and optimizer and the
+    # solver (which restores the checkpoint), and skips the datasets it would build from its own
+    # dset keys: the loaders, only read while training, come from sepclean's datasets instead.
+    solver = demucs_train().get_solver(args, model_only=True)
+    train_set, valid_set = get_datasets(args)
+    if args.augment.repitch.proba:
+        vocals = [list(args.dset.sources).index("vocals")] if "vocals" in args.dset.sources else []
+        train_set = RepitchedWrapper(train_set, vocals=vocals, **args.augment.repitch)
+    if len(train_set) < args.batch_size:
+        raise ToolkitError(
+            f"{len(train_set)} training example(s) for batches of {args.batch_size}: lower batch_size "
+            "or dset.segment / dset.shift, or keep more tracks"
+        )
+    logger.info("train/valid set size: %d %d", len(train_set), len(valid_set))
+    loader = functools.partial(distrib.loader, num_workers=args.misc.num_workers)
+    solver.loaders = {
+        "train": loader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True),
+        "valid": loader(valid_set, batch_size=1) if args.dset.full_cv
+        else loader(valid_set, batch_size=args.batch_size, drop_last=True),
+    }
+    return solver
+
+
+@dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")
+def main(args: DictConfig) -> None:
+    for key in PATH_KEYS:
+        if args.dset[key]:
+            args.dset[key] = str(dora.to_absolute_path(args.dset[key]))
+    if args.misc.verbose:
+        for name in ("demucs", __name__):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    logger.info("XP folder (logs, checkpoints): %s", dora.get_xp().folder)
+    get_solver(args).train()

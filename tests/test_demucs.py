@@ -1,0 +1,321 @@
+"""The Demucs plugin on the tiny synthetic data: the adapter (sepclean's Toolkit contract) and
+training through dora and hydra with the plugin's config.
+
+Training is HDemucs at the tiny_hdemucs preset, an epoch or two of a few batches: once by
+``dora run`` in a subprocess (killed during its second epoch, then resumed), once in this process
+through dora's Python API with a clean manifest, asserting on the solver's own dataset object.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from demucs import states
+from demucs.hdemucs import HDemucs
+from demucs.htdemucs import HTDemucs
+from demucs.solver import Solver
+from omegaconf import OmegaConf
+from torch.utils.data import ConcatDataset
+
+from sepclean import STEMS, toolkit
+from sepclean.clean_manifest import CleanManifest, CleanManifestError
+from sepclean.manifest import Manifest
+from sepclean.scan import scan
+from sepclean.toolkit import ToolkitError
+from sepclean_plugins.demucs import DemucsToolkit, data, train
+from sepclean_plugins.demucs.models import demucs_train
+
+DORA_RUN = [sys.executable, "-m", "dora", "-P", "sepclean_plugins.demucs", "run"]
+TINY = ["variant=tiny_hdemucs", "max_batches=4"]  # max_batches caps validation batches too
+UNIT = "all"
+
+
+@pytest.fixture(scope="module")
+def xps(tmp_path_factory):
+    """dora's folder for this module's XPs, for dora subprocesses and for this process."""
+    root = tmp_path_factory.mktemp("dora")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEPCLEAN_DEMUCS_DIR", str(root))
+        patch.setattr(train.main.dora, "dir", root)  # read from the config when train was imported
+        yield root
+
+
+def tiny(data_, *extra: str) -> list[str]:
+    return [*TINY, f"dset.wav={data_.root}", *extra]
+
+
+def new_xp(argv: list[str]):
+    """The XP ``dora run ARGV`` would run, initialised, to run in this process with ``xp.enter()``."""
+    xp = train.main.get_xp(argv)
+    train.main.init_xp(xp)
+    return xp
+
+
+def history(folder) -> list[dict]:
+    return torch.load(folder / "checkpoint.th", "cpu", weights_only=False)["history"]
+
+
+def tiny_model_file(path) -> None:
+    """A tiny untrained HDemucs saved as demucs exports models (``states.serialize_model``)."""
+    model = HDemucs(sources=list(DemucsToolkit.sources), channels=8, depth=4, nfft=1024)
+    torch.save(states.serialize_model(model, OmegaConf.create({"optim": {"loss": "l1"}}), half=False), path)
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_data, xps, tmp_path_factory):
+    """Tiny HDemucs trained for 2 epochs by ``dora run``, killed during the second one and rerun."""
+    argv = tiny(tiny_data, "epochs=2")
+    folder = train.main.get_xp(argv).folder
+    logs = tmp_path_factory.mktemp("logs")
+    with open(logs / "interrupted.log", "w") as out:
+        first = subprocess.Popen(DORA_RUN + argv, stdout=out, stderr=subprocess.STDOUT, cwd=logs)
+        deadline = time.monotonic() + 300
+        # best.th is the last file the solver writes after an epoch.
+        while not (folder / "best.th").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first.kill()
+        first.wait()
+    assert (folder / "best.th").exists(), (logs / "interrupted.log").read_text()[-3000:]
+    interrupted = history(folder)
+    resumed = subprocess.run(DORA_RUN + argv, capture_output=True, text=True, cwd=logs, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return SimpleNamespace(folder=folder, interrupted=interrupted, log=resumed.stdout + resumed.stderr)
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(baseline):
+    assert len(baseline.interrupted) == 1
+    assert "Loading checkpoint model" in baseline.log
+    assert baseline.log.count("Training...") == 1  # the second epoch only
+    final = history(baseline.folder)
+    assert len(final) == 2 and final[0] == baseline.interrupted[0]
+
+
+def test_trained_model_loads_and_separates(baseline, tiny_data):
+    tk = toolkit.get("demucs")
+    assert tk.joint and tk.units(["vocals"]) == tk.units() == [UNIT]
+    assert sorted(tk.unit_targets(UNIT)) == sorted(STEMS)
+    model = tk.load(baseline.folder, UNIT)
+    assert isinstance(model, HDemucs) and not model.training
+    from_state = tk.load(baseline.folder / "checkpoint.th", UNIT)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), from_state.state_dict().values()))
+
+    track = tiny_data.manifest("test").tracks[0]
+    mixture = track.read("mixture")
+    estimates = tk.separate({UNIT: model}, mixture, track.sample_rate)
+    assert sorted(estimates) == sorted(STEMS)
+    for estimate in estimates.values():
+        assert estimate.shape == mixture.shape and np.isfinite(estimate).all()
+    mono = tk.separate({UNIT: model}, mixture[:1, :20000], 22050)  # resampled and downmixed back
+    assert {e.shape for e in mono.values()} == {(1, 20000)}
+
+
+def test_retraining_sees_exactly_the_kept_tracks(tiny_data, xps, tmp_path, caplog):
+    manifest = tiny_data.manifest("train")
+    ids = manifest.ids
+    keep = {target: ids[:6] for target in STEMS}
+    keep["vocals"] = ids[:4] + ids[6:]
+    clean = CleanManifest(keep=keep, dataset_hash=manifest.hash, dataset_tracks=len(ids), mode="per-target")
+    clean.write(tmp_path / "clean.json")
+    argv = tiny(tiny_data, "epochs=1", f"dset.manifest={tiny_data.manifests['train']}",
+                f"dset.clean_manifest={tmp_path / 'clean.json'}")
+    xp = new_xp(argv)
+    tk = DemucsToolkit()
+    with xp.enter(), caplog.at_level("INFO"):
+        solver = train.get_solver(xp.cfg)
+        assert tk.dataset_tracks(solver.loaders["train"].dataset) == ids[:4]
+        solver.train()
+    assert "2 track(s) kept for vocals are dropped" in caplog.text
+    assert "2 track(s) kept for drums are dropped" in caplog.text
+    assert "keeps 4 of 8 tracks (4 dropped)" in caplog.text
+    assert len(history(xp.folder)) == 1
+    # The adapter reduces the clean manifest the same way.
+    assert tk.dataset_tracks(tk.dataset(manifest, UNIT, clean=clean)) == ids[:4]
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse"])
+def test_loss_is_the_solvers_per_source_loss(tiny_data, xps, tmp_path, kind):
+    xp = new_xp(tiny(tiny_data, f"optim.loss={kind}", "valid_apply=false"))
+    torch.manual_seed(0)
+    model = demucs_train().get_model(xp.cfg)
+    torch.save(states.serialize_model(model, xp.cfg, half=False), tmp_path / "model.th")
+    tk = DemucsToolkit()
+    model = tk.load(tmp_path / "model.th", UNIT)
+    dataset = tk.dataset(tiny_data.manifest("train"), UNIT, deterministic=True, segment=1.5)
+    sources = torch.stack([dataset[i] for i in range(3)])
+    with torch.no_grad():
+        losses = tk.loss(UNIT, model, sources)
+    assert losses.shape == (3, len(STEMS)) and torch.isfinite(losses).all()
+
+    # The solver's validation pass on the same examples (its batches put the mixture first).
+    batch = torch.cat([sources.sum(dim=1, keepdim=True), sources], dim=1)
+    optimizer = demucs_train().get_optimizer(model, xp.cfg)
+    with xp.enter(), torch.no_grad():
+        metrics = Solver({"valid": [batch]}, model, optimizer, xp.cfg)._run_one_epoch(0, train=False)
+    reco = losses.mean(0) if kind == "l1" else losses.sqrt().mean(0)  # what it reports per source
+    for source, value in zip(tk.unit_targets(UNIT), reco):
+        assert metrics[f"reco_{source}"] == pytest.approx(value.item(), rel=1e-5)
+
+
+def test_htdemucs_preset_trains(tiny_data, xps):
+    xp = new_xp([*tiny(tiny_data, "epochs=1", "max_batches=2"), "variant=tiny_htdemucs"])
+    with xp.enter():
+        solver = train.get_solver(xp.cfg)
+        assert isinstance(solver.model, HTDemucs)
+        solver.train()
+    tk = DemucsToolkit()
+    model = tk.load(xp.folder, UNIT)
+    track = tiny_data.manifest("test").tracks[0]
+    estimates = tk.separate({UNIT: model}, track.read("mixture"), track.sample_rate)
+    assert all(np.isfinite(e).all() and e.shape == (2, track.frames) for e in estimates.values())
+
+
+def test_full_size_defaults_and_cpu_presets():
+    default = train.main.get_xp([]).cfg
+    assert default.model == "hdemucs" and default.batch_size == 64 and default.dset.segment == 11
+    assert (default.hdemucs.channels, default.hdemucs.depth, default.hdemucs.nfft) == (48, 6, 4096)
+    assert default.augment.repitch.proba == 0  # needs the soundstretch binary
+    assert train.main.get_xp(["model=htdemucs"]).cfg.htdemucs.t_layers == 5
+    small = train.main.get_xp(["variant=tiny_hdemucs"]).cfg
+    assert (small.hdemucs.channels, small.hdemucs.depth, small.hdemucs.nfft) == (8, 4, 1024)
+    assert train.main.get_xp(["variant=tiny_htdemucs"]).cfg.model == "htdemucs"
+
+
+def test_dataset_over_several_roots(tiny_data):
+    manifest = Manifest(tiny_data.manifest("train").tracks + tiny_data.manifest("valid").tracks)
+    tk = DemucsToolkit()
+    dataset = tk.dataset(manifest, UNIT, deterministic=True, segment=1.5)
+    assert isinstance(dataset, ConcatDataset) and len(data.wavsets(dataset)) == 2
+    assert tk.dataset_tracks(dataset) == manifest.ids
+    for track in (manifest.tracks[1], manifest.tracks[-1]):
+        indices = tk.examples(dataset, track.id)
+        assert len(indices) == 3  # 4 s in 1.5 s excerpts, the last one padded
+        meta = data.track_metadata(track)
+        frames = int(1.5 * track.sample_rate)
+        expected = np.stack([track.read(s, frames, frames) for s in tk.unit_targets(UNIT)])
+        expected = (expected - meta["mean"]) / meta["std"]
+        np.testing.assert_allclose(dataset[indices[1]].numpy(), expected, atol=1e-5)
+    with pytest.raises(ToolkitError, match="not in this dataset"):
+        tk.examples(dataset, "ghost")
+
+
+def test_stems_only_tracks_are_read_without_writing_a_mixture(tiny_data, tmp_path):
+    source = tiny_data.manifest("train").tracks[0]
+    folder = tmp_path / "stems_only" / source.id
+    folder.mkdir(parents=True)
+    for stem in STEMS:
+        shutil.copy(source.path(stem), folder)
+    manifest, problems = scan([folder.parent], progress=False, workers=1)
+    assert not problems and manifest.tracks[0].mixture is None
+    tk = DemucsToolkit()
+    dataset = tk.dataset(manifest, UNIT, segment=1.5)
+    assert dataset[0].shape == (4, 2, int(1.5 * 44100))
+    assert data.track_metadata(manifest.tracks[0]) == pytest.approx(data.track_metadata(source))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s}.wav" for s in STEMS)
+    with pytest.raises(ToolkitError, match="validation tracks need a mixture"):
+        data.wavset(manifest, ["mixture", *STEMS])
+
+
+def bad_clean_manifests(manifest: Manifest) -> dict[str, tuple[CleanManifest, str]]:
+    """name -> (clean manifest, the error it must raise)."""
+    ids = manifest.ids
+    return {
+        "absent": (CleanManifest(keep=ids[:3] + ["ghost_1", "ghost_2"], dataset_hash=manifest.hash),
+                   "2 track\\(s\\) absent from the dataset: ghost_1, ghost_2"),
+        "nothing": (CleanManifest(keep={"vocals": ids[:3], "bass": ids[3:6]}, dataset_hash=manifest.hash),
+                    "keeps no track at all"),
+        "other dataset": (CleanManifest(keep=ids[:3], dataset_hash="0" * 64), "made for another dataset"),
+    }
+
+
+def test_bad_clean_manifests_in_the_adapter(tiny_data):
+    manifest = tiny_data.manifest("train")
+    tk = DemucsToolkit()
+    for clean, error in bad_clean_manifests(manifest).values():
+        with pytest.raises(CleanManifestError, match=error):
+            tk.dataset(manifest, UNIT, clean=clean)
+    other, _ = bad_clean_manifests(manifest)["other dataset"]
+    assert tk.dataset_tracks(tk.dataset(manifest, UNIT, clean=other, allow_other_dataset=True)) == manifest.ids[:3]
+
+
+def test_bad_clean_manifests_in_training(tiny_data, xps, tmp_path):
+    manifest = tiny_data.manifest("train")
+    for name, (clean, error) in bad_clean_manifests(manifest).items():
+        path = tmp_path / f"{name.replace(' ', '_')}.json"
+        clean.write(path)
+        args = train.main.get_xp(tiny(tiny_data, f"dset.clean_manifest={path}")).cfg
+        with pytest.raises(CleanManifestError, match=f"dset.clean_manifest={path}: .*{error}"):
+            train.get_datasets(args)
+    other = tmp_path / "other_dataset.json"
+    with pytest.raises(CleanManifestError, match="dset.allow_other_dataset=true"):
+        train.get_datasets(train.main.get_xp(tiny(tiny_data, f"dset.clean_manifest={other}")).cfg)
+    args = train.main.get_xp(tiny(tiny_data, f"dset.clean_manifest={other}", "dset.allow_other_dataset=true")).cfg
+    assert DemucsToolkit().dataset_tracks(train.get_datasets(args)[0]) == manifest.ids[:3]
+
+    # Too few examples left for one batch.
+    CleanManifest(keep=manifest.ids[:1], dataset_hash=manifest.hash).write(tmp_path / "one.json")
+    xp = new_xp(tiny(tiny_data, f"dset.clean_manifest={tmp_path / 'one.json'}", "batch_size=8"))
+    with xp.enter(), pytest.raises(ToolkitError, match="5 training example\\(s\\) for batches of 8"):
+        train.get_solver(xp.cfg)
+
+
+def test_dora_run_reports_a_bad_clean_manifest(tiny_data, xps, tmp_path):
+    manifest = tiny_data.manifest("train")
+    clean, error = bad_clean_manifests(manifest)["absent"]
+    clean.write(tmp_path / "clean.json")
+    run = subprocess.run(DORA_RUN + tiny(tiny_data, f"dset.clean_manifest={tmp_path / 'clean.json'}"),
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode != 0
+    assert "absent from the dataset: ghost_1, ghost_2" in run.stdout + run.stderr
+
+
+def test_missing_test_set_fails_before_training(tiny_data, xps, tmp_path):
+    xp = new_xp(tiny(tiny_data, f"dset.musdb={tmp_path}"))
+    with xp.enter(), pytest.raises(ToolkitError, match="dset.musdb=.*evaluates on <dset.musdb>/test"):
+        train.get_solver(xp.cfg)
+
+
+def test_bad_checkpoints(tmp_path):
+    from openunmix.model import OpenUnmix
+
+    tk = DemucsToolkit()
+    with pytest.raises(ToolkitError, match="no such checkpoint"):
+        tk.load(tmp_path / "nowhere", UNIT)
+
+    umx = tmp_path / "umx"
+    umx.mkdir()
+    torch.save(OpenUnmix(nb_bins=1025, hidden_size=16).state_dict(), umx / "vocals.pth")
+    (umx / "separator.json").write_text("{}")
+    with pytest.raises(ToolkitError, match="not a demucs checkpoint.*--toolkit openunmix"):
+        tk.load(umx / "vocals.pth", UNIT)
+    with pytest.raises(ToolkitError, match="not a demucs run folder.*separator.json, vocals.pth"):
+        tk.load(umx, UNIT)
+
+    tiny_model_file(tmp_path / "model.th")
+    assert isinstance(tk.load(tmp_path / "model.th", UNIT), HDemucs)
+    with pytest.raises(ToolkitError, match="joint model"):
+        tk.load(tmp_path / "model.th", "vocals")
+    content = (tmp_path / "model.th").read_bytes()
+    (tmp_path / "truncated.th").write_bytes(content[: len(content) // 2])
+    (tmp_path / "garbage.th").write_text("not a checkpoint")
+    for name in ("truncated.th", "garbage.th"):
+        with pytest.raises(ToolkitError, match="not a readable torch checkpoint"):
+            tk.load(tmp_path / name, UNIT)
+
+
+def test_demucs_train_needs_the_import_patch():
+    # Why models.demucs_train() exists: the wheel's demucs.train composes ../conf at import time.
+    import subprocess
+    import sys
+
+    code = "import demucs.train"
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert plain.returncode != 0 and "MissingConfigException" in plain.stderr
+    module = demucs_train()
+    assert callable(module.get_model) and callable(module.get_solver)
