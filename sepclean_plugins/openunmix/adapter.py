@@ -1,0 +1,153 @@
+"""The Open-Unmix adapter: one model (unit) per target, trained on magnitude spectrograms."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from openunmix.model import Separator
+
+import sepclean
+from sepclean import torchaudio_compat
+from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest
+from sepclean.toolkit import Toolkit, ToolkitError
+from sepclean_plugins.openunmix import checkpoint
+from sepclean_plugins.openunmix.clean import kept_ids, track_ids
+from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, build
+from sepclean_plugins.openunmix.spectrogram import StftConfig, magnitude_mse, make_encoder, stft_of
+
+DEFAULT_SEQ_DURATION = 6.0
+"""scripts/train.py's ``--seq-dur``: the training excerpt when none is asked for."""
+
+
+class OpenUnmixToolkit(Toolkit):
+    """Open-Unmix 1.3 through its own classes: ``FixedSourcesTrackFolderDataset``, ``OpenUnmix``,
+    the training script's magnitude-spectrogram MSE, and ``Separator`` for inference.
+
+    ``niter``, ``wiener_win_len`` and ``softmask`` are the Separator's Wiener-filter settings, with
+    the defaults of ``openunmix.utils.load_separator`` (and of the ``umx`` command).
+    """
+
+    name = "openunmix"
+    joint = False
+    targets = list(sepclean.STEMS)
+
+    def __init__(self, niter: int = 1, wiener_win_len: int | None = 300, softmask: bool = False):
+        self.niter = niter
+        self.wiener_win_len = wiener_win_len
+        self.softmask = softmask
+        self._encoders: dict[tuple[StftConfig, torch.device], torch.nn.Module] = {}
+
+    def units(self, targets: list[str] | None = None) -> list[str]:
+        return list(self.targets if targets is None else targets)
+
+    def unit_targets(self, unit: str) -> list[str]:
+        return [unit]
+
+    def dataset(
+        self,
+        manifest: Manifest,
+        unit: str,
+        *,
+        clean: CleanManifest | None = None,
+        deterministic: bool = False,
+        segment: float | None = None,
+        allow_other_dataset: bool = False,
+        augmentations: list[str] | None = None,
+        random_track_mix: bool = False,
+        seed: int = 42,
+    ) -> ManifestTrackFolderDataset:
+        """Open-Unmix's ``trackfolder_fix`` dataset over the manifest's (kept) tracks for one target.
+
+        ``segment``: the excerpt in seconds; None means the training script's 6 s, or whole tracks
+        when ``deterministic``. ``augmentations`` (names from ``openunmix.data``, e.g. ``["gain",
+        "channelswap"]``) and ``random_track_mix`` are the dataset's training options, off by default
+        as in ``--dataset trackfolder_fix``; ``deterministic`` turns them off.
+        """
+        torchaudio_compat.install()
+        ids = manifest.ids if clean is None else kept_ids(clean, unit, manifest, allow_other_dataset)
+        if segment is None and not deterministic:
+            segment = DEFAULT_SEQ_DURATION
+        return build(
+            [manifest[i] for i in ids],
+            unit,
+            seq_duration=segment,
+            deterministic=deterministic,
+            augmentations=augmentations,
+            random_track_mix=random_track_mix,
+            seed=seed,
+        )
+
+    def dataset_tracks(self, dataset) -> list[str]:
+        return track_ids(dataset)
+
+    def examples(self, dataset, track_id: str) -> list[int]:
+        indices = [i for i, t in enumerate(track_ids(dataset)) if t == track_id]
+        if not indices:
+            raise KeyError(f"track {track_id!r} is not in this dataset")
+        return indices
+
+    def load(self, checkpoint_path, unit: str, device="cpu") -> torch.nn.Module:
+        """The model of target ``unit`` from a run folder (its best epoch) or a .pth/.chkpnt file.
+
+        The model carries its STFT settings (``model.stft``), which ``loss`` and ``separate`` use.
+        """
+        return checkpoint.load_model(checkpoint_path, unit, device)
+
+    def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:
+        """The training script's loss per example, shape ``(batch, 1)``. The model's train/eval mode
+        is the caller's: in train mode batch normalisation mixes the examples of a batch."""
+        x, y = batch
+        device = next(model.parameters()).device
+        encoder = self._encoder(stft_of(model), device)
+        return magnitude_mse(model, encoder, x.to(device), y.to(device))[:, None]
+
+    def separate(
+        self, models: dict[str, torch.nn.Module], mixture: np.ndarray, sample_rate: int
+    ) -> dict[str, np.ndarray]:
+        """Separate with Open-Unmix's Separator (multichannel Wiener filter over all given targets).
+
+        With one target and ``niter > 0`` the EM step needs a second source: the residual (mixture
+        minus the target) is modelled, as ``umx --residual`` does, and not returned.
+        """
+        stft = _common_stft(models)
+        if sample_rate != stft.sample_rate:
+            raise ToolkitError(
+                f"mixture is at {sample_rate} Hz, the models at {stft.sample_rate:g} Hz: resample it first"
+            )
+        device = next(next(iter(models.values())).parameters()).device
+        separator = Separator(
+            models,
+            niter=self.niter,
+            softmask=self.softmask,
+            residual=len(models) == 1 and self.niter > 0,
+            sample_rate=stft.sample_rate,
+            n_fft=stft.nfft,
+            n_hop=stft.nhop,
+            nb_channels=stft.nb_channels,
+            wiener_win_len=self.wiener_win_len,
+        ).to(device)
+        audio = torch.as_tensor(mixture, dtype=torch.float32, device=device)
+        mono = audio.shape[0] == 1
+        if mono:  # the Separator works on stereo, like openunmix.utils.preprocess
+            audio = audio.repeat(2, 1)
+        with torch.inference_mode():
+            estimates = separator(audio[None])[0]  # (targets in the models' order [+ residual], channels, frames)
+        if mono:
+            estimates = estimates.mean(1, keepdim=True)
+        return {target: estimates[i].cpu().numpy() for i, target in enumerate(models)}
+
+    def _encoder(self, stft: StftConfig, device: torch.device) -> torch.nn.Module:
+        key = (stft, device)
+        if key not in self._encoders:
+            self._encoders[key] = make_encoder(stft).to(device)
+        return self._encoders[key]
+
+
+def _common_stft(models: dict[str, torch.nn.Module]) -> StftConfig:
+    if not models:
+        raise ToolkitError("no model to separate with")
+    settings = {target: stft_of(model) for target, model in models.items()}
+    if len(set(settings.values())) > 1:
+        raise ToolkitError(f"the models were trained with different STFT settings: {settings}")
+    return next(iter(settings.values()))

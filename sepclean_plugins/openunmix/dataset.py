@@ -1,0 +1,91 @@
+"""Open-Unmix's fixed-sources track-folder dataset over the tracks of a sepclean manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from openunmix.data import Compose, FixedSourcesTrackFolderDataset, aug_from_str
+
+from sepclean.manifest import Track
+from sepclean.toolkit import ToolkitError
+
+
+class ManifestTrackFolderDataset(FixedSourcesTrackFolderDataset):
+    """``FixedSourcesTrackFolderDataset`` (the ``trackfolder_fix`` dataset) whose ``.tracks`` list
+    comes from a manifest instead of a scan of ``root/split``.
+
+    Everything else (excerpts, mixing, augmentation) is upstream's ``__getitem__``. Each entry of
+    ``.tracks`` is upstream's ``{"path", "min_duration"}`` plus the track's manifest ``"id"``.
+    Tracks not longer than ``seq_duration`` are left out, as upstream does; ``.too_short`` lists them.
+    """
+
+    def __init__(self, tracks: list[Track], target: str, **options):
+        self._manifest_tracks = tracks
+        self.too_short: list[str] = []
+        stems = _stem_files(tracks)
+        if target not in stems:
+            raise ToolkitError(f"the manifest has no stem {target!r} (it has {', '.join(stems)})")
+        super().__init__(
+            root=tracks[0].root,
+            target_file=stems[target],
+            interferer_files=[name for stem, name in stems.items() if stem != target],
+            sample_rate=float(tracks[0].sample_rate),
+            **options,
+        )
+
+    def get_tracks(self):
+        for track in self._manifest_tracks:
+            if self.seq_duration is not None and track.duration <= self.seq_duration:
+                self.too_short.append(track.id)
+                continue
+            yield {"path": track.folder, "min_duration": track.duration, "id": track.id}
+
+
+def _stem_files(tracks: list[Track]) -> dict[str, str]:
+    """stem -> file name, the same in every track folder (upstream's dataset reads fixed names)."""
+    if not tracks:
+        raise ToolkitError("no tracks to build an Open-Unmix dataset from")
+    if any(t.streams is not None for t in tracks):
+        raise ToolkitError(
+            "Open-Unmix's track-folder dataset reads one audio file per stem; this manifest describes "
+            "multi-stream .stem.mp4 files: decode them to wav first (e.g. musdb's `musdbconvert`)"
+        )
+    rates = sorted({t.sample_rate for t in tracks})
+    if len(rates) > 1:
+        raise ToolkitError(f"the manifest's tracks have different sample rates ({rates}); resample them first")
+    first = tracks[0]
+    stems = {stem: Path(rel).name for stem, rel in first.stems.items()}
+    for track in tracks:
+        names = {stem: Path(rel).name for stem, rel in track.stems.items()}
+        if names != stems or any(track.path(s).parent != track.folder for s in track.stems):
+            raise ToolkitError(
+                f"track {track.id!r} stores its stems as {names}, track {first.id!r} as {stems}: Open-Unmix's "
+                "dataset needs the same file names in every track folder"
+            )
+    return stems
+
+
+def build(
+    tracks: list[Track],
+    target: str,
+    *,
+    seq_duration: float | None,
+    deterministic: bool,
+    augmentations: list[str] | None = None,
+    random_track_mix: bool = False,
+    seed: int = 42,
+) -> ManifestTrackFolderDataset:
+    """The dataset for one target. Deterministic: no random excerpt, mixing or augmentation, so
+    index i is always the first ``seq_duration`` seconds (the whole track when None) of track i."""
+    if seq_duration is not None and tracks and all(t.duration <= seq_duration for t in tracks):
+        raise ToolkitError(f"no track is longer than the {seq_duration} s excerpt (all {len(tracks)} are too short)")
+    return ManifestTrackFolderDataset(
+        tracks,
+        target,
+        seq_duration=seq_duration,
+        random_chunks=not deterministic,
+        random_track_mix=random_track_mix and not deterministic,
+        # Compose([]) rather than upstream's identity lambda: it pickles, for dataloader workers.
+        source_augmentations=Compose([]) if deterministic or not augmentations else aug_from_str(augmentations),
+        seed=seed,
+    )
