@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 # Tests never reach a model hub: loading code must take local paths and the HF cache only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Embedding caches of the tests stay out of the user's cache.
+os.environ["SEPCLEAN_CACHE"] = tempfile.mkdtemp(prefix="sepclean-test-cache-")
 
 import pytest  # noqa: E402
 

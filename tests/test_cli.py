@@ -27,7 +27,8 @@ def test_unknown_command_is_a_usage_error(capsys):
 def test_demo_on_tiny_profile(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--profile", "tiny", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "the training pool:" in out
+    assert "the training pool:" in out and "detection AUROC" in out
+    assert (tmp_path / "clean.json").is_file()
     assert len(Manifest.load(tmp_path / "manifests" / "train.jsonl")) == 8
     # A second run reuses the dataset instead of regenerating it.
     assert main(["demo", "--out", str(tmp_path), "--profile", "tiny", "--workers", "1"]) == 0
