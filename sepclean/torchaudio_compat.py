@@ -9,7 +9,7 @@ before reading a single sample.
 This module replaces exactly those calls, and nothing else, with soundfile-based equivalents that keep
 the original signatures and return types. ``install()`` is idempotent and is called by every sepclean
 code path that hands data to a toolkit; ``uninstall()`` restores the originals (tests).
-torchaudio itself is never modified.
+torchaudio itself is touched only when a caller asks for ``backend_selection``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import types
 from pathlib import Path
 
 import torch
+import torchaudio
 
 from sepclean import audio
 
@@ -87,16 +88,39 @@ def _patches():
     ]
 
 
-def install() -> None:
-    """Route the toolkits' audio reads through soundfile (idempotent)."""
-    for module, name, replacement in _patches():
+_ABSENT = object()
+
+
+def _no_backend_selection(backend=None) -> None:
+    """``torchaudio.set_audio_backend``: every read goes through soundfile, nothing to select."""
+
+
+def _soundfile_backend() -> str:
+    return "soundfile"
+
+
+def install(backend_selection: bool = False) -> None:
+    """Route the toolkits' audio reads through soundfile (idempotent).
+
+    ``backend_selection`` also gives torchaudio back ``set_audio_backend``/``get_audio_backend`` as
+    no-ops, for scripts that still call them (upstream open-unmix ``scripts/train.py``): the one
+    case where torchaudio itself is touched, undone by ``uninstall``.
+    """
+    patches = _patches()
+    if backend_selection:
+        patches += [(torchaudio, "set_audio_backend", _no_backend_selection),
+                    (torchaudio, "get_audio_backend", _soundfile_backend)]
+    for module, name, replacement in patches:
         key = (module, name)
         if key not in _originals:
-            _originals[key] = getattr(module, name)
+            _originals[key] = getattr(module, name, _ABSENT)
         setattr(module, name, replacement)
 
 
 def uninstall() -> None:
     for (module, name), original in _originals.items():
-        setattr(module, name, original)
+        if original is _ABSENT:
+            delattr(module, name)
+        else:
+            setattr(module, name, original)
     _originals.clear()

@@ -118,3 +118,15 @@ def test_demucs_save_writes_float(tmp_path):
     back, rate = torchaudio_compat.demucs_torchaudio.load(path)
     assert rate == 44100
     torch.testing.assert_close(back, wav)
+
+
+def test_backend_selection_is_opt_in_and_undone():
+    torchaudio_compat.uninstall()
+    torchaudio_compat.install()
+    assert not hasattr(torchaudio, "set_audio_backend")
+    torchaudio_compat.install(backend_selection=True)
+    torchaudio.set_audio_backend("soundfile")  # what upstream scripts/train.py calls
+    assert torchaudio.get_audio_backend() == "soundfile"
+    torchaudio_compat.uninstall()
+    assert not hasattr(torchaudio, "set_audio_backend") and not hasattr(torchaudio, "get_audio_backend")
+    torchaudio_compat.install()

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import openunmix.data
-import torchaudio
 
 from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
@@ -57,15 +56,6 @@ def filtering(load_datasets, clean_manifest: CleanManifest, source: str):
     return wrapped
 
 
-def _restore_backend_selection() -> None:
-    # scripts/train.py calls torchaudio.set_audio_backend, removed in torchaudio 2.9. Reads go through
-    # soundfile here (torchaudio_compat), so selecting a backend has nothing left to do.
-    if not hasattr(torchaudio, "set_audio_backend"):
-        torchaudio.set_audio_backend = lambda backend: None
-    if not hasattr(torchaudio, "get_audio_backend"):
-        torchaudio.get_audio_backend = lambda: "soundfile"
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
@@ -81,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}\n{USAGE}", file=sys.stderr)
         return 2
 
-    torchaudio_compat.install()
-    _restore_backend_selection()
+    # scripts/train.py still calls torchaudio.set_audio_backend, removed in torchaudio 2.9.
+    torchaudio_compat.install(backend_selection=True)
     original, saved_argv, saved_path = openunmix.data.load_datasets, sys.argv, list(sys.path)
     openunmix.data.load_datasets = filtering(original, clean_manifest, path)
     sys.argv = [script, *script_args]
