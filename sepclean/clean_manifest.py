@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sepclean.manifest import Manifest
+from sepclean.scores import _atomic_write
 
 FORMAT = "sepclean.clean"
 VERSION = 1
@@ -98,9 +99,7 @@ class CleanManifest:
     def write(self, path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        tmp.replace(path)
+        _atomic_write(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path) -> "CleanManifest":

@@ -95,9 +95,7 @@ def _trace_sqrt(symmetric: np.ndarray) -> float:
 
 def frechet_distance(a: Gaussian, b: Gaussian) -> float:
     """The Fréchet distance between two Gaussians, symmetric in its arguments."""
-    root = psd_sqrt(a.cov)
-    cross = _trace_sqrt(root @ b.cov @ root)
-    return float(np.sum((a.mean - b.mean) ** 2) + np.trace(a.cov) + np.trace(b.cov) - 2 * cross)
+    return FrechetReference(a).distance(b)
 
 
 def frechet_distance_sqrtm(a: Gaussian, b: Gaussian) -> float:

@@ -21,7 +21,7 @@ def top_fraction(scores: dict[str, float], ratio: float) -> list[str]:
         raise ValueError(f"ratio is the fraction of songs kept, in (0, 1]; got {ratio}")
     order = list(scores)
     count = max(1, round(ratio * len(order)))
-    ranked = sorted(order, key=lambda t: (-scores[t], order.index(t)))
+    ranked = sorted(order, key=lambda t: -scores[t])  # stable: ties stay in table order
     kept = set(ranked[:count])
     return [t for t in order if t in kept]
 

@@ -33,6 +33,7 @@ import numpy as np
 
 import sepclean
 from sepclean import audio
+from sepclean.scores import _atomic_write
 
 FORMAT = "sepclean.manifest"
 VERSION = 1
@@ -164,11 +165,8 @@ class Manifest:
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w") as f:
-            for record in [header] + [t.to_json() for t in self.tracks]:
-                f.write(json.dumps(record, sort_keys=False) + "\n")
-        tmp.replace(path)
+        records = [header] + [t.to_json() for t in self.tracks]
+        _atomic_write(path, "".join(json.dumps(record) + "\n" for record in records))
 
     @classmethod
     def load(cls, path) -> "Manifest":

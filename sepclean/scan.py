@@ -179,9 +179,9 @@ def scan(
             raise ScanError(problem)
         problems.append(problem)
 
+    roots = [Path(r).expanduser().resolve() for r in roots]
     jobs = []
-    for root in map(Path, roots):
-        root = root.expanduser().resolve()
+    for root in roots:
         if not root.is_dir():
             report(Problem(str(root), None, "no such directory"))
             continue
@@ -211,4 +211,4 @@ def scan(
             else:
                 seen[track.id] = track
                 tracks.append(track)
-    return Manifest(tracks, stems, [str(Path(r).expanduser().resolve()) for r in roots]), problems
+    return Manifest(tracks, stems, [str(r) for r in roots]), problems

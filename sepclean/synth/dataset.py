@@ -54,6 +54,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import STEMS, __version__, audio
+from ..detection import load_contamination
 from .contamination import DEFAULT_FRACTION, PRESETS, SEVERITIES, as_float32, assign_kinds, contaminate
 from .effects import get_backend
 from .song import render_song
@@ -197,7 +198,7 @@ def generate_dataset(
 
 def read_contamination(root: str | os.PathLike) -> dict:
     """The ``contamination.json`` of a generated dataset."""
-    return json.loads((Path(root) / CONTAMINATION_FILE).read_text())
+    return load_contamination(Path(root) / CONTAMINATION_FILE)
 
 
 def mixture_of(stems: dict[str, np.ndarray]) -> np.ndarray:
