@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("sepclean.commands.synth", "generate a synthetic multitrack dataset with known contamination"),
     "manifest": ("sepclean.commands.manifest", "describe dataset roots as a JSONL manifest"),
     "score": ("sepclean.commands.score", "score training songs by per-song FAD or the MLP stem classifier"),
+    "attribute": ("sepclean.commands.attribute", "score training songs by unlearning the clean references"),
     "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
     "evaluate": ("sepclean.commands.evaluate", "separate a test manifest and score it with museval"),
     "demo": ("sepclean.commands.demo", "run the main job on the embedded synthetic default"),

@@ -139,18 +139,20 @@ def delta_losses(unit: Unit, tracks: Sequence[Track], baseline: torch.Tensor, re
     return delta
 
 
-def own_rise(unit: Unit, reference: Track, inverse: list[torch.Tensor], step: float, steps: int = 1) -> float:
+def own_rise(unit: Unit, reference: Track, inverse: list[torch.Tensor], step: float, steps: int = 1,
+             name: str = "reference") -> float:
     """Relative rise of a reference's own (target-mean) loss when it is unlearned with this step."""
     with torch.no_grad():
         before = track_loss(unit, reference).mean().item()
-    with Unlearned(unit, reference, inverse, step, steps):
+    with Unlearned(unit, reference, inverse, step, steps, name):
         with torch.no_grad():
             after = track_loss(unit, reference).mean().item()
     return (after - before) / max(before, 1e-12)
 
 
 def calibrate_step(unit: Unit, references: Sequence[Track], inverse: list[torch.Tensor], strength: float,
-                   steps: int = 1, iterations: int = 30, tolerance: float = 0.05) -> tuple[float, float]:
+                   steps: int = 1, iterations: int = 30, tolerance: float = 0.05,
+                   names: Sequence[str] | None = None) -> tuple[float, float]:
     """The step α/N whose median own-loss rise over ``references`` is ``strength``: ``(step, rise)``.
 
     Bisection in log space. The raw α depends on the scale of F and the model, so users set the
@@ -160,7 +162,8 @@ def calibrate_step(unit: Unit, references: Sequence[Track], inverse: list[torch.
         raise ValueError(f"unlearning strength must be positive, got {strength}")
 
     def rise(step: float) -> float:
-        values = sorted(own_rise(unit, r, inverse, step, steps) for r in references)
+        names_ = names or [f"reference {j}" for j in range(len(references))]
+        values = sorted(own_rise(unit, r, inverse, step, steps, n) for r, n in zip(references, names_))
         return values[len(values) // 2]
 
     # The first-order rise of a preconditioned step is step · gᵀF⁻¹g / L; start from there.

@@ -1,0 +1,190 @@
+"""`sepclean attribute` through the real toolkit adapters: outputs, shards, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+
+from sepclean.attribution import run as attribution
+from sepclean.attribution.engine import AttributionError
+from sepclean.attribution.run import Run, Settings, Shard, finalize, merge
+from sepclean.cli import main as cli
+from sepclean.manifest import Manifest
+from sepclean.scores import ScoreTable
+from sepclean_plugins.openunmix.train import main as train_umx
+
+TARGETS = ["vocals", "bass"]
+SETTINGS = Settings(strength=0.05, segment=2.0)
+
+
+@pytest.fixture(scope="module")
+def umx(tiny_data, tmp_path_factory):
+    """A baseline Open-Unmix (vocals and bass) trained briefly on the noisy tiny pool."""
+    output = tmp_path_factory.mktemp("umx_dirty")
+    for target in TARGETS:
+        argv = ["--manifest", str(tiny_data.manifests["train"]), "--valid-manifest", str(tiny_data.manifests["valid"]),
+                "--target", target, "--epochs", "2", "--hidden-size", "16", "--output", str(output),
+                "--preset", "tiny", "--quiet"]
+        assert train_umx(argv) == 0
+    return output
+
+
+def make_run(tiny_data, umx, out, settings=SETTINGS, reference="reference"):
+    return Run("openunmix", umx, tiny_data.manifest("train"), tiny_data.manifest(reference), out, TARGETS,
+               settings, progress=False)
+
+
+@pytest.fixture(scope="module")
+def full(tiny_data, umx, tmp_path_factory):
+    out = tmp_path_factory.mktemp("attribution")
+    assert make_run(tiny_data, umx, out).compute()
+    return out
+
+
+def test_outputs(tiny_data, full):
+    train, reference = tiny_data.manifest("train"), tiny_data.manifest("reference")
+    with np.load(full / "delta_loss.npz", allow_pickle=False) as arrays:
+        delta, baseline = arrays["delta"], arrays["baseline"]
+        assert delta.shape == (len(train), len(reference), 2) and baseline.shape == (len(train), 2)
+        assert list(arrays["train"]) == train.ids and list(arrays["targets"]) == TARGETS
+    assert np.isfinite(delta).all() and (baseline > 0).all()
+    table = ScoreTable.read(full)
+    assert table.method == "attribute" and table.targets == TARGETS
+    np.testing.assert_allclose([table.scores[t]["vocals"] for t in train.ids], delta[:, :, 0].mean(1))
+    np.testing.assert_allclose([table.scores[t]["all"] for t in train.ids], delta.mean((1, 2)))
+    relative = ScoreTable.read(full / "relative")
+    np.testing.assert_allclose([relative.scores[t]["bass"] for t in train.ids],
+                               (delta[:, :, 1] / baseline[:, None, 1]).mean(1))
+    loss = ScoreTable.read(full / "loss")
+    np.testing.assert_allclose([loss.scores[t]["vocals"] for t in train.ids], -baseline[:, 0])
+    meta = table.metadata
+    assert meta["manifests"] == {"train": train.hash, "reference": reference.hash}
+    assert set(meta["models"]) == set(TARGETS) and meta["settings"]["strength"] == 0.05
+    for target in TARGETS:  # α is derived from the strength, and recorded with it
+        assert meta["alpha"][target] == pytest.approx(meta["step"][target] * len(train))
+        assert meta["own_loss_rise"][target] == pytest.approx(0.05, rel=0.06)
+
+
+def test_unlearning_a_training_track_raises_its_own_loss_most(tiny_data, umx, tmp_path):
+    # Use training tracks as references: each one's own ΔL should stand out (and a warning says so).
+    with pytest.warns(UserWarning, match="also training tracks"):
+        run = make_run(tiny_data, umx, tmp_path, reference="train")
+    run.compute()
+    with np.load(tmp_path / "delta_loss.npz") as arrays:
+        delta = arrays["delta"].mean(2)  # (train, reference)
+    own = np.diag(delta)
+    assert (own > 0).all()
+    assert (own >= delta.max(0) - 1e-12).mean() >= 0.75  # the diagonal is (nearly always) each column's max
+
+
+def test_shards_resume_and_merge(tiny_data, umx, full, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert not make_run(tiny_data, umx, a).compute(Shard(0, 2))
+    # Shard 1 is "killed" after its first reference, then resumed without recomputing it.
+    real = attribution.delta_losses
+    calls = []
+
+    def dying(*args, **kwargs):
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    with mock.patch.object(attribution, "delta_losses", dying), pytest.raises(KeyboardInterrupt):
+        make_run(tiny_data, umx, b).compute(Shard(1, 2))
+    done = sorted(p.name for p in (b / "parts" / "vocals").glob("ref_*.npz"))
+    assert done == ["ref_00001.npz"]
+    before = (b / "parts" / "vocals" / done[0]).stat().st_mtime_ns
+    recomputed = []
+    with mock.patch.object(attribution, "delta_losses", lambda *a, **k: recomputed.append(1) or real(*a, **k)):
+        make_run(tiny_data, umx, b).compute(Shard(1, 2))
+    assert (b / "parts" / "vocals" / done[0]).stat().st_mtime_ns == before
+    assert len(recomputed) == 1  # only bass's reference 1 was left (vocals' was finished)
+    merge(a, [b])
+    np.testing.assert_allclose(np.load(a / "delta_loss.npz")["delta"], np.load(full / "delta_loss.npz")["delta"],
+                               rtol=1e-5, atol=1e-9)
+
+
+def test_merge_refuses_shards_of_another_run(tiny_data, umx, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_run(tiny_data, umx, a).compute(Shard(0, 2))
+    make_run(tiny_data, umx, b, Settings(strength=0.1, segment=2.0)).compute(Shard(1, 2))
+    with pytest.raises(AttributionError, match="different attribution run"):
+        merge(a, [b])
+    with pytest.raises(AttributionError, match="another attribution run"):
+        make_run(tiny_data, umx, a, Settings(strength=0.1, segment=2.0)).compute(Shard(1, 2))
+    with pytest.raises(AttributionError, match="not computed yet"):
+        finalize(a)
+
+
+def test_linear_mode_and_mode_comparison(tiny_data, umx, full, tmp_path, capsys):
+    out = tmp_path / "linear"
+    assert make_run(tiny_data, umx, out, Settings(mode="linear", strength=0.05, segment=2.0)).compute()
+    linear = np.load(out / "delta_loss.npz")["delta"]
+    exact = np.load(full / "delta_loss.npz")["delta"]
+    assert linear.shape == exact.shape and np.sign(linear.mean()) == np.sign(exact.mean())
+    args = ["attribute", "--toolkit", "openunmix", "--checkpoint", str(umx), "--train",
+            str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]), "-o",
+            str(tmp_path / "cmp"), "--targets", "vocals", "--segment", "2", "--strength", "0.02",
+            "--compare-modes", "2", "--quiet"]
+    assert cli(args) == 0
+    assert "vocals: Spearman(linear, exact) = " in capsys.readouterr().out
+
+
+def test_cli_and_filter(tiny_data, umx, full, tmp_path, capsys):
+    out = tmp_path / "scores"
+    alpha = json.loads((full / "meta.json").read_text())["alpha"]["vocals"] / 4  # a safe scale for this model
+    args = ["attribute", "--toolkit", "openunmix", "--checkpoint", str(umx), "--train",
+            str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]), "-o", str(out),
+            "--targets", "vocals", "--segment", "2", "--alpha", str(alpha), "--steps", "2", "--damping", "1e-3",
+            "--parameters", "^fc", "--quiet"]
+    assert cli(args) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["settings"]["parameters"] == "^fc" and meta["alpha"]["vocals"] == pytest.approx(alpha)
+    assert cli(["filter", str(out), "--ratio", "0.5", "-o", str(tmp_path / "clean.json")]) == 0
+
+
+def test_bad_input(tiny_data, umx, tmp_path, capsys):
+    base = ["attribute", "--toolkit", "openunmix", "--train", str(tiny_data.manifests["train"]),
+            "--reference", str(tiny_data.manifests["reference"]), "-o", str(tmp_path / "x"), "--quiet"]
+    assert cli(base + ["--checkpoint", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert cli(base[:2] + ["demucs"] + base[3:] + ["--checkpoint", str(umx)]) == 2  # wrong toolkit
+    assert "demucs" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    Manifest([]).write(empty)
+    assert cli(base[:4] + [str(empty)] + base[5:] + ["--checkpoint", str(umx)]) == 2
+    assert "empty manifest" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="i/K"):
+        Shard.parse("2/2")
+
+
+def test_exploding_unlearning_names_the_reference(tiny_data, umx, tmp_path):
+    run = make_run(tiny_data, umx, tmp_path, Settings(alpha=1e9, steps=3, segment=2.0))
+    with pytest.raises(AttributionError, match="reference 'ref_0000' \\(vocals\\)"):
+        run.compute()
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_demucs_joint_unit(tiny_data, tmp_path):
+    from demucs.hdemucs import HDemucs
+    from demucs.states import serialize_model
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(0)
+    model = HDemucs(sources=["drums", "bass", "other", "vocals"], channels=4, depth=4, nfft=1024)
+    torch.save(serialize_model(model, OmegaConf.create({})), tmp_path / "hdemucs.th")
+    references = tiny_data.manifest("reference").subset(["ref_0000", "ref_0001"])
+    train = tiny_data.manifest("train").subset(tiny_data.manifest("train").ids[:3])
+    run = Run("demucs", tmp_path / "hdemucs.th", train, references, tmp_path / "out",
+              settings=Settings(strength=0.05, segment=1.0), progress=False)
+    assert run.compute()
+    with np.load(tmp_path / "out" / "delta_loss.npz") as arrays:
+        assert arrays["delta"].shape == (3, 2, 4) and list(arrays["targets"]) == ["drums", "bass", "other", "vocals"]
+        assert np.isfinite(arrays["delta"]).all()
+    shutil.rmtree(tmp_path / "out")
