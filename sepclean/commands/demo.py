@@ -2,8 +2,9 @@
 
 Generates the dataset (once; reused when already there), describes every split with a manifest,
 scores the training pool by per-song FAD against the reference set (built-in features), writes a
-clean manifest keeping 75% per target, and prints how well the scores found the contamination. Each step is the same code the individual
-commands run, so the demo doubles as an end-to-end check of a fresh installation.
+clean manifest keeping 75% per target, and prints how well the scores found the contamination.
+Each step is the same code the individual commands run, so the demo doubles as an end-to-end
+check of a fresh installation.
 """
 
 from __future__ import annotations
@@ -52,19 +53,20 @@ def run(args) -> int:
     data = out / "data"
     synthesize(data, args)
     manifests = describe(data, out / "manifests")
-    truth = read_contamination(data)["tracks"]
+    contamination = read_contamination(data)
+    truth = contamination["tracks"]
     kinds: dict[str, int] = {}
     for record in truth.values():
         kinds[record["kind"] or "clean"] = kinds.get(record["kind"] or "clean", 0) + 1
     print("[3] the training pool: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
     print(f"    ground truth: {data / CONTAMINATION_FILE}")
-    score_and_filter(out, manifests, data)
+    score_and_filter(out, manifests, data, contamination)
     return 0
 
 
-def score_and_filter(out: Path, manifests: dict[str, Path], data: Path) -> None:
+def score_and_filter(out: Path, manifests: dict[str, Path], data: Path, contamination: dict) -> None:
     from sepclean.cli import main
-    from sepclean.detection import load_contamination, report
+    from sepclean.detection import report
     from sepclean.scores import ScoreTable
 
     scores, clean = out / "scores" / "fad", out / "clean.json"
@@ -73,7 +75,7 @@ def score_and_filter(out: Path, manifests: dict[str, Path], data: Path) -> None:
                    "-o", str(scores), "--quiet"])
     if status:
         raise RuntimeError(f"sepclean score fad exited with {status}")
-    found = report(ScoreTable.read(scores), load_contamination(data))
+    found = report(ScoreTable.read(scores), contamination)
     per_kind = ", ".join(f"{kind} {value:.2f}" for kind, value in found["kind"].items())
     per_target = ", ".join(f"{target} {value:.2f}" for target, value in found["target"].items())
     print(f"    detection AUROC {found['overall']:.2f} (by kind: {per_kind}; by target: {per_target})")

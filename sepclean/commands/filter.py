@@ -32,7 +32,8 @@ def run(args) -> int:
         truth = load_contamination(args.contamination)["tracks"]
     print(f"wrote {args.output}: {table.method} scores, ratio {args.ratio}, {args.mode}")
     for target, kept in lists.items():
-        removed = [t for t in table.tracks if t not in set(kept)]
+        kept_set = set(kept)
+        removed = [t for t in table.tracks if t not in kept_set]
         line = f"  {target}: kept {len(kept)}, removed {len(removed)}"
         if truth is not None:
             bad = sum(bool(truth.get(t, {}).get("contaminated")) for t in removed)
