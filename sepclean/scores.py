@@ -49,6 +49,18 @@ class ScoreTable:
                 if not math.isfinite(value):
                     raise ScoresError(f"{self.method}: non-finite score {value} for track {track!r}, {target}")
 
+    @classmethod
+    def from_columns(cls, method: str, tracks, columns: dict[str, dict[str, float]], metadata: dict,
+                     unified: dict[str, float] | None = None) -> "ScoreTable":
+        """A table from per-target columns (target -> track -> score); the unified ``all`` score is
+        the mean of a track's targets unless given."""
+        scores = {}
+        for track in tracks:
+            row = {target: float(column[track]) for target, column in columns.items()}
+            row[UNIFIED] = float(unified[track]) if unified is not None else float(np.mean(list(row.values())))
+            scores[track] = row
+        return cls(method, scores, metadata)
+
     @property
     def tracks(self) -> list[str]:
         return list(self.scores)

@@ -1,0 +1,107 @@
+"""The scorer interface (a method's settings plus ``score``) and the registry of methods."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from sepclean.errors import SepcleanError
+from sepclean.manifest import Manifest
+from sepclean.scores import ScoreTable
+
+
+class ScorerError(SepcleanError):
+    """An unknown method, a wrong setting, or a task lacking what a method needs."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A model trained on the noisy set: what attribution unlearns from."""
+
+    toolkit: str
+    checkpoint: Path
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """What is scored, apart from how (dattri's task): the songs and what a method may use."""
+
+    train: Manifest
+    reference: Manifest
+    baseline: Baseline | None = None
+    contamination: dict | None = None
+    """A synthetic dataset's ground truth: only the ``oracle`` control may read it."""
+    device: str = "cpu"
+    progress: bool = True
+
+
+class Scorer(abc.ABC):
+    """A scoring method. Subclasses are frozen dataclasses whose fields are the method's settings,
+    so ``config()`` says exactly what determines the result (the pipeline keys artifacts by it)."""
+
+    name: ClassVar[str]
+    blind: ClassVar[bool] = True
+    """False for methods that know what the corruption looks like (the MLP) or the truth (oracle)."""
+    needs_baseline: ClassVar[bool] = False
+    needs_truth: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
+        """Score ``task.train``. ``workdir`` is this method's own folder for resumable state."""
+
+    def config(self) -> dict:
+        """The settings that determine the scores (fields marked ``identity=False``, such as a cache
+        folder or a batch size, are left out)."""
+        fields = [f for f in dataclasses.fields(self) if f.metadata.get("identity", True)]
+        return {"method": self.name, **{f.name: _plain(getattr(self, f.name)) for f in fields}}
+
+    def check(self, task: ScoringTask) -> None:
+        if self.needs_baseline and task.baseline is None:
+            raise ScorerError(f"{self.name} scores with a baseline trained on the noisy set; none given")
+        if self.needs_truth and task.contamination is None:
+            raise ScorerError(f"{self.name} needs the dataset's ground truth (contamination.json of synthetic data)")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def setting(default, identity: bool = True, **kwargs):
+    """A scorer setting; ``identity=False``: it does not change the scores (where, how fast)."""
+    return dataclasses.field(default=default, metadata={"identity": identity}, **kwargs)
+
+
+_REGISTRY: dict[str, type[Scorer]] = {}
+
+
+def register(cls: type[Scorer]) -> type[Scorer]:
+    if cls.name in _REGISTRY:
+        raise ValueError(f"scoring method {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def scorer_class(name: str) -> type[Scorer]:
+    if name not in _REGISTRY:
+        raise ScorerError(f"no scoring method {name!r}; known: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def create(name: str, **settings) -> Scorer:
+    """Method ``name`` with ``settings`` (its dataclass fields; unknown ones are an error)."""
+    cls = scorer_class(name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ScorerError(f"{name} has no setting {', '.join(unknown)} (it has: {', '.join(sorted(known)) or 'none'})")
+    try:
+        return cls(**settings)
+    except (TypeError, ValueError) as e:
+        raise ScorerError(f"{name}: {e}") from None
