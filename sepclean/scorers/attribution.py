@@ -7,16 +7,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sepclean
+from sepclean.attribution.scoring import NEEDS_NORMS, REFERENCES, SCORINGS, UNIFIED
 from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
 from sepclean.scores import ScoreTable
 
-SCORINGS = ("absolute", "relative")
+SCORE_SETTINGS = ("scoring", "references", "unified")
+"""Settings that only change how ΔL becomes scores: runs that differ only in them share one ΔL."""
 
 
 @register
 @dataclass(frozen=True)
 class Attribute(Scorer):
-    """ΔL of every training song when each reference is unlearned (sepclean.attribution.run)."""
+    """ΔL of every training song when each reference is unlearned (sepclean.attribution.run), turned
+    into scores by sepclean.attribution.scoring; the defaults are the paper's mean ΔL."""
 
     name = "attribute"
     needs_baseline = True
@@ -29,15 +32,25 @@ class Attribute(Scorer):
     parameters: str | None = None
     segment: float | None = None
     scoring: str = "absolute"
-    """absolute: mean ΔL over references (the paper); relative: ΔL over the song's own loss."""
+    """absolute: ΔL (the paper); relative: over the song's own loss; gradnorm: over the square root of
+    its self-influence (RelatIF); cosine: over both self-influences."""
+    references: str = "mean"
+    """mean: mean over references (the paper); rank: mean of each reference's ranking of the songs."""
+    unified: str = "mean"
+    """The per-song score: mean of the targets' scores (the paper), their mean rank, or the worst rank."""
     batch_size: int = setting(4, identity=False)
     shard: str = setting("0/1", identity=False)
 
     def __post_init__(self):
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS}, not {self.scoring!r}")
+        for name, choices in (("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
+
+    def run_config(self) -> dict:
+        """What determines the ΔL array: ``config()`` less the settings that only read it."""
+        return {k: v for k, v in self.config().items() if k not in SCORE_SETTINGS}
 
     def settings(self):
         from sepclean.attribution.run import Settings
@@ -56,7 +69,26 @@ class Attribute(Scorer):
             left = sum(len(v) for v in run.missing().values())
             raise ScorerError(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
                               "shards; the last shard to finish writes the scores")
-        return ScoreTable.read(workdir if self.scoring == "absolute" else workdir / "relative")
+        norms = run.norms() if self.scoring in NEEDS_NORMS else (None, None)
+        return delta_table(self.name, workdir, self.scoring, self.references, self.unified, *norms)
+
+
+def delta_table(method: str, workdir: Path, scoring: str, references: str, unified: str,
+                train_norm=None, reference_norm=None) -> ScoreTable:
+    """The scores table of a finished attribution run in ``workdir`` (its ``delta_loss.npz`` and
+    ``meta.json``), scored as sepclean.attribution.scoring says."""
+    import numpy as np
+
+    from sepclean.attribution import scoring as rules
+
+    with np.load(workdir / "delta_loss.npz", allow_pickle=False) as saved:
+        delta, baseline = saved["delta"], saved["baseline"]
+        train, targets = saved["train"].tolist(), saved["targets"].tolist()
+    per_target, per_song = rules.scores(delta, baseline, scoring, references, unified, train_norm, reference_norm)
+    meta = ScoreTable.read(workdir).metadata
+    meta.update(scoring=scoring, references=references, unified=unified)
+    columns = {t: dict(zip(train, per_target[:, k].tolist())) for k, t in enumerate(targets)}
+    return ScoreTable.from_columns(method, train, columns, meta, dict(zip(train, per_song.tolist())))
 
 
 @register
