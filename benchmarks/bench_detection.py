@@ -158,14 +158,25 @@ def baseline(out: Path, data: Dataset, preset: str, epochs: int, targets: list[s
     return folder
 
 
+def needs_baseline(method: str, settings: dict, known: dict[str, tuple[str, dict]]) -> bool:
+    if method == "fusion":
+        return any(needs_baseline(*known[c], known) if isinstance(c, str) and c in known
+                   else isinstance(c, dict) and create(c["method"], **{k: v for k, v in c.items() if k != "method"})
+                   .needs_baseline for c in settings.get("methods", ()))
+    return create(method, **settings).needs_baseline
+
+
 def parse_scorer(text: str) -> tuple[str, str, dict]:
-    """``label`` from SCORERS, or ``label=method:key=value,key=value`` (values read as YAML)."""
+    """``label`` from SCORERS, or ``label=method:key=value,key=value`` (values read as YAML), or
+    ``label=method:{key: value, ...}`` (a YAML mapping, for nested settings such as fusion's)."""
     if "=" not in text.split(":")[0]:
         if text not in SCORERS:
             raise BenchError(f"unknown scorer {text!r}: one of {', '.join(SCORERS)}, or label=method:key=value,...")
         return (text, *SCORERS[text])
     label, _, rest = text.partition("=")
     method, _, settings = rest.partition(":")
+    if settings.strip().startswith("{"):
+        return label, method, yaml.safe_load(settings)
     parsed = {}
     for item in filter(None, settings.split(",")):
         key, sep, value = item.partition("=")
@@ -176,13 +187,21 @@ def parse_scorer(text: str) -> tuple[str, str, dict]:
 
 
 def score(out: Path, data: Dataset, label: str, method: str, settings: dict, base: Path | None,
-          device: str) -> ScoreTable:
+          device: str, known: dict[str, tuple[str, dict]]) -> ScoreTable:
+    """The scores of one scorer on one dataset (cached). A ``fusion``'s components that name other
+    scorers of the bench (``known``: label -> (method, settings)) are their cached tables."""
+    if method == "fusion":
+        methods = []
+        for component in settings.get("methods", ()):
+            if isinstance(component, str) and component in known:
+                score(out, data, component, *known[component], base, device, known)
+                component = str(table_folder(out, data, component, *known[component], base) / "table")
+            methods.append(component)
+        settings = {**settings, "methods": methods}
     scorer = create(method, **settings)
-    inputs = {"train": data.manifest("train").hash, "reference": data.manifest("reference").hash,
-              "baseline": str(base) if scorer.needs_baseline else None}
-    spec = {"config": scorer.config(), **inputs}
-    folder = out / "scores" / data.root.name / f"{label}-{digest(spec)}"
-    claim(folder, spec)
+    inputs = _inputs(data, scorer, base)
+    folder = table_folder(out, data, label, method, settings, base)
+    claim(folder, {"config": scorer.config(), **inputs})
     table_dir = folder / "table"
     if (table_dir / "scores.csv").is_file():
         return ScoreTable.read(table_dir)
@@ -202,6 +221,16 @@ def score(out: Path, data: Dataset, label: str, method: str, settings: dict, bas
     log(f"{label} on {data.root.name}: {time.perf_counter() - start:.0f} s")
     table.write(table_dir)
     return table
+
+
+def _inputs(data: Dataset, scorer, base: Path | None) -> dict:
+    return {"train": data.manifest("train").hash, "reference": data.manifest("reference").hash,
+            "baseline": str(base) if scorer.needs_baseline else None}
+
+
+def table_folder(out: Path, data: Dataset, label: str, method: str, settings: dict, base: Path | None) -> Path:
+    scorer = create(method, **settings)
+    return out / "scores" / data.root.name / f"{label}-{digest({'config': scorer.config(), **_inputs(data, scorer, base)})}"
 
 
 def auroc(values: np.ndarray, bad: np.ndarray) -> float:
@@ -275,8 +304,10 @@ def main(argv: list[str] | None = None) -> None:
 
     out = Path(args.out)
     scorers = [parse_scorer(s) for s in args.scorers]
+    known = {**SCORERS, **{label: (method, settings) for label, method, settings in scorers}}
     for label, method, settings in scorers:
-        create(method, **settings)  # unknown methods or settings fail before anything runs
+        if method != "fusion":
+            create(method, **settings)  # unknown methods or settings fail before anything runs
     tables: dict[tuple[str, str], list[tuple[ScoreTable, dict]]] = {}
     for seed in args.seeds:
         for name in args.datasets:
@@ -284,9 +315,9 @@ def main(argv: list[str] | None = None) -> None:
             truth = load_contamination(data.root)
             base = None
             for label, method, settings in scorers:
-                if create(method, **settings).needs_baseline and base is None:
+                if needs_baseline(method, settings, known) and base is None:
                     base = baseline(out, data, args.umx_preset, args.epochs, args.targets)
-                table = score(out, data, label, method, settings, base, args.device)
+                table = score(out, data, label, method, settings, base, args.device, known)
                 tables.setdefault((label, name), []).append((table, truth))
 
     rng = np.random.default_rng(0)
