@@ -107,22 +107,31 @@ class Loss(Scorer):
             object.__setattr__(self, "targets", tuple(self.targets))
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
-        from sepclean import toolkit as toolkits
-        from sepclean.attribution.engine import Unit, losses
-        from sepclean.attribution.run import Settings, load_tracks, model_hash
-
         self.check(task)
-        kit = toolkits.get(task.baseline.toolkit)
-        settings = Settings(segment=self.segment, batch_size=self.batch_size)
-        columns, hashes = {}, {}
-        for unit in kit.units(list(self.targets) if self.targets else None):
-            model = kit.load(task.baseline.checkpoint, unit, task.device).eval()
-            hashes[unit] = model_hash(model)
-            values = losses(Unit.of(model, lambda m, b, u=unit: kit.loss(u, m, b)),
-                            load_tracks(kit, task.train, unit, settings)).numpy()
-            for k, target in enumerate(kit.unit_targets(unit)):
-                columns[target] = dict(zip(task.train.ids, (-values[:, k]).tolist()))
+        values, hashes = model_losses(task.baseline.toolkit, task.baseline.checkpoint, task, self.targets,
+                                      self.segment, self.batch_size)
+        columns = {target: dict(zip(task.train.ids, (-v).tolist())) for target, v in values.items()}
         meta = {"manifests": {"train": task.train.hash, "reference": task.reference.hash},
                 "toolkit": task.baseline.toolkit, "checkpoint": str(task.baseline.checkpoint), "models": hashes,
                 "scoring": "negative baseline loss", "sepclean": sepclean.__version__}
         return ScoreTable.from_columns(self.name, task.train.ids, columns, meta)
+
+
+def model_losses(toolkit: str, checkpoint, task: ScoringTask, targets=None, segment=None, batch_size: int = 4):
+    """The toolkit's training loss of a model on every training song, through its own dataset:
+    ``({target: array over task.train}, {unit: model weight hash})``."""
+    from sepclean import toolkit as toolkits
+    from sepclean.attribution.engine import Unit, losses
+    from sepclean.attribution.run import Settings, load_tracks, model_hash
+
+    kit = toolkits.get(toolkit)
+    settings = Settings(segment=segment, batch_size=batch_size)
+    columns, hashes = {}, {}
+    for unit in kit.units(list(targets) if targets else None):
+        model = kit.load(checkpoint, unit, task.device).eval()
+        hashes[unit] = model_hash(model)
+        values = losses(Unit.of(model, lambda m, b, u=unit: kit.loss(u, m, b)),
+                        load_tracks(kit, task.train, unit, settings)).numpy()
+        for k, target in enumerate(kit.unit_targets(unit)):
+            columns[target] = values[:, k].astype("float64")
+    return columns, hashes

@@ -1,0 +1,126 @@
+"""Methods that read a model trained on the trusted references only (the "reference model").
+
+Such a model never saw the noisy pool, so it cannot have memorised a contaminated song: how well it
+explains a training song is a blind score that uses the same trusted set as attribution.
+
+- ``refloss``: the reference model's training loss on each (song, target), through the toolkit's own
+  dataset and loss. ``scoring``: ``loss`` scores −L_ref (RHO-LOSS's irreducible loss, Mindermann
+  et al. 2022: what a clean model cannot fit is noise); ``reducible`` scores L_base − L_ref, the
+  noisy baseline's loss minus the reference model's (RHO-LOSS's reducible loss: a contaminated song
+  the baseline memorised has a low L_base and a high L_ref); ``ratio`` scores log L_base − log L_ref,
+  the same without the loudness of the song (both losses grow with it).
+- ``refsdr``: each training mixture separated by the reference model, each stem scored by its SDR
+  against its own label (BSSEval v4 through sepclean.evaluate, as the MDX23 teams filtered stems,
+  around 10 dB); the song's score is the mean over its stems. A stem whose SDR is undefined (a
+  silent label) gets its target's median, listed in the metadata.
+
+The reference model is ``checkpoint``: train it with the toolkit's own command on the reference
+manifest (validated on a held-out clean split), e.g. ``python -m sepclean_plugins.openunmix.train
+--manifest reference.jsonl --valid-manifest valid.jsonl --target vocals --output runs/umx_ref``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import sepclean
+from sepclean.scorers.attribution import model_losses
+from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
+from sepclean.scores import ScoreTable
+
+REFLOSS_SCORINGS = ("loss", "reducible", "ratio")
+
+
+@dataclass(frozen=True)
+class ReferenceModelScorer(Scorer):
+    toolkit: str = "openunmix"
+    checkpoint: str | None = None
+    """The model trained on the reference songs only (a run folder or file the toolkit loads)."""
+    targets: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(self.targets))
+
+    def reference_model(self) -> Path:
+        if self.checkpoint is None:
+            raise ScorerError(f"{self.name} needs checkpoint=<a model trained on the reference songs only>")
+        return Path(self.checkpoint)
+
+    def meta(self, task: ScoringTask, **extra) -> dict:
+        return {"manifests": {"train": task.train.hash, "reference": task.reference.hash}, "toolkit": self.toolkit,
+                "reference_model": str(self.checkpoint), **extra, "sepclean": sepclean.__version__}
+
+
+@register
+@dataclass(frozen=True)
+class RefLoss(ReferenceModelScorer):
+    """The reference model's loss on each training song, alone or against the noisy baseline's."""
+
+    name = "refloss"
+    scoring: str = "loss"
+    segment: float | None = None
+    batch_size: int = setting(4, identity=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.scoring not in REFLOSS_SCORINGS:
+            raise ValueError(f"scoring must be one of {REFLOSS_SCORINGS}, not {self.scoring!r}")
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.scoring != "loss"
+
+    def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
+        self.check(task)
+        reference, hashes = model_losses(self.toolkit, self.reference_model(), task, self.targets, self.segment,
+                                    self.batch_size)
+        extra = {"reference_models": hashes, "scoring": self.scoring}
+        if self.scoring == "loss":
+            columns = {t: -values for t, values in reference.items()}
+        else:
+            if task.baseline.toolkit != self.toolkit:
+                raise ScorerError(f"the baseline is a {task.baseline.toolkit} model, the reference model {self.toolkit}")
+            base, base_hashes = model_losses(self.toolkit, task.baseline.checkpoint, task, self.targets, self.segment,
+                                        self.batch_size)
+            extra.update(checkpoint=str(task.baseline.checkpoint), models=base_hashes)
+            floor = 1e-12
+            columns = {t: base[t] - values if self.scoring == "reducible"
+                       else np.log(np.maximum(base[t], floor)) - np.log(np.maximum(values, floor))
+                       for t, values in reference.items()}
+        ids = task.train.ids
+        return ScoreTable.from_columns(self.name, ids, {t: dict(zip(ids, v.tolist())) for t, v in columns.items()},
+                                       self.meta(task, **extra))
+
+
+@register
+@dataclass(frozen=True)
+class RefSdr(ReferenceModelScorer):
+    """SDR of each training stem as the reference model separates it from the song's mixture."""
+
+    name = "refsdr"
+    workers: int | None = setting(None, identity=False)
+
+    def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
+        from sepclean.evaluate import evaluate
+
+        self.check(task)
+        evaluation = evaluate(self.toolkit, self.reference_model(), task.train, Path(workdir) / "separated",
+                              list(self.targets) if self.targets else None, self.workers, task.device, task.progress)
+        ids = task.train.ids
+        columns, undefined = {}, {}
+        for target in evaluation.targets:
+            values = np.array([evaluation.tracks[t][target] for t in ids], dtype=np.float64)
+            missing = ~np.isfinite(values)
+            if missing.all():
+                raise ScorerError(f"refsdr: the SDR of every {target} stem is undefined")
+            values[missing] = float(np.median(values[~missing]))
+            undefined[target] = [t for t, m in zip(ids, missing) if m]
+            columns[target] = dict(zip(ids, values.tolist()))
+        meta = self.meta(task, metric="median BSSEval v4 SDR over 1 s frames (dB)", undefined_sdr=undefined,
+                         average_sdr=evaluation.average if math.isfinite(evaluation.average) else None)
+        return ScoreTable.from_columns(self.name, ids, columns, meta)
