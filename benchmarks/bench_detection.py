@@ -70,9 +70,15 @@ SCORERS: dict[str, tuple[str, dict]] = {
     "attribute-rank-worst": ("attribute", {"references": "rank", "unified": "worst"}),
     "attribute-relative-rank-worst": ("attribute", {"scoring": "relative", "references": "rank", "unified": "worst"}),
     "attribute-gradnorm-rank-worst": ("attribute", {"scoring": "gradnorm", "references": "rank", "unified": "worst"}),
+    "refloss": ("refloss", {}),
+    "refloss-reducible": ("refloss", {"scoring": "reducible"}),
+    "refloss-ratio": ("refloss", {"scoring": "ratio"}),
+    "refsdr": ("refsdr", {}),
 }
 DEFAULT_SCORERS = list(SCORERS)
 SPLITS = ("train", "valid", "reference")
+REFERENCE_MODEL_METHODS = ("refloss", "refsdr")
+"""Methods given the bench's reference model as ``checkpoint`` unless their settings name one."""
 
 
 class BenchError(RuntimeError):
@@ -136,34 +142,39 @@ def dataset(out: Path, name: str, profile: str, seed: int) -> Dataset:
     return Dataset(name, seed, root, manifests)
 
 
-def baseline(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str]) -> Path:
-    """Tiny Open-Unmix models of every target trained on the noisy pool (resumes a killed run)."""
+def train_models(folder: Path, train: Path, valid: Path, preset: str, epochs: int, targets: list[str]) -> Path:
+    """Tiny Open-Unmix models of every target trained on ``train`` (each target marked done when
+    finished; a killed run resumes from its last epoch)."""
     from sepclean_plugins.openunmix.train import main as train_umx
 
-    folder = out / "baselines" / f"{data.root.name}-umx-{preset}-e{epochs}"
-    claim(folder, {"train": data.manifest("train").hash, "valid": data.manifest("valid").hash,
-                   "preset": preset, "epochs": epochs})
+    claim(folder, {"train": Manifest.load(train).hash, "valid": Manifest.load(valid).hash, "preset": preset,
+                   "epochs": epochs})
     for target in targets:
         done = folder / f".{target}.done"
         if done.is_file():
             continue
-        log(f"training the {target} baseline of {data.root.name}")
-        argv = ["--manifest", str(data.manifests["train"]), "--valid-manifest", str(data.manifests["valid"]),
-                "--target", target, "--output", str(folder), "--preset", preset, "--epochs", str(epochs), "--quiet"]
+        log(f"training {folder.name} {target}")
+        argv = ["--manifest", str(train), "--valid-manifest", str(valid), "--target", target, "--output", str(folder),
+                "--preset", preset, "--epochs", str(epochs), "--quiet"]
         if (folder / f"{target}.chkpnt").is_file():
             argv += ["--checkpoint", str(folder)]
         if train_umx(argv) != 0:
-            raise BenchError(f"training the {target} baseline in {folder} failed")
+            raise BenchError(f"training {target} in {folder} failed")
         done.touch()
     return folder
 
 
-def needs_baseline(method: str, settings: dict, known: dict[str, tuple[str, dict]]) -> bool:
-    if method == "fusion":
-        return any(needs_baseline(*known[c], known) if isinstance(c, str) and c in known
-                   else isinstance(c, dict) and create(c["method"], **{k: v for k, v in c.items() if k != "method"})
-                   .needs_baseline for c in settings.get("methods", ()))
-    return create(method, **settings).needs_baseline
+def baseline(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str]) -> Path:
+    """The noisy baseline: trained on the whole noisy pool."""
+    return train_models(out / "baselines" / f"{data.root.name}-umx-{preset}-e{epochs}", data.manifests["train"],
+                        data.manifests["valid"], preset, epochs, targets)
+
+
+def reference_model(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str]) -> Path:
+    """The reference model: trained on the references only (shared by datasets with the same references)."""
+    name = f"references-{data.manifest('reference').hash[:12]}-umx-{preset}-e{epochs}"
+    return train_models(out / "reference_models" / name, data.manifests["reference"], data.manifests["valid"],
+                        preset, epochs, targets)
 
 
 def parse_scorer(text: str) -> tuple[str, str, dict]:
@@ -186,21 +197,16 @@ def parse_scorer(text: str) -> tuple[str, str, dict]:
     return label, method, parsed
 
 
-def score(out: Path, data: Dataset, label: str, method: str, settings: dict, base: Path | None,
+def score(out: Path, data: Dataset, label: str, method: str, settings: dict, models: "Models",
           device: str, known: dict[str, tuple[str, dict]]) -> ScoreTable:
     """The scores of one scorer on one dataset (cached). A ``fusion``'s components that name other
-    scorers of the bench (``known``: label -> (method, settings)) are their cached tables."""
-    if method == "fusion":
-        methods = []
-        for component in settings.get("methods", ()):
-            if isinstance(component, str) and component in known:
-                score(out, data, component, *known[component], base, device, known)
-                component = str(table_folder(out, data, component, *known[component], base) / "table")
-            methods.append(component)
-        settings = {**settings, "methods": methods}
+    scorers of the bench (``known``: label -> (method, settings)) are their cached tables; the
+    reference-model methods get the bench's reference model."""
+    settings = resolve(out, data, method, settings, models, device, known)
     scorer = create(method, **settings)
+    base = models.baseline() if scorer.needs_baseline else None
     inputs = _inputs(data, scorer, base)
-    folder = table_folder(out, data, label, method, settings, base)
+    folder = table_folder(out, data, label, method, settings, models)
     claim(folder, {"config": scorer.config(), **inputs})
     table_dir = folder / "table"
     if (table_dir / "scores.csv").is_file():
@@ -223,13 +229,49 @@ def score(out: Path, data: Dataset, label: str, method: str, settings: dict, bas
     return table
 
 
+class Models:
+    """The dataset's noisy baseline and reference model, trained when first asked for."""
+
+    def __init__(self, out: Path, data: Dataset, args):
+        self.out, self.data, self.args = out, data, args
+
+    def baseline(self) -> Path:
+        a = self.args
+        return baseline(self.out, self.data, a.umx_preset, a.epochs, a.targets)
+
+    def reference(self) -> Path:
+        a = self.args
+        epochs = a.reference_epochs or a.epochs * max(1, round(len(self.data.manifest("train"))
+                                                               / len(self.data.manifest("reference"))))
+        return reference_model(self.out, self.data, a.umx_preset, epochs, a.targets)
+
+
+def resolve(out: Path, data: Dataset, method: str, settings: dict, models: Models, device: str,
+            known: dict[str, tuple[str, dict]]) -> dict:
+    """Settings with the bench's own inputs filled in (fusion components, the reference model)."""
+    if method == "fusion":
+        methods = []
+        for component in settings.get("methods", ()):
+            if isinstance(component, str) and component in known:
+                score(out, data, component, *known[component], models, device, known)
+                component_settings = resolve(out, data, *known[component], models, device, known)
+                component = str(table_folder(out, data, component, known[component][0], component_settings,
+                                             models) / "table")
+            methods.append(component)
+        return {**settings, "methods": methods}
+    if method in REFERENCE_MODEL_METHODS and "checkpoint" not in settings:
+        return {**settings, "checkpoint": str(models.reference())}
+    return settings
+
+
 def _inputs(data: Dataset, scorer, base: Path | None) -> dict:
     return {"train": data.manifest("train").hash, "reference": data.manifest("reference").hash,
             "baseline": str(base) if scorer.needs_baseline else None}
 
 
-def table_folder(out: Path, data: Dataset, label: str, method: str, settings: dict, base: Path | None) -> Path:
+def table_folder(out: Path, data: Dataset, label: str, method: str, settings: dict, models: Models) -> Path:
     scorer = create(method, **settings)
+    base = models.baseline() if scorer.needs_baseline else None
     return out / "scores" / data.root.name / f"{label}-{digest({'config': scorer.config(), **_inputs(data, scorer, base)})}"
 
 
@@ -294,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"labels ({', '.join(SCORERS)}) or label=method:key=value,...")
     parser.add_argument("--umx-preset", default="tiny", help="Open-Unmix preset of the baselines (tiny, small)")
     parser.add_argument("--epochs", type=int, default=10, help="baseline training epochs")
+    parser.add_argument("--reference-epochs", type=int,
+                        help="reference-model training epochs (default: as many updates as the baseline's, "
+                        "epochs x train songs / reference songs)")
     parser.add_argument("--targets", nargs="+", default=list(STEMS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--draws", type=int, default=1000, help="bootstrap replicates")
@@ -313,11 +358,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.datasets:
             data = dataset(out, name, args.profile, seed)
             truth = load_contamination(data.root)
-            base = None
+            models = Models(out, data, args)
             for label, method, settings in scorers:
-                if needs_baseline(method, settings, known) and base is None:
-                    base = baseline(out, data, args.umx_preset, args.epochs, args.targets)
-                table = score(out, data, label, method, settings, base, args.device, known)
+                table = score(out, data, label, method, settings, models, args.device, known)
                 tables.setdefault((label, name), []).append((table, truth))
 
     rng = np.random.default_rng(0)
