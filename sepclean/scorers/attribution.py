@@ -13,6 +13,14 @@ from sepclean.scores import ScoreTable
 SCORINGS = ("absolute", "relative")
 
 
+class ShardPending(ScorerError):
+    """This shard's references are done; others are not, so there are no scores yet."""
+
+    def __init__(self, message: str, left: int):
+        super().__init__(message)
+        self.left = left
+
+
 @register
 @dataclass(frozen=True)
 class Attribute(Scorer):
@@ -54,8 +62,8 @@ class Attribute(Scorer):
                   list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
         if not run.compute(Shard.parse(self.shard)):
             left = sum(len(v) for v in run.missing().values())
-            raise ScorerError(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
-                              "shards; the last shard to finish writes the scores")
+            raise ShardPending(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
+                               "shards; the last shard to finish writes the scores", left)
         return ScoreTable.read(workdir if self.scoring == "absolute" else workdir / "relative")
 
 
