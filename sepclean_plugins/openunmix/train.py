@@ -321,7 +321,7 @@ class Training:
                    "best_epoch": 0, "epochs_trained": 0}
         record = {}
         if resumed is not None:
-            self._restore(source, unmix, optimizer, scheduler, device)
+            resumed = self._restore(source, unmix, optimizer, scheduler, device) or resumed
             record = resumed
             history = {k: resumed[k] for k in history}
             stopping.best, stopping.num_bad_epochs = resumed["best_loss"], resumed["num_bad_epochs"]
@@ -417,7 +417,8 @@ class Training:
             print(f"warning: resuming {source}, which was trained on other tracks than this run's")
         return history
 
-    def _restore(self, source: Path, unmix, optimizer, scheduler, device) -> None:
+    def _restore(self, source: Path, unmix, optimizer, scheduler, device) -> dict | None:
+        """Load the training state; returns the record saved with it (None for older runs)."""
         path = checkpoint.state_path(source, self.args.target)
         state = checkpoint.load(path, device)
         try:
@@ -428,19 +429,13 @@ class Training:
             raise ToolkitError(f"{path}: not a checkpoint of this run's model ({type(e).__name__}: {e})") from None
         if "rng" in state:  # continue the random excerpts and shuffling where the interrupted run was
             restore_rng(state["rng"])
+        return state.get("record")
 
     def _save(self, unmix, optimizer, scheduler, stopping, history: dict, is_best: bool, stopped_early: bool) -> dict:
+        """Best weights, then the training state (which holds the record a resumed run continues),
+        then ``<target>.json``: killed between any two, a resumed run redoes at most the last epoch
+        and ends as an uninterrupted one."""
         target = self.args.target
-        checkpoint.save(checkpoint.state_path(self.output, target), {
-            "epoch": history["epochs_trained"] + 1,
-            "state_dict": unmix.state_dict(),
-            "best_loss": stopping.best,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(),
-        })
-        if is_best:
-            checkpoint.save(checkpoint.weights_path(self.output, target), unmix.state_dict())
         record = {
             **history,
             "args": vars(self.args),
@@ -456,6 +451,17 @@ class Training:
                 "removed_tracks": self.selection.removed if self.selection else [],
             },
         }
+        if is_best:
+            checkpoint.save(checkpoint.weights_path(self.output, target), unmix.state_dict())
+        checkpoint.save(checkpoint.state_path(self.output, target), {
+            "epoch": history["epochs_trained"] + 1,
+            "state_dict": unmix.state_dict(),
+            "best_loss": stopping.best,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "record": record,
+        })
         checkpoint.write_json(checkpoint.history_path(self.output, target), record)
         return record
 
