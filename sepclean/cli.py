@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attribute": ("sepclean.commands.attribute", "score training songs by unlearning the clean references"),
     "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
     "evaluate": ("sepclean.commands.evaluate", "separate a test manifest and score it with museval"),
+    "grid": ("sepclean.commands.grid", "run a dora grid of experiments on this machine (no SLURM needed)"),
     "demo": ("sepclean.commands.demo", "run the main job on the embedded synthetic default"),
 }
 

@@ -19,6 +19,7 @@ example
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -35,10 +36,58 @@ class ToolkitError(ValueError):
     """A problem a user can fix: wrong checkpoint, wrong target, unusable manifest."""
 
 
+@dataclass(frozen=True)
+class TrainSpec:
+    """One training run, in terms every toolkit understands.
+
+    Comparisons between cleaning methods are fair only when every condition gets the same number of
+    optimizer updates: ``epoch_updates`` fixes the updates of an epoch whatever the number of kept
+    tracks (examples are drawn evenly from the kept tracks), so ``epochs`` x ``epoch_updates`` is
+    the same for every condition. None keeps the toolkit's own epoch (one pass over the examples).
+    """
+
+    train: Path
+    """Dataset manifest of the training tracks."""
+    valid: Path
+    """Dataset manifest of the validation tracks (best-epoch selection, early stopping)."""
+    clean: Path | None = None
+    """Clean manifest: train only on the tracks it keeps."""
+    targets: tuple[str, ...] | None = None
+    preset: str | None = None
+    """The toolkit's named small-machine defaults (Open-Unmix ``--preset``, Demucs ``variant``)."""
+    overrides: dict = field(default_factory=dict)
+    """Toolkit-specific settings on top of the preset (Open-Unmix options, Demucs config keys)."""
+    epochs: int | None = None
+    epoch_updates: int | None = None
+    seed: int = 0
+    device: str | None = None
+    """None: CUDA when available."""
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    """What ``Toolkit.load`` takes."""
+    tracks: dict[str, list[str]]
+    """unit -> the track ids it really trained on (after the clean manifest)."""
+    best_epoch: dict[str, int]
+    epochs: dict[str, int]
+    """unit -> epochs trained."""
+
+
 class Toolkit(abc.ABC):
     name: str
     joint: bool
     """True when one model separates every target (Demucs); False for one model per target."""
+
+    @abc.abstractmethod
+    def train(self, spec: TrainSpec, output: Path) -> TrainResult:
+        """Train every unit of ``spec.targets`` into ``output`` with the toolkit's own procedure.
+
+        Running it again on the same ``output`` resumes an interrupted training (and returns at
+        once when it is finished); an ``output`` holding a run of other settings is refused.
+        """
 
     @abc.abstractmethod
     def units(self, targets: list[str] | None = None) -> list[str]:

@@ -110,48 +110,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SETTINGS = {
+    "fad": ("unified", "frames", "draws"),
+    "mlp": ("epochs", "lr", "train_batch_size", "weight_decay", "frames_per_song"),
+}
+COMMON = ("embedding", "weights", "layer", "stems", "silence_db", "min_active", "cache", "batch_size", "seed")
+
+
 def run(args: argparse.Namespace) -> int:
-    from sepclean.embeddings import EmbeddingCache, EmbeddingError, SongEmbeddings, create_backend
+    import torch
+
+    from sepclean.embeddings import EmbeddingError
     from sepclean.manifest import Manifest, ManifestError
+    from sepclean.scorers import ScorerError, ScoringTask, create
 
     try:
         train, reference = Manifest.load(args.train), Manifest.load(args.reference)
-        backend = create_backend(args.embedding, weights=args.weights, layer=args.layer, device=args.device)
-        songs = SongEmbeddings(backend, EmbeddingCache(args.cache), args.silence_db)
-        options = dict(
-            stems=args.stems,
-            min_active_seconds=args.min_active,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            progress=not args.quiet,
-        )
-        if args.method == "fad":
-            from sepclean.fad import fad_table
-
-            table = fad_table(
-                train, reference, songs, unified=args.unified, frames=args.frames, draws=args.draws, **options
-            )
-        else:
-            from sepclean.mlp import mlp_table
-
-            table = mlp_table(
-                train,
-                reference,
-                songs,
-                epochs=args.epochs,
-                lr=args.lr,
-                train_batch_size=args.train_batch_size,
-                weight_decay=args.weight_decay,
-                frames_per_song=args.frames_per_song,
-                **options,
-            )
-    except (ManifestError, EmbeddingError, ValueError) as e:
+        scorer = create(args.method, **{name: getattr(args, name) for name in (*COMMON, *SETTINGS[args.method])})
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        table = scorer.score(ScoringTask(train, reference, device=device, progress=not args.quiet), args.output)
+    except (ManifestError, EmbeddingError, ScorerError, ValueError) as e:
         raise CommandError(str(e)) from None
 
     table.write(args.output)
+    embedding = table.metadata["embedding"]
     print(
         f"wrote {args.output}: {table.method} scores of {len(table.tracks)} songs "
-        f"({', '.join(table.targets)} and all), {backend.name} embeddings cached in {songs.cache.root}"
+        f"({', '.join(table.targets)} and all), {embedding.get('name', args.embedding)} embeddings cached in "
+        f"{table.metadata['cache']}"
     )
     for source, tracks in table.metadata["unscored"].items():
         print(f"  {source}: {len(tracks)} song(s) too quiet to score, given the median: {', '.join(tracks)}")

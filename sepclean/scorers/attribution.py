@@ -15,6 +15,14 @@ SCORE_SETTINGS = ("scoring", "references", "unified")
 """Settings that only change how ΔL becomes scores: runs that differ only in them share one ΔL."""
 
 
+class ShardPending(ScorerError):
+    """This shard's references are done; others are not, so there are no scores yet."""
+
+    def __init__(self, message: str, left: int):
+        super().__init__(message)
+        self.left = left
+
+
 @register
 @dataclass(frozen=True)
 class Attribute(Scorer):
@@ -67,8 +75,8 @@ class Attribute(Scorer):
                   list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
         if not run.compute(Shard.parse(self.shard)):
             left = sum(len(v) for v in run.missing().values())
-            raise ScorerError(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
-                              "shards; the last shard to finish writes the scores")
+            raise ShardPending(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
+                               "shards; the last shard to finish writes the scores", left)
         norms = run.norms() if self.scoring in NEEDS_NORMS else (None, None)
         return delta_table(self.name, workdir, self.scoring, self.references, self.unified, *norms)
 

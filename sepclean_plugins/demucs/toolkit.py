@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +16,33 @@ from demucs.audio import convert_audio
 
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
-from sepclean.toolkit import Toolkit, ToolkitError
+from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
 
 from . import data
 from .models import load_model
 
 UNIT = "all"
 """Demucs trains one model producing every source: the adapter's single unit."""
+
+
+XP_RECORD = "SEPCLEAN_DEMUCS_XP_RECORD"
+"""Environment variable: a file where the plugin's dora main records its XP (signature, folder)."""
+
+TRACKS = "tracks.json"
+"""Written into the XP folder: the track ids the model trains on (after the clean manifest)."""
+
+
+def demucs_argv(spec: TrainSpec, overrides: dict) -> list[str]:
+    """The plugin's dora main overrides for ``spec``."""
+    if spec.targets and sorted(spec.targets) != sorted(DemucsToolkit.sources):
+        raise ToolkitError(f"demucs trains one model for all of {', '.join(DemucsToolkit.sources)}; "
+                           f"targets {list(spec.targets)} cannot be trained alone")
+    settings = {"dset.manifest": str(spec.train), "dset.valid_manifest": str(spec.valid),
+                "dset.clean_manifest": str(spec.clean) if spec.clean else None, "seed": spec.seed,
+                "epochs": spec.epochs, "epoch_updates": spec.epoch_updates, "test.enabled": False, **overrides}
+    # variant is a config group: its value is a name, not a string literal.
+    argv = [f"variant={spec.preset}"] if spec.preset else []
+    return argv + [f"{key}={json.dumps(value)}" for key, value in settings.items() if value is not None]
 
 
 def source_losses(estimate: torch.Tensor, reference: torch.Tensor, kind: str = "l1") -> torch.Tensor:
@@ -54,6 +78,41 @@ class DemucsToolkit(Toolkit):
     # one, which is a single random offset of the input, not an average.
     shifts: int = 0
     overlap: float = 0.25
+
+    def train(self, spec: TrainSpec, output: Path) -> TrainResult:
+        """One XP of the plugin's dora main (``dora -P sepclean_plugins.demucs run ...``) in a fresh
+        process, so it is an ordinary demucs XP: its folder, ``checkpoint.th`` (running it again
+        resumes it), history and ``dora info`` are demucs' own. ``spec.preset`` is a variant and
+        ``spec.overrides`` are config keys (``{"hdemucs.channels": 16, "dora.dir": "/xps"}``; dora.dir
+        defaults to ``$SEPCLEAN_DEMUCS_DIR`` or ``./outputs``; list its XPs with
+        ``SEPCLEAN_DEMUCS_DIR=<dora.dir> dora -P sepclean_plugins.demucs info``). The solver's own
+        test on ``dset.musdb`` is off (``test.enabled=false``): ``sepclean evaluate`` scores the
+        model. ``output`` receives ``xp.json`` (the XP's signature and folder) and, when
+        ``spec.quiet``, ``train.log``."""
+        output = Path(output)
+        output.mkdir(parents=True, exist_ok=True)
+        overrides = dict(spec.overrides)
+        env = dict(os.environ)
+        # dora fixes a main's XP root when the main is imported: it travels by environment.
+        if "dora.dir" in overrides:
+            env["SEPCLEAN_DEMUCS_DIR"] = str(Path(overrides.pop("dora.dir")).absolute())
+        env[XP_RECORD] = str(output / "xp.json")
+        if spec.device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""  # demucs' solver moves the model to CUDA whenever it can
+        command = [sys.executable, "-m", "dora", "-P", "sepclean_plugins.demucs", "run", *demucs_argv(spec, overrides)]
+        with open(output / "train.log", "a") as log:
+            stream = log if spec.quiet else None
+            status = subprocess.run(command, env=env, stdout=stream, stderr=stream).returncode
+        where = f" (log: {output / 'train.log'})" if spec.quiet else ""
+        if status:
+            raise ToolkitError(f"demucs training failed with exit status {status}{where}")
+        folder = Path(json.loads((output / "xp.json").read_text())["folder"])
+        history = json.loads((folder / "history.json").read_text())
+        metric = spec.overrides.get("test.metric", "loss")
+        values = [epoch["valid"][metric] for epoch in history]
+        best = (max if metric.startswith("nsdr") else min)(range(len(values)), key=values.__getitem__)
+        tracks = json.loads((folder / TRACKS).read_text())
+        return TrainResult(folder, {UNIT: tracks}, {UNIT: best + 1}, {UNIT: len(history)})
 
     def _check_unit(self, unit: str) -> None:
         if unit != UNIT:

@@ -13,13 +13,18 @@ import functools
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
+from unittest import mock
+
+import demucs.solver
 import dora
 from demucs import distrib
 from demucs.repitch import RepitchedWrapper
 from demucs.wav import MIXTURE
 from omegaconf import DictConfig
+from torch.utils.data import RandomSampler
 
 from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
@@ -29,6 +34,7 @@ from sepclean.toolkit import ToolkitError
 
 from . import data
 from .models import demucs_train
+from .toolkit import TRACKS, XP_RECORD
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +113,8 @@ def get_datasets(args: DictConfig):
 
 
 def _check_test_set(args: DictConfig) -> None:
+    if not args.test.enabled:
+        return
     if args.test.nonhq is None and not (args.dset.musdb and (Path(args.dset.musdb) / "test").is_dir()):
         raise ToolkitError(
             f"dset.musdb={args.dset.musdb}: demucs' solver evaluates on <dset.musdb>/test "
@@ -133,12 +141,24 @@ def get_solver(args: DictConfig):
         )
     logger.info("train/valid set size: %d %d", len(train_set), len(valid_set))
     loader = functools.partial(distrib.loader, num_workers=args.misc.num_workers)
+    if args.epoch_updates:
+        if distrib.world_size > 1:
+            raise ToolkitError("epoch_updates is for single-process training (distributed training shards each epoch)")
+        # Without replacement: every example is drawn once before any is drawn again.
+        sampler = RandomSampler(train_set, num_samples=args.epoch_updates * args.batch_size)
+        train_loader = loader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True)
+    else:
+        train_loader = loader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
     solver.loaders = {
-        "train": loader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True),
+        "train": train_loader,
         "valid": loader(valid_set, batch_size=1) if args.dset.full_cv
         else loader(valid_set, batch_size=args.batch_size, drop_last=True),
     }
     return solver
+
+
+def _no_test(solver, compute_sdr=False) -> dict:
+    return {}
 
 
 @dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")
@@ -149,5 +169,15 @@ def main(args: DictConfig) -> None:
     if args.misc.verbose:
         for name in ("demucs", __name__):
             logging.getLogger(name).setLevel(logging.DEBUG)
-    logger.info("XP folder (logs, checkpoints): %s", dora.get_xp().folder)
-    get_solver(args).train()
+    xp = dora.get_xp()
+    logger.info("XP folder (logs, checkpoints): %s", xp.folder)
+    if os.environ.get(XP_RECORD) and distrib.rank == 0:  # DemucsToolkit.train asks where its XP is
+        _write_json({"sig": xp.sig, "folder": str(xp.folder)}, Path(os.environ[XP_RECORD]))
+    solver = get_solver(args)
+    if distrib.rank == 0:
+        _write_json(data.track_ids(solver.loaders["train"].dataset), xp.folder / TRACKS)
+    # demucs' Solver tests on <dset.musdb>/test every test.every epochs and after the last one, with
+    # no switch to turn it off; test.enabled=false replaces exactly that call, for this run only.
+    with mock.patch.object(demucs.solver, "evaluate", demucs.solver.evaluate if args.test.enabled else _no_test):
+        solver.train()
+

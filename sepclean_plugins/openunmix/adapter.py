@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from openunmix.model import Separator
@@ -10,7 +12,7 @@ import sepclean
 from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
-from sepclean.toolkit import Toolkit, ToolkitError
+from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
 from sepclean_plugins.openunmix import checkpoint
 from sepclean_plugins.openunmix.clean import kept_ids, track_ids
 from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, build
@@ -37,6 +39,19 @@ class OpenUnmixToolkit(Toolkit):
         self.wiener_win_len = wiener_win_len
         self.softmask = softmask
         self._encoders: dict[tuple[StftConfig, torch.device], torch.nn.Module] = {}
+
+    def train(self, spec: TrainSpec, output: Path) -> TrainResult:
+        """One model per target, each by the training script's procedure, into one run folder (as
+        upstream's ``umx`` models are laid out); a target already trained is not trained again."""
+        from sepclean_plugins.openunmix.train import Training
+
+        output = Path(output)
+        tracks, best, epochs = {}, {}, {}
+        for target in self.units(list(spec.targets) if spec.targets else None):
+            record = Training.from_argv(training_argv(spec, target, output)).run()
+            tracks[target] = record["sepclean"]["train_tracks"]
+            best[target], epochs[target] = record["best_epoch"], record["epochs_trained"]
+        return TrainResult(output, tracks, best, epochs)
 
     def units(self, targets: list[str] | None = None) -> list[str]:
         return list(self.targets if targets is None else targets)
@@ -142,6 +157,27 @@ class OpenUnmixToolkit(Toolkit):
         if key not in self._encoders:
             self._encoders[key] = make_encoder(stft).to(device)
         return self._encoders[key]
+
+
+def training_argv(spec: TrainSpec, target: str, output: Path) -> list[str]:
+    """The training script's command line for one target of ``spec``; ``spec.overrides`` are its
+    options by name (``{"hidden_size": 128, "unidirectional": True}``)."""
+    argv = ["--manifest", str(spec.train), "--valid-manifest", str(spec.valid), "--target", target,
+            "--output", str(output), "--seed", str(spec.seed)]
+    options = {"preset": spec.preset, "clean_manifest": spec.clean, "epochs": spec.epochs,
+               "epoch_updates": spec.epoch_updates, "no_cuda": spec.device == "cpu", "quiet": spec.quiet,
+               **spec.overrides}
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def _common_stft(models: dict[str, torch.nn.Module]) -> StftConfig:

@@ -14,9 +14,15 @@ Same procedure as upstream: magnitude-spectrogram MSE, Adam, ReduceLROnPlateau, 
 the validation loss, input scaling from dataset statistics, one target per run, and the same files
 (``<target>.pth``, ``<target>.chkpnt``, ``<target>.json``, ``separator.json``), so
 ``openunmix.utils.load_separator`` (what ``umx --model DIR`` uses) loads the result. Deliberate differences: ``--epochs``
-is the total number of epochs, so ``--checkpoint DIR`` resumes an interrupted run where it stopped
-(upstream trains ``--epochs`` more); ``--nb-workers`` is honoured on CPU too; the epoch loss is the
-mean over examples; the files are replaced atomically, so an interruption never corrupts them.
+is the total number of epochs, and the same command run again on the same ``--output`` resumes an
+interrupted run after its last finished epoch (settings that change what an epoch computes must be
+the run's own, or the run is refused, never overwritten; ``--checkpoint DIR`` resumes another
+folder's run into ``--output``; upstream trains ``--epochs`` more). The random generators are saved
+with each epoch, so a resumed run ends with the same weights as an uninterrupted one when the data
+is read in this process (``--nb-workers 0``, and on the CPU; CUDA kernels are not bitwise
+deterministic). ``--epoch-updates`` fixes the updates of an epoch, for fair comparisons between
+kept sets of different sizes. ``--nb-workers`` is honoured on CPU too; the epoch loss is the mean
+over examples; the files are replaced atomically, so an interruption never corrupts them.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude
 
 MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "bandwidth")
 """Arguments that shape the model: resuming or fine-tuning a run must keep the run's."""
+
+VOLATILE_ARGS = ("epochs", "output", "checkpoint", "quiet", "nb_workers", "no_cuda", "audio_backend")
+"""Arguments that do not change what an epoch computes: a run may be resumed with other values."""
 
 USER_ERRORS = (ToolkitError, ManifestError, CleanManifestError)
 
@@ -88,6 +97,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=1000, help="total number of epochs")
+    training.add_argument("--epoch-updates", type=int,
+                          help="optimizer updates per epoch, drawn evenly from the tracks whatever their number, "
+                          "so that runs on different kept sets train equally long (default: one pass over the "
+                          "tracks, as upstream)")
     training.add_argument("--batch-size", type=int, default=16)
     training.add_argument("--lr", type=float, default=0.001, help="learning rate, defaults to 1e-3")
     training.add_argument("--patience", type=int, default=140, help="early stopping patience in epochs")
@@ -233,6 +246,22 @@ def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True) -> flo
     return meter.avg
 
 
+def rng_state() -> dict:
+    """The generators an epoch draws from (excerpts: python's random; shuffling: torch), as plain
+    values that a weights-only load accepts."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [name, keys.tolist(), position, has_gauss, gauss]}
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, gauss))
+
+
 def _install_audio_compat(_worker_id: int) -> None:
     # Spawned dataloader workers import openunmix afresh, without the soundfile readers.
     torchaudio_compat.install()
@@ -279,8 +308,9 @@ class Training:
         self.output.mkdir(parents=True, exist_ok=True)
         checkpoint.write_json(self.output / checkpoint.SEPARATOR, stft.to_json())
 
-        resumed = self._resumed_history() if args.checkpoint else None
-        unmix = self._model(stft, encoder, device, scaled=not (args.checkpoint or args.model or args.debug))
+        source = self._resume_from()
+        resumed = self._resumed_history(source) if source else None
+        unmix = self._model(stft, encoder, device, scaled=not (source or args.model or args.debug))
         optimizer = torch.optim.Adam(unmix.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=args.lr_decay_gamma, patience=args.lr_decay_patience, cooldown=10
@@ -291,13 +321,15 @@ class Training:
                    "best_epoch": 0, "epochs_trained": 0}
         record = {}
         if resumed is not None:
-            self._restore(unmix, optimizer, scheduler, device)
+            resumed = self._restore(source, unmix, optimizer, scheduler, device) or resumed
             record = resumed
             history = {k: resumed[k] for k in history}
             stopping.best, stopping.num_bad_epochs = resumed["best_loss"], resumed["num_bad_epochs"]
-            if history["epochs_trained"] >= args.epochs:
-                print(f"{args.checkpoint} has trained {history['epochs_trained']} epochs already "
-                      f"(--epochs {args.epochs} is the total)")
+            if resumed.get("stopped_early") or history["epochs_trained"] >= args.epochs:
+                print(f"{source} has finished: {history['epochs_trained']} epochs trained "
+                      f"(--epochs {args.epochs} is the total{', stopped early' if resumed.get('stopped_early') else ''})")
+                return record
+            print(f"resuming {source} after epoch {history['epochs_trained']}")
 
         epochs = tqdm.trange(history["epochs_trained"] + 1, args.epochs + 1, disable=args.quiet)
         for epoch in epochs:
@@ -315,18 +347,24 @@ class Training:
             history["train_time_history"].append(time.time() - start)
             history["epochs_trained"] = epoch
             epochs.set_postfix(train_loss=train_loss, val_loss=valid_loss)
-            record = self._save(unmix, optimizer, scheduler, stopping, history, is_best)
+            record = self._save(unmix, optimizer, scheduler, stopping, history, is_best, stopped_early=stop)
             if stop:
                 print("Apply Early Stopping")
                 break
         return record
 
     def _loaders(self, pin_memory: bool):
-        options = dict(num_workers=self.args.nb_workers, pin_memory=pin_memory,
-                       worker_init_fn=_install_audio_compat if self.args.nb_workers else None)
+        args = self.args
+        options = dict(num_workers=args.nb_workers, pin_memory=pin_memory,
+                       worker_init_fn=_install_audio_compat if args.nb_workers else None)
         DataLoader = torch.utils.data.DataLoader
-        return (DataLoader(self.train_dataset, batch_size=self.args.batch_size, shuffle=True, **options),
-                DataLoader(self.valid_dataset, batch_size=1, **options))
+        if args.epoch_updates:
+            # Without replacement: every track is drawn once before any is drawn again.
+            sampler = torch.utils.data.RandomSampler(self.train_dataset, num_samples=args.epoch_updates * args.batch_size)
+            train = DataLoader(self.train_dataset, batch_size=args.batch_size, sampler=sampler, **options)
+        else:
+            train = DataLoader(self.train_dataset, batch_size=args.batch_size, shuffle=True, **options)
+        return train, DataLoader(self.valid_dataset, batch_size=1, **options)
 
     def _model(self, stft: StftConfig, encoder, device, scaled: bool) -> torch.nn.Module:
         args = self.args
@@ -352,16 +390,36 @@ class Training:
             raise ToolkitError(f"cannot {purpose} {folder}: it was trained with {listed}")
         return history
 
-    def _resumed_history(self) -> dict:
-        args = self.args
-        history = self._check_model_args(args.checkpoint, "resume")
+    def _resume_from(self) -> Path | None:
+        """``--checkpoint``, else ``--output`` when it holds this target's training state: one
+        command starts a run and, run again after an interruption, resumes it."""
+        if self.args.checkpoint:
+            return Path(self.args.checkpoint)
+        if checkpoint.state_path(self.output, self.args.target).is_file():
+            self._check_same_run(self.output)
+            return self.output
+        return None
+
+    def _check_same_run(self, folder: Path) -> None:
+        """Refuse to continue, in ``folder``, a run started with other settings (never overwrite it)."""
+        before = checkpoint.read_json(checkpoint.history_path(folder, self.args.target)).get("args", {})
+        now = vars(self.args)
+        changed = {k: (before.get(k), v) for k, v in now.items() if k not in VOLATILE_ARGS and before.get(k) != v}
+        if changed:
+            listed = ", ".join(f"--{k.replace('_', '-')} {old} (now {new})" for k, (old, new) in sorted(changed.items()))
+            raise ToolkitError(f"{folder} holds a {self.args.target} run with other settings: {listed}; "
+                               "use another --output, or the run's own settings to resume it")
+
+    def _resumed_history(self, source: Path) -> dict:
+        history = self._check_model_args(source, "resume")
         seen = history.get("sepclean", {}).get("train_tracks")
         if seen is not None and seen != self.toolkit.dataset_tracks(self.train_dataset):
-            print(f"warning: resuming {args.checkpoint}, which was trained on other tracks than this run's")
+            print(f"warning: resuming {source}, which was trained on other tracks than this run's")
         return history
 
-    def _restore(self, unmix, optimizer, scheduler, device) -> None:
-        path = checkpoint.state_path(self.args.checkpoint, self.args.target)
+    def _restore(self, source: Path, unmix, optimizer, scheduler, device) -> dict | None:
+        """Load the training state; returns the record saved with it (None for older runs)."""
+        path = checkpoint.state_path(source, self.args.target)
         state = checkpoint.load(path, device)
         try:
             unmix.load_state_dict(state["state_dict"])
@@ -369,23 +427,21 @@ class Training:
             scheduler.load_state_dict(state["scheduler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ToolkitError(f"{path}: not a checkpoint of this run's model ({type(e).__name__}: {e})") from None
+        if "rng" in state:  # continue the random excerpts and shuffling where the interrupted run was
+            restore_rng(state["rng"])
+        return state.get("record")
 
-    def _save(self, unmix, optimizer, scheduler, stopping, history: dict, is_best: bool) -> dict:
+    def _save(self, unmix, optimizer, scheduler, stopping, history: dict, is_best: bool, stopped_early: bool) -> dict:
+        """Best weights, then the training state (which holds the record a resumed run continues),
+        then ``<target>.json``: killed between any two, a resumed run redoes at most the last epoch
+        and ends as an uninterrupted one."""
         target = self.args.target
-        checkpoint.save(checkpoint.state_path(self.output, target), {
-            "epoch": history["epochs_trained"] + 1,
-            "state_dict": unmix.state_dict(),
-            "best_loss": stopping.best,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-        })
-        if is_best:
-            checkpoint.save(checkpoint.weights_path(self.output, target), unmix.state_dict())
         record = {
             **history,
             "args": vars(self.args),
             "best_loss": stopping.best,
             "num_bad_epochs": stopping.num_bad_epochs,
+            "stopped_early": stopped_early,
             "commit": f"openunmix {version('openunmix')}",
             "sepclean": {
                 "version": sepclean.__version__,
@@ -395,6 +451,17 @@ class Training:
                 "removed_tracks": self.selection.removed if self.selection else [],
             },
         }
+        if is_best:
+            checkpoint.save(checkpoint.weights_path(self.output, target), unmix.state_dict())
+        checkpoint.save(checkpoint.state_path(self.output, target), {
+            "epoch": history["epochs_trained"] + 1,
+            "state_dict": unmix.state_dict(),
+            "best_loss": stopping.best,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "record": record,
+        })
         checkpoint.write_json(checkpoint.history_path(self.output, target), record)
         return record
 

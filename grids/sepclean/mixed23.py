@@ -1,0 +1,25 @@
+"""The paper's experiment, for Open-Unmix and HDemucs under identical cleaning, at GPU scale.
+
+Synthetic mixed23 (the bench profile: 200 songs, 50 references, 50 test songs; heavy severity) by
+default; real data with ``data.roots.*`` (e.g. MUSDB18-HQ train + SDXDB23 label noise and
+bleeding as train, MUSDB18-HQ test as reference). ``mixed23_cpu`` is the same grid sized for CPUs.
+"""
+
+from ._explorers import CleaningExplorer, launch_conditions
+
+ARCHS = ["openunmix", "hdemucs"]
+METHODS = [("oracle", "unified"), ("random", "unified"), ("fad", "per-target"), ("mlp", "per-target"),
+           ("attribute", "unified"), ("attribute", "per-target"), ("loss", "per-target")]
+RATIOS = [0.5, 0.75, 0.9]
+SEEDS = [0, 1, 2]
+
+
+def conditions(launcher, size: str) -> None:
+    launcher.bind_(size=size)
+    launch_conditions(launcher, ARCHS, METHODS, RATIOS, SEEDS)
+
+
+@CleaningExplorer
+def explorer(launcher):
+    launcher.slurm_(gpus=1, mem_per_gpu=40, cpus_per_task=10, time=4320)
+    conditions(launcher, "gpu")

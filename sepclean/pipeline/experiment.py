@@ -1,0 +1,159 @@
+"""One experiment: an architecture trained under one cleaning condition, evaluated on the test songs.
+
+A condition is a control or a scoring method at a ratio and mode:
+
+``dirty``           the whole noisy pool
+``clean_twin``      the uncontaminated twin of every song (the upper bound; synthetic data)
+``reference_only``  the trusted references alone
+``<method>``        any registered scoring method (``fad``, ``mlp``, ``attribute``, ``loss``, the
+                    ``oracle`` and ``random`` controls, ...): score the pool, keep ``ratio`` of it
+                    (one set, or one per target), retrain
+
+Identical cleaning across architectures: the scores, and so the kept songs, do not depend on the
+architecture being retrained (attribution unlearns from ``scoring.baseline``'s dirty model,
+whichever architecture the experiment retrains). Fair training: every condition of an architecture
+trains for the same number of optimizer updates (``epochs`` x ``epoch_updates``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from sepclean.errors import PipelineError
+from sepclean.pipeline import stages
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.toolkit import TrainResult, TrainSpec
+
+CONTROLS = {"dirty": "train", "clean_twin": "train_clean", "reference_only": "reference"}
+"""Conditions that train on a whole split, without scoring: condition -> split."""
+
+
+def overrides(items) -> dict:
+    """``["hidden_size=128", "hdemucs.channels=16"]`` -> ``{"hidden_size": 128, "hdemucs.channels": 16}``."""
+    parsed = {}
+    for item in items or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise PipelineError(f"override {item!r} is not KEY=VALUE")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+@dataclasses.dataclass
+class Experiment:
+    """The settings of one XP (the dora main's config, as plain values) and where it works."""
+
+    cfg: dict
+    store: ArtifactStore
+    demucs_dir: Path
+    device: str = "cpu"
+    progress: bool = True
+    log: Callable[[str], None] = print
+
+    def data(self) -> stages.Data:
+        data = self.cfg["data"]
+        roots = {split: list(rs or []) for split, rs in (data.get("roots") or {}).items()}
+        if any(roots.values()):
+            return stages.dataset_roots(self.store, roots, progress=self.progress)
+        synth = dict(data["synth"])
+        synth["sizes"] = {k: v for k, v in (synth.get("sizes") or {}).items() if v is not None}
+        return stages.synthetic_data(self.store, **synth, progress=self.progress)
+
+    def spec(self, arch: str, data: stages.Data, split: str, clean: Path | None = None) -> TrainSpec:
+        settings = self.cfg["archs"].get(arch)
+        if settings is None:
+            raise PipelineError(f"no architecture {arch!r} in archs (known: {', '.join(self.cfg['archs'])})")
+        extra = overrides(settings.get("overrides"))
+        if settings["toolkit"] == "demucs":
+            extra.setdefault("dora.dir", str(self.demucs_dir))
+        targets = settings.get("targets")
+        return TrainSpec(train=data.manifests[split], valid=data.manifests["valid"], clean=clean,
+                         targets=tuple(targets) if targets else None, preset=settings.get("preset"),
+                         overrides=extra, epochs=settings["epochs"], epoch_updates=settings.get("epoch_updates"),
+                         seed=self.cfg["seed"], device=self.device, quiet=not self.progress)
+
+    def train(self, arch: str, data: stages.Data, split: str, clean: Path | None = None) -> TrainResult:
+        toolkit = self.cfg["archs"][arch]["toolkit"]
+        self.log(f"[train] {arch} on {split}" + (f" kept by {clean}" if clean else ""))
+        return stages.train(self.store, toolkit, self.spec(arch, data, split, clean))
+
+    def scorer(self):
+        from sepclean.scorers import create, names, scorer_class
+
+        method = self.cfg["method"]
+        if method not in names():
+            raise PipelineError(f"no cleaning condition {method!r}: the controls are {', '.join(CONTROLS)}, "
+                                f"the scoring methods {', '.join(names())}")
+        settings = dict((self.cfg.get("scoring") or {}).get(method) or {})
+        fields = {f.name for f in dataclasses.fields(scorer_class(method))}
+        if "seed" in fields and settings.get("seed") is None:
+            settings["seed"] = self.cfg["seed"]  # a seed replicates the whole pipeline, scoring included
+        return create(method, **settings)
+
+    def run(self) -> dict:
+        """Run (or resume, or read back) every stage; returns the XP's metrics."""
+        cfg = self.cfg
+        arch, method = cfg["arch"], cfg["method"]
+        data = self.data()
+        scores = None
+        if method in CONTROLS:
+            model = self.train(arch, data, CONTROLS[method])
+        else:
+            scorer = self.scorer()
+            baseline = baseline_key = None
+            if scorer.needs_baseline:
+                from sepclean.scorers import Baseline
+
+                base_arch = cfg["scoring"]["baseline"]
+                dirty = self.train(base_arch, data, "train")
+                baseline = Baseline(cfg["archs"][base_arch]["toolkit"], dirty.checkpoint)
+                baseline_key = str(dirty.checkpoint)
+            self.log(f"[score] {method}")
+            scores = stages.score(self.store, scorer, data, baseline, baseline_key, self.device, self.progress)
+            self.log(f"[filter] ratio {cfg['ratio']}, {cfg['mode']}")
+            clean = stages.filter_scores(self.store, scores, cfg["ratio"], cfg["mode"])
+            model = self.train(arch, data, "train", clean)
+        self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
+        targets = cfg["archs"][arch].get("targets")
+        evaluation = stages.evaluate(self.store, cfg["archs"][arch]["toolkit"], model, data.manifest("test"),
+                                     list(targets) if targets else None, self.device, cfg["evaluate"]["workers"],
+                                     cfg["evaluate"]["sdr_only"], self.progress)
+        return metrics(data, model, evaluation, scores)
+
+
+def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Path | None) -> dict:
+    """What the explorer tables: what the model trained on, what the scores found, its SDR."""
+    pool = data.manifest("train").ids
+    trained = {unit: set(ids) for unit, ids in model.tracks.items()}
+    out = {
+        "kept": _mean(len(ids) for ids in trained.values()),
+        "kept_per_unit": {unit: len(ids) for unit, ids in trained.items()},
+        "best_epoch": model.best_epoch,
+        "epochs": model.epochs,
+        "converged": all(model.best_epoch[u] < model.epochs[u] for u in model.epochs),
+        "sdr": {**evaluation["median"], "avg": evaluation["average"]},
+    }
+    truth = (data.contamination or {}).get("tracks")
+    if truth is not None:
+        bad = {t for t in pool if truth.get(t, {}).get("contaminated")}
+        out["removed"] = _mean(len([t for t in pool if t not in ids]) for ids in trained.values() if ids <= set(pool))
+        out["removed_contaminated"] = _mean(len(bad - ids) for ids in trained.values() if ids <= set(pool))
+        out["contaminated"] = len(bad)
+    if scores is not None and data.contamination is not None:
+        from sepclean.detection import report
+        from sepclean.scores import ScoreTable
+
+        found = report(ScoreTable.read(scores), data.contamination)
+        out["auroc"] = found["overall"]
+        out["auroc_per_target"] = found["target"]
+    return out
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else math.nan

@@ -1,0 +1,125 @@
+"""From XP metrics to the table a researcher reads: which cleaning helped which model, by how much,
+and how sure we are.
+
+Rows are conditions (architecture, method, ratio, mode); seeds are replicates. For each condition:
+the mean and standard deviation over seeds of every SDR, and against ``dirty`` of the same
+architecture, the *paired* difference (seed s of the method minus seed s of dirty: the seed fixes
+the data order and initialisation of both), its 95% t-interval, and the share of the dirty →
+clean-twin gap the condition closes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+import sepclean
+
+DIRTY, CLEAN = "dirty", "clean_twin"
+
+
+@dataclass(frozen=True)
+class Condition:
+    arch: str
+    method: str
+    ratio: float | str | None
+    mode: str | None
+
+    @classmethod
+    def of(cls, cfg: dict) -> "Condition":
+        from sepclean.pipeline.experiment import CONTROLS
+
+        control = cfg["method"] in CONTROLS
+        return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"])
+
+
+@dataclass
+class Row:
+    condition: Condition
+    seeds: dict[int, dict] = field(default_factory=dict)
+    """seed -> that XP's metrics."""
+
+
+def group(runs: list[tuple[dict, dict]]) -> dict[Condition, Row]:
+    """``(config, metrics)`` of finished XPs -> one row per condition."""
+    rows: dict[Condition, Row] = {}
+    for cfg, metrics in runs:
+        condition = Condition.of(cfg)
+        rows.setdefault(condition, Row(condition)).seeds[int(cfg["seed"])] = metrics
+    return rows
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return math.nan, math.nan
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+
+
+def paired(method: dict[int, float], baseline: dict[int, float], level: float = 0.95) -> dict:
+    """Mean paired difference over the seeds both have, its t-interval and two-sided p-value."""
+    seeds = sorted(set(method) & set(baseline))
+    diffs = np.array([method[s] - baseline[s] for s in seeds], dtype=np.float64)
+    out = {"n": len(seeds), "delta": float(diffs.mean()) if len(diffs) else math.nan, "low": math.nan,
+           "high": math.nan, "p": math.nan}
+    if len(diffs) > 1:
+        sem = diffs.std(ddof=1) / math.sqrt(len(diffs))
+        half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * sem
+        out.update(low=out["delta"] - half, high=out["delta"] + half)
+        out["p"] = float(stats.ttest_1samp(diffs, 0.0).pvalue) if sem > 0 else (0.0 if out["delta"] else 1.0)
+    return out
+
+
+def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
+    """One flat dict per condition, in the order the conditions first appear."""
+    rows = group(runs)
+    out = []
+    for condition, row in rows.items():
+        sdr = {t: {s: m["sdr"].get(t) for s, m in row.seeds.items() if m["sdr"].get(t) is not None}
+               for t in [*sepclean.STEMS, "avg"]}
+        line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
+                "mode": condition.mode, "seeds": len(row.seeds)}
+        for key in ("kept", "removed_contaminated", "auroc"):
+            line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]
+        line["converged"] = all(m.get("converged", True) for m in row.seeds.values())
+        for target, values in sdr.items():
+            line[f"sdr_{target}"], line[f"sdr_{target}_std"] = mean_std(values.values())
+        dirty = rows.get(Condition(condition.arch, DIRTY, None, None))
+        clean = rows.get(Condition(condition.arch, CLEAN, None, None))
+        if dirty is not None and condition.method != DIRTY:
+            dirty_avg = {s: m["sdr"]["avg"] for s, m in dirty.seeds.items()}
+            test = paired(sdr["avg"], dirty_avg)
+            line.update(delta=test["delta"], delta_low=test["low"], delta_high=test["high"], p=test["p"])
+            if clean is not None:
+                gap = mean_std(m["sdr"]["avg"] for m in clean.seeds.values())[0] - mean_std(dirty_avg.values())[0]
+                line["gap_closed"] = (line["sdr_avg"] - mean_std(dirty_avg.values())[0]) / gap if gap else math.nan
+        out.append(line)
+    return out
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, fmt)
+
+
+def markdown(summary: list[dict]) -> str:
+    """The condition table as Markdown: SDR as mean ± std over seeds, Δ against dirty with its 95% CI."""
+    header = ["arch", "method", "ratio", "mode", "seeds", "kept", "bad out", "AUROC",
+              *[f"SDR {t}" for t in sepclean.STEMS], "SDR avg", "Δ dirty [95% CI]", "p", "gap closed", "converged"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(header) - 5) + [":---:"]) + "|"]
+    for row in summary:
+        sdrs = [f"{_cell(row[f'sdr_{t}'], '.2f')} ± {_cell(row[f'sdr_{t}_std'], '.2f')}" if math.isfinite(row[f"sdr_{t}"])
+                else "-" for t in [*sepclean.STEMS, "avg"]]
+        delta = "-"
+        if "delta" in row and math.isfinite(row["delta"]):
+            delta = f"{row['delta']:+.2f} [{_cell(row['delta_low'], '+.2f')}, {_cell(row['delta_high'], '+.2f')}]"
+        cells = [row["arch"], row["method"], _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
+                 _cell(row["kept"], ".1f"), _cell(row["removed_contaminated"], ".1f"), _cell(row["auroc"], ".2f"),
+                 *sdrs, delta, _cell(row.get("p"), ".3f"), _cell(row.get("gap_closed"), ".0%"),
+                 "yes" if row["converged"] else "NO (best epoch = last)"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

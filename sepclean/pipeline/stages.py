@@ -1,0 +1,205 @@
+"""The experiment's stages as plain functions, each producing one shared artifact.
+
+    manifests ─► train(dirty) ─► score(method) ─► filter(ratio, mode) ─► train(kept) ─► evaluate
+
+Each stage names its artifact by its settings and its inputs' keys (``ArtifactStore``): whatever
+asks for the same dirty baseline, the same scores or the same clean manifest gets the same folder,
+made once. The dora main, the ``sepclean`` commands and the demo call these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from sepclean.clean_manifest import CleanManifest
+from sepclean.errors import PipelineError
+from sepclean.manifest import Manifest
+from sepclean.pipeline.artifacts import ArtifactStore, digest, read_json
+from sepclean.scorers import Baseline, Scorer, ScoringTask
+from sepclean.scores import ScoreTable
+from sepclean.toolkit import TrainResult, TrainSpec
+
+SPLITS = ("train", "train_clean", "valid", "reference", "test")
+"""The manifests an experiment reads: the noisy pool, its clean twin (the upper bound; synthetic
+data, or given), validation (best epoch), the trusted references, and the test songs."""
+
+
+@dataclass(frozen=True)
+class Data:
+    """The manifests of one dataset, and the ground truth when the data is synthetic."""
+
+    folder: Path
+    manifests: dict[str, Path]
+    contamination: dict | None
+    key: str
+
+    def manifest(self, split: str) -> Manifest:
+        if split not in self.manifests:
+            raise PipelineError(f"the dataset has no {split!r} manifest (it has {', '.join(self.manifests)})")
+        return Manifest.load(self.manifests[split])
+
+
+def _data(store: ArtifactStore, folder: Path) -> Data:
+    spec = read_json(folder / "spec.json")
+    truth = folder / "contamination.json"
+    return Data(folder, {split: folder / "manifests" / f"{split}.jsonl" for split in store.summary(folder)["splits"]},
+                read_json(truth) if truth.is_file() else None, spec["key"])
+
+
+def _write_manifests(folder: Path, roots: dict[str, list[Path]], progress: bool) -> dict:
+    from sepclean.scan import scan
+
+    written = {}
+    for split, split_roots in roots.items():
+        manifest, problems = scan(split_roots, progress=progress)
+        if problems:
+            shown = "; ".join(map(str, problems[:5]))
+            raise PipelineError(f"{split}: {len(problems)} track(s) failed validation ({shown}); "
+                                "run `sepclean manifest` on the root to see every problem")
+        if not len(manifest):
+            raise PipelineError(f"{split}: no tracks under {', '.join(map(str, split_roots))}")
+        manifest.write(folder / "manifests" / f"{split}.jsonl")
+        written[split] = len(manifest)
+    return {"splits": list(written), "tracks": written}
+
+
+def synthetic_data(store: ArtifactStore, preset: str = "mixed23", profile: str = "small", severity: str = "paper",
+                   contaminated_fraction: float | None = None, seed: int = 0, sizes: dict | None = None,
+                   workers: int | None = None, progress: bool = True) -> Data:
+    """``sepclean synth`` output and its manifests. ``sizes`` changes the profile's song counts or
+    duration (e.g. ``{"test": 46}``); songs are seeded by (split, index), so adding test songs leaves
+    every other song as it was."""
+    from sepclean.synth import CONTAMINATION_FILE, generate_dataset
+    from sepclean.synth.dataset import PROFILES
+
+    if profile not in PROFILES:
+        raise PipelineError(f"unknown synthetic profile {profile!r} (known: {', '.join(PROFILES)})")
+    shape = dataclasses.replace(PROFILES[profile], **(sizes or {}))
+    config = {"preset": preset, "profile": dataclasses.asdict(shape), "severity": severity,
+              "contaminated_fraction": contaminated_fraction, "seed": seed}
+
+    def make(folder: Path) -> dict:
+        audio = folder / "audio"
+        generate_dataset(audio, preset=preset, profile=shape, seed=seed, severity=severity,
+                         contaminated_fraction=contaminated_fraction, workers=workers, progress=progress,
+                         overwrite=True)  # an interrupted generation starts again: it is deterministic
+        (folder / "contamination.json").write_bytes((audio / CONTAMINATION_FILE).read_bytes())
+        return _write_manifests(folder, {split: [audio / split] for split in SPLITS}, progress=False)
+
+    return _data(store, store.produce("data", config, [], make))
+
+
+def _listing(roots: list[Path]) -> str:
+    """Cheap identity of the files under ``roots`` (names, sizes, modification times): a changed
+    dataset gets new manifests instead of stale ones."""
+    entries = []
+    for root in roots:
+        for path in sorted(Path(root).rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return digest(entries)
+
+
+def dataset_roots(store: ArtifactStore, roots: dict[str, list[str]], progress: bool = True) -> Data:
+    """Manifests of real dataset roots, one list of roots per split (``train``, ``valid``,
+    ``reference``, ``test``; ``train_clean`` when a clean twin exists)."""
+    missing = [s for s in ("train", "valid", "reference", "test") if not roots.get(s)]
+    if missing:
+        raise PipelineError(f"data.roots needs roots for {', '.join(missing)}")
+    resolved = {s: [Path(r).expanduser().resolve() for r in rs] for s, rs in roots.items() if rs}
+    for split, split_roots in resolved.items():
+        for root in split_roots:
+            if not root.exists():
+                raise PipelineError(f"data.roots.{split}: {root} does not exist")
+    config = {split: [str(r) for r in rs] for split, rs in resolved.items()}
+    listing = [_listing(rs) for rs in resolved.values()]
+    folder = store.produce("data", config, listing, lambda folder: _write_manifests(folder, resolved, progress))
+    return _data(store, folder)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def _clean_key(clean: Path | None) -> str | None:
+    if clean is None:
+        return None
+    manifest = CleanManifest.load(clean)
+    return digest({"keep": manifest.keep, "dataset": manifest.dataset_hash})
+
+
+def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
+    """A trained model (resumed when interrupted, reused when done)."""
+    from sepclean import toolkit as toolkits
+
+    adapter = toolkits.get(toolkit)
+    identity = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train", "valid", "clean", "device", "quiet")}
+    # Where XPs of other tools live is not what a model is.
+    identity["overrides"] = {k: v for k, v in spec.overrides.items() if not k.startswith("dora.")}
+    inputs = [Manifest.load(spec.train).hash, Manifest.load(spec.valid).hash, _clean_key(spec.clean)]
+
+    def make(folder: Path) -> dict:
+        result = adapter.train(spec, folder / "model")
+        return {"checkpoint": str(result.checkpoint), "tracks": result.tracks, "best_epoch": result.best_epoch,
+                "epochs": result.epochs}
+
+    summary = store.summary(store.produce("train", {"toolkit": toolkit, **identity}, inputs, make))
+    return TrainResult(Path(summary["checkpoint"]), summary["tracks"], summary["best_epoch"], summary["epochs"])
+
+
+# --- scoring and filtering -----------------------------------------------------------------------
+
+def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline | None = None,
+          baseline_key: str | None = None, device: str = "cpu", progress: bool = True) -> Path:
+    """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes)."""
+    task = ScoringTask(data.manifest("train"), data.manifest("reference"), baseline if scorer.needs_baseline else None,
+                       data.contamination if scorer.needs_truth else None, device, progress)
+    scorer.check(task)
+    inputs = [task.train.hash, task.reference.hash]
+    if scorer.needs_baseline:
+        inputs.append(baseline_key or str(baseline.checkpoint))
+    if scorer.needs_truth:
+        inputs.append(digest(task.contamination))
+
+    def make(folder: Path) -> dict:
+        table = scorer.score(task, folder / "work")
+        table.write(folder / "table")
+        return {"tracks": len(table.tracks), "targets": table.targets}
+
+    return store.produce("scores", scorer.config(), inputs, make) / "table"
+
+
+def filter_scores(store: ArtifactStore, scores: Path, ratio: float | str, mode: str) -> Path:
+    """The clean manifest keeping ``ratio`` of the songs by ``scores`` (one set, or one per target)."""
+    from sepclean.filtering import clean_manifest
+
+    def make(folder: Path) -> dict:
+        clean = clean_manifest(ScoreTable.read(scores), ratio, mode)
+        clean.write(folder / "clean.json")
+        lists = clean.keep if clean.per_target else {"all": clean.keep}
+        return {"kept": {target: len(ids) for target, ids in lists.items()}}
+
+    scores_key = read_json(scores.parent / "spec.json")["key"]
+    return store.produce("filter", {"ratio": ratio, "mode": mode}, [scores_key], make) / "clean.json"
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+def evaluate(store: ArtifactStore, toolkit: str, model: TrainResult, test: Manifest, targets: list[str] | None = None,
+             device: str = "cpu", workers: int | None = None, sdr_only: bool = True, progress: bool = True) -> dict:
+    """museval SDR of a trained model on the test songs (``targets``: those it was trained for; all
+    the toolkit's by default): the summary ``sepclean evaluate`` writes."""
+    from sepclean import evaluate as evaluation
+
+    def make(folder: Path) -> dict:
+        result = evaluation.evaluate(toolkit, model.checkpoint, test, folder, targets=targets, workers=workers,
+                                     device=device, progress=progress, sdr_only=sdr_only)
+        return {"median": result.median, "average": result.average, "tracks": len(result.tracks)}
+
+    # The model is named by its training artifact (the checkpoint path is inside it, or a demucs XP
+    # named by the same settings).
+    config = {"toolkit": toolkit, "targets": targets, "sdr_only": sdr_only}
+    folder = store.produce("evaluate", config, [str(model.checkpoint), test.hash], make)
+    return store.summary(folder)
+

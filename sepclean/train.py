@@ -1,0 +1,41 @@
+"""The dora main of sepclean's experiments: ``dora grid sepclean.mixed23``, ``dora -P sepclean run``.
+
+One XP trains one architecture under one cleaning condition and evaluates it (see
+``sepclean.pipeline.experiment``); its metrics go to the XP's history, which the grids' explorer
+tables. The stages are shared artifacts in ``store`` (default ``<dora.dir>/artifacts``), Demucs
+trainings are XPs of the Demucs plugin's own dora main in ``<dora.dir>/demucs``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dora
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.pipeline.experiment import Experiment
+
+logger = logging.getLogger(__name__)
+
+
+def experiment(cfg: DictConfig, progress: bool = True) -> Experiment:
+    root = main.dora.dir
+    store = dora.to_absolute_path(cfg.store) if cfg.store else root / "artifacts"
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Experiment(OmegaConf.to_container(cfg, resolve=True), ArtifactStore(store), root / "demucs", device,
+                      progress, log=logger.info)
+
+
+@dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    xp = dora.get_xp()
+    logging.getLogger("sepclean").setLevel(logging.INFO)
+    if xp.link.history:
+        logger.info("XP %s is done: %s", xp.sig, xp.link.history[-1])
+        return
+    logger.info("XP %s: %s, %s, ratio %s, %s, seed %s", xp.sig, cfg.arch, cfg.method, cfg.ratio, cfg.mode, cfg.seed)
+    metrics = experiment(cfg).run()
+    xp.link.push_metrics(metrics)
+    logger.info("XP %s done: %s", xp.sig, metrics)
