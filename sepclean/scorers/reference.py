@@ -14,9 +14,12 @@ explains a training song is a blind score that uses the same trusted set as attr
   around 10 dB); the song's score is the mean over its stems. A stem whose SDR is undefined (a
   silent label) gets its target's median, listed in the metadata.
 
-The reference model is ``checkpoint``: train it with the toolkit's own command on the reference
-manifest (validated on a held-out clean split), e.g. ``python -m sepclean_plugins.openunmix.train
---manifest reference.jsonl --valid-manifest valid.jsonl --target vocals --output runs/umx_ref``.
+The reference model is trained here, through the toolkit adapter's ``train`` (its own procedure),
+on the references only, into the work folder (resumed when interrupted): ``preset``, ``epochs``,
+``epoch_updates``, ``overrides`` and ``seed`` are its TrainSpec. The references are also its
+validation set (the task has no other clean split), so its best epoch is the one that fits them
+best. ``checkpoint`` instead names a reference-only model trained elsewhere (e.g. with a held-out
+validation split).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import numpy as np
 import sepclean
 from sepclean.scorers.attribution import model_losses
 from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
+from sepclean.manifest import Manifest
 from sepclean.scores import ScoreTable
+from sepclean.toolkit import TrainSpec
 
 REFLOSS_SCORINGS = ("loss", "reducible", "ratio")
 
@@ -39,21 +44,38 @@ REFLOSS_SCORINGS = ("loss", "reducible", "ratio")
 class ReferenceModelScorer(Scorer):
     toolkit: str = "openunmix"
     checkpoint: str | None = None
-    """The model trained on the reference songs only (a run folder or file the toolkit loads)."""
+    """A model trained on the reference songs only; None: trained here."""
     targets: tuple[str, ...] | None = None
+    preset: str | None = None
+    epochs: int | None = None
+    epoch_updates: int | None = None
+    overrides: dict | None = None
+    seed: int = 0
 
     def __post_init__(self):
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
 
-    def reference_model(self) -> Path:
-        if self.checkpoint is None:
-            raise ScorerError(f"{self.name} needs checkpoint=<a model trained on the reference songs only>")
-        return Path(self.checkpoint)
+    def reference_model(self, task: ScoringTask, workdir: Path) -> Path:
+        """The reference-only model: ``checkpoint``, or trained through the toolkit into ``workdir``."""
+        if self.checkpoint is not None:
+            return Path(self.checkpoint)
+        from sepclean import toolkit as toolkits
 
-    def meta(self, task: ScoringTask, **extra) -> dict:
+        workdir = Path(workdir)
+        references = workdir / "reference.jsonl"
+        if not references.is_file():
+            task.reference.write(references)
+        elif Manifest.load(references).hash != task.reference.hash:
+            raise ScorerError(f"{workdir} holds a reference model of other references: use another work folder")
+        spec = TrainSpec(train=references, valid=references, targets=self.targets, preset=self.preset,
+                         overrides=dict(self.overrides or {}), epochs=self.epochs, epoch_updates=self.epoch_updates,
+                         seed=self.seed, device=task.device, quiet=not task.progress)
+        return toolkits.get(self.toolkit).train(spec, workdir / "reference_model").checkpoint
+
+    def meta(self, task: ScoringTask, model: Path, **extra) -> dict:
         return {"manifests": {"train": task.train.hash, "reference": task.reference.hash}, "toolkit": self.toolkit,
-                "reference_model": str(self.checkpoint), **extra, "sepclean": sepclean.__version__}
+                "reference_model": str(model), **extra, "sepclean": sepclean.__version__}
 
 
 @register
@@ -77,7 +99,8 @@ class RefLoss(ReferenceModelScorer):
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         self.check(task)
-        reference, hashes = model_losses(self.toolkit, self.reference_model(), task, self.targets, self.segment,
+        model = self.reference_model(task, workdir)
+        reference, hashes = model_losses(self.toolkit, model, task, self.targets, self.segment,
                                     self.batch_size)
         extra = {"reference_models": hashes, "scoring": self.scoring}
         if self.scoring == "loss":
@@ -94,7 +117,7 @@ class RefLoss(ReferenceModelScorer):
                        for t, values in reference.items()}
         ids = task.train.ids
         return ScoreTable.from_columns(self.name, ids, {t: dict(zip(ids, v.tolist())) for t, v in columns.items()},
-                                       self.meta(task, **extra))
+                                       self.meta(task, model, **extra))
 
 
 @register
@@ -109,8 +132,10 @@ class RefSdr(ReferenceModelScorer):
         from sepclean.evaluate import evaluate
 
         self.check(task)
-        evaluation = evaluate(self.toolkit, self.reference_model(), task.train, Path(workdir) / "separated",
-                              list(self.targets) if self.targets else None, self.workers, task.device, task.progress)
+        model = self.reference_model(task, workdir)
+        evaluation = evaluate(self.toolkit, model, task.train, Path(workdir) / "separated",
+                              list(self.targets) if self.targets else None, self.workers, task.device, task.progress,
+                              sdr_only=True)
         ids = task.train.ids
         columns, undefined = {}, {}
         for target in evaluation.targets:
@@ -121,6 +146,6 @@ class RefSdr(ReferenceModelScorer):
             values[missing] = float(np.median(values[~missing]))
             undefined[target] = [t for t, m in zip(ids, missing) if m]
             columns[target] = dict(zip(ids, values.tolist()))
-        meta = self.meta(task, metric="median BSSEval v4 SDR over 1 s frames (dB)", undefined_sdr=undefined,
+        meta = self.meta(task, model, metric="median BSSEval v4 SDR over 1 s frames (dB)", undefined_sdr=undefined,
                          average_sdr=evaluation.average if math.isfinite(evaluation.average) else None)
         return ScoreTable.from_columns(self.name, ids, columns, meta)
