@@ -70,6 +70,9 @@ SCORERS: dict[str, tuple[str, dict]] = {
     "attribute-rank-worst": ("attribute", {"references": "rank", "unified": "worst"}),
     "attribute-relative-rank-worst": ("attribute", {"scoring": "relative", "references": "rank", "unified": "worst"}),
     "attribute-gradnorm-rank-worst": ("attribute", {"scoring": "gradnorm", "references": "rank", "unified": "worst"}),
+    "attribute-checkpoints": ("attribute", {"mode": "linear", "checkpoints": [2, 4, 6, 8, 10]}),
+    "attribute-checkpoints-rank-worst": ("attribute", {"mode": "linear", "checkpoints": [2, 4, 6, 8, 10],
+                                                       "references": "rank", "unified": "worst"}),
     "refloss": ("refloss", {}),
     "refloss-reducible": ("refloss", {"scoring": "reducible"}),
     "refloss-ratio": ("refloss", {"scoring": "ratio"}),
@@ -142,13 +145,14 @@ def dataset(out: Path, name: str, profile: str, seed: int) -> Dataset:
     return Dataset(name, seed, root, manifests)
 
 
-def train_models(folder: Path, train: Path, valid: Path, preset: str, epochs: int, targets: list[str]) -> Path:
+def train_models(folder: Path, train: Path, valid: Path, preset: str, epochs: int, targets: list[str],
+                 save_every: int | None = None) -> Path:
     """Tiny Open-Unmix models of every target trained on ``train`` (each target marked done when
-    finished; a killed run resumes from its last epoch)."""
+    finished; a killed run resumes from its last epoch); ``save_every``: keep every K-th epoch."""
     from sepclean_plugins.openunmix.train import main as train_umx
 
     claim(folder, {"train": Manifest.load(train).hash, "valid": Manifest.load(valid).hash, "preset": preset,
-                   "epochs": epochs})
+                   "epochs": epochs, "save_every": save_every})
     for target in targets:
         done = folder / f".{target}.done"
         if done.is_file():
@@ -156,6 +160,8 @@ def train_models(folder: Path, train: Path, valid: Path, preset: str, epochs: in
         log(f"training {folder.name} {target}")
         argv = ["--manifest", str(train), "--valid-manifest", str(valid), "--target", target, "--output", str(folder),
                 "--preset", preset, "--epochs", str(epochs), "--quiet"]
+        if save_every:
+            argv += ["--save-every", str(save_every)]
         if (folder / f"{target}.chkpnt").is_file():
             argv += ["--checkpoint", str(folder)]
         if train_umx(argv) != 0:
@@ -164,10 +170,10 @@ def train_models(folder: Path, train: Path, valid: Path, preset: str, epochs: in
     return folder
 
 
-def baseline(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str]) -> Path:
-    """The noisy baseline: trained on the whole noisy pool."""
-    return train_models(out / "baselines" / f"{data.root.name}-umx-{preset}-e{epochs}", data.manifests["train"],
-                        data.manifests["valid"], preset, epochs, targets)
+def baseline(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str], save_every: int) -> Path:
+    """The noisy baseline: trained on the whole noisy pool, keeping every ``save_every``-th epoch."""
+    return train_models(out / "baselines" / f"{data.root.name}-umx-{preset}-e{epochs}-k{save_every}",
+                        data.manifests["train"], data.manifests["valid"], preset, epochs, targets, save_every)
 
 
 def reference_model(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str]) -> Path:
@@ -237,7 +243,7 @@ class Models:
 
     def baseline(self) -> Path:
         a = self.args
-        return baseline(self.out, self.data, a.umx_preset, a.epochs, a.targets)
+        return baseline(self.out, self.data, a.umx_preset, a.epochs, a.targets, a.save_every)
 
     def reference(self) -> Path:
         a = self.args
@@ -336,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"labels ({', '.join(SCORERS)}) or label=method:key=value,...")
     parser.add_argument("--umx-preset", default="tiny", help="Open-Unmix preset of the baselines (tiny, small)")
     parser.add_argument("--epochs", type=int, default=10, help="baseline training epochs")
+    parser.add_argument("--save-every", type=int, default=2,
+                        help="keep every K-th epoch of the baselines (for the attribute-checkpoints scorers)")
     parser.add_argument("--reference-epochs", type=int,
                         help="reference-model training epochs (default: as many updates as the baseline's, "
                         "epochs x train songs / reference songs)")

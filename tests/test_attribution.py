@@ -29,7 +29,7 @@ def umx(tiny_data, tmp_path_factory):
     for target in TARGETS:
         argv = ["--manifest", str(tiny_data.manifests["train"]), "--valid-manifest", str(tiny_data.manifests["valid"]),
                 "--target", target, "--epochs", "2", "--hidden-size", "16", "--output", str(output),
-                "--preset", "tiny", "--quiet"]
+                "--preset", "tiny", "--quiet", "--save-every", "1"]
         assert train_umx(argv) == 0
     return output
 
@@ -174,6 +174,30 @@ def test_attribute_scorer_scorings_share_one_run(tiny_data, umx, full):
     np.testing.assert_allclose([table.scores[t]["bass"] for t in train], per_target[:, 1])
     np.testing.assert_allclose([table.scores[t]["all"] for t in train], unified)
     assert table.metadata["unified"] == "worst" and table.metadata["references"] == "rank"
+
+
+def test_attribution_over_checkpoints_pools_their_references(tiny_data, umx, tmp_path):
+    from sepclean.attribution import scoring as rules
+    from sepclean.scorers import Baseline, ScorerError, ScoringTask, create
+    from sepclean_plugins.openunmix import checkpoint
+
+    # --save-every 1 kept each epoch as a run folder; the last one holds the final weights.
+    final = checkpoint.load(checkpoint.state_path(umx, "bass"))["state_dict"]
+    kept = checkpoint.load_model(umx / "epochs" / "e0002", "bass").state_dict()
+    assert all(torch.equal(final[k], kept[k]) for k in final)
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"), Baseline("openunmix", umx),
+                       progress=False)
+    common = dict(targets=TARGETS, strength=0.05, segment=2.0, mode="linear")
+    table = create("attribute", **common, checkpoints=[1, 2], references="rank").score(task, tmp_path)
+    arrays = [np.load(tmp_path / f"e000{e}" / "delta_loss.npz") for e in (1, 2)]
+    assert not np.allclose(arrays[0]["delta"], arrays[1]["delta"])
+    pooled = np.concatenate([a["delta"] for a in arrays], axis=1)  # (train, 2 x references, targets)
+    per_target = rules.over_references(pooled, "rank")
+    train = tiny_data.manifest("train").ids
+    np.testing.assert_allclose([table.scores[t]["vocals"] for t in train], per_target[:, 0])
+    assert table.metadata["checkpoints"] == [str(umx / "epochs" / f"e000{e}") for e in (1, 2)]
+    with pytest.raises(ScorerError, match="--save-every"):
+        create("attribute", **common, checkpoints=[3]).score(task, tmp_path / "missing")
 
 
 def test_cli_and_filter(tiny_data, umx, full, tmp_path, capsys):

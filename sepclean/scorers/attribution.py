@@ -46,6 +46,10 @@ class Attribute(Scorer):
     """mean: mean over references (the paper); rank: mean of each reference's ranking of the songs."""
     unified: str = "mean"
     """The per-song score: mean of the targets' scores (the paper), their mean rank, or the worst rank."""
+    checkpoints: tuple[int, ...] | None = None
+    """None: unlearn from the baseline (its best epoch). Epochs: unlearn from each of the weights saved
+    along its training (``<checkpoint>/epochs/e<epoch:04d>``, Open-Unmix's ``--save-every``) and
+    pool every (checkpoint, reference) pair as one more reference, as TracIn sums over checkpoints."""
     batch_size: int = setting(4, identity=False)
     shard: str = setting("0/1", identity=False)
 
@@ -55,6 +59,10 @@ class Attribute(Scorer):
                 raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
+        if self.checkpoints is not None:
+            object.__setattr__(self, "checkpoints", tuple(int(e) for e in self.checkpoints))
+            if not self.checkpoints:
+                raise ValueError("checkpoints: give at least one epoch, or None for the baseline itself")
 
     def run_config(self) -> dict:
         """What determines the ΔL array: ``config()`` less the settings that only read it."""
@@ -71,29 +79,61 @@ class Attribute(Scorer):
         from sepclean.attribution.run import Run, Shard
 
         self.check(task)
-        run = Run(task.baseline.toolkit, task.baseline.checkpoint, task.train, task.reference, workdir,
-                  list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
-        if not run.compute(Shard.parse(self.shard)):
-            left = sum(len(v) for v in run.missing().values())
+        workdir = Path(workdir)
+        if self.checkpoints is None:
+            runs = [(task.baseline.checkpoint, workdir)]
+        else:
+            runs = [(epoch_checkpoint(task.baseline.checkpoint, e), workdir / f"e{e:04d}") for e in self.checkpoints]
+        left = 0
+        finished = []
+        for checkpoint, folder in runs:
+            run = Run(task.baseline.toolkit, checkpoint, task.train, task.reference, folder,
+                      list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
+            if run.compute(Shard.parse(self.shard)):
+                finished.append((run, folder))
+            else:
+                left += sum(len(v) for v in run.missing().values())
+        if left:
             raise ShardPending(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
                                "shards; the last shard to finish writes the scores", left)
-        norms = run.norms() if self.scoring in NEEDS_NORMS else (None, None)
-        return delta_table(self.name, workdir, self.scoring, self.references, self.unified, *norms)
+        norms = [run.norms() if self.scoring in NEEDS_NORMS else (None, None) for run, _ in finished]
+        table = delta_table(self.name, [folder for _, folder in finished], self.scoring, self.references,
+                            self.unified, norms)
+        if self.checkpoints is not None:
+            table.metadata["checkpoints"] = [str(checkpoint) for checkpoint, _ in runs]
+        return table
 
 
-def delta_table(method: str, workdir: Path, scoring: str, references: str, unified: str,
-                train_norm=None, reference_norm=None) -> ScoreTable:
-    """The scores table of a finished attribution run in ``workdir`` (its ``delta_loss.npz`` and
-    ``meta.json``), scored as sepclean.attribution.scoring says."""
+def epoch_checkpoint(checkpoint, epoch: int) -> Path:
+    """The weights a baseline's training kept at ``epoch``: ``<checkpoint>/epochs/e<epoch:04d>``."""
+    folder = Path(checkpoint) / "epochs" / f"e{epoch:04d}"
+    if not folder.is_dir():
+        raise ScorerError(f"{folder}: no weights of epoch {epoch} were kept (train the baseline with "
+                          "--save-every K, K dividing the epochs asked for)")
+    return folder
+
+
+def delta_table(method: str, workdirs: list[Path], scoring: str, references: str, unified: str,
+                norms: list[tuple] | None = None) -> ScoreTable:
+    """The scores table of finished attribution runs (their ``delta_loss.npz`` and ``meta.json``),
+    scored as sepclean.attribution.scoring says; several runs (checkpoints) pool their references,
+    each normalised by its own losses and self-influences."""
     import numpy as np
 
     from sepclean.attribution import scoring as rules
 
-    with np.load(workdir / "delta_loss.npz", allow_pickle=False) as saved:
-        delta, baseline = saved["delta"], saved["baseline"]
-        train, targets = saved["train"].tolist(), saved["targets"].tolist()
-    per_target, per_song = rules.scores(delta, baseline, scoring, references, unified, train_norm, reference_norm)
-    meta = ScoreTable.read(workdir).metadata
+    normalised, train, targets = [], None, None
+    for k, workdir in enumerate(workdirs):
+        with np.load(Path(workdir) / "delta_loss.npz", allow_pickle=False) as saved:
+            delta, baseline = saved["delta"], saved["baseline"]
+            if train is not None and (saved["train"].tolist() != train or saved["targets"].tolist() != targets):
+                raise ScorerError(f"{workdir}: another run's songs or targets than {workdirs[0]}")
+            train, targets = saved["train"].tolist(), saved["targets"].tolist()
+        train_norm, reference_norm = norms[k] if norms else (None, None)
+        normalised.append(rules.normalise(delta, baseline, scoring, train_norm, reference_norm))
+    per_target = rules.over_references(np.concatenate(normalised, axis=1), references)
+    per_song = rules.unified(per_target, unified)
+    meta = ScoreTable.read(workdirs[0]).metadata
     meta.update(scoring=scoring, references=references, unified=unified)
     columns = {t: dict(zip(train, per_target[:, k].tolist())) for k, t in enumerate(targets)}
     return ScoreTable.from_columns(method, train, columns, meta, dict(zip(train, per_song.tolist())))
