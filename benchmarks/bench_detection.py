@@ -39,6 +39,7 @@ from scipy.stats import rankdata
 
 from sepclean import STEMS
 from sepclean.detection import labels, load_contamination
+from sepclean.filtering import AUTO, clean_manifest
 from sepclean.manifest import Manifest
 from sepclean.scan import scan
 from sepclean.scores import UNIFIED, ScoreTable
@@ -380,19 +381,43 @@ def main(argv: list[str] | None = None) -> None:
             results.setdefault(target, {}).setdefault(label, {})[name] = bootstrap(cells, args.draws, rng)
             per_seed.setdefault(target, {}).setdefault(label, {})[name] = [auroc(v, b) for v, b in cells]
 
+    auto = {label: {name: auto_ratio(found) for (lab, name), found in tables.items() if lab == label}
+            for label, _, _ in scorers}
+
     tuned = [n for n in args.datasets if DATASETS[n][0] not in HELDOUT_PRESETS]
     heldout = [n for n in args.datasets if DATASETS[n][0] in HELDOUT_PRESETS]
     setting = (f"profile {args.profile}, seeds {' '.join(map(str, args.seeds))}, Open-Unmix {args.umx_preset} "
                f"baselines ({args.epochs} epochs); mean over seeds [95% hierarchical bootstrap interval]")
-    for target in targets:
-        what = "unified per-song score" if target == UNIFIED else f"the {target} score against {target}'s truth"
-        if tuned:
-            print_table(f"Detection AUROC, {what}: tuned datasets", tuned, results[target], setting)
-        if heldout:
-            print_table(f"Detection AUROC, {what}: held-out family (never tuned on)", heldout, results[target])
+    for names, family in ((tuned, "tuned datasets"), (heldout, "held-out family (never tuned on)")):
+        if not names:
+            continue
+        for target in targets:
+            what = "unified per-song score" if target == UNIFIED else f"the {target} score against {target}'s truth"
+            print_table(f"Detection AUROC, {what}: {family}", names, results[target], setting if target == UNIFIED
+                        else "")
+        print(f"\n--ratio auto on the unified score, {family}: songs kept / contaminated songs among those removed "
+              "(mean over seeds; the pools are half contaminated)")
+        width = max(map(len, auto)) + 2
+        print(" " * width + "".join(f"{n:<20}" for n in names))
+        for label, found in auto.items():
+            print(f"{label:<{width}}" + "".join(f"{found[n][0]:>4.0%} / " + (f"{found[n][1]:>4.0%}" if np.isfinite(
+                found[n][1]) else "   -") + " " * 9 for n in names))
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "auroc": results, "per_seed": per_seed},
-                                              indent=1))
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "auroc": results, "per_seed": per_seed,
+                                               "auto": auto}, indent=1))
+
+
+def auto_ratio(found: list[tuple[ScoreTable, dict]]) -> tuple[float, float]:
+    """``--ratio auto`` on the unified score: (mean fraction kept, mean share of contaminated songs
+    among the removed ones; NaN where nothing is removed)."""
+    kept, precision = [], []
+    for table, truth in found:
+        keep = set(clean_manifest(table, AUTO).keep)
+        removed = [t for t in table.tracks if t not in keep]
+        kept.append(len(keep) / len(table.tracks))
+        if removed:
+            precision.append(np.mean([truth["tracks"][t]["contaminated"] for t in removed]))
+    return float(np.mean(kept)), float(np.mean(precision)) if precision else float("nan")
 
 
 if __name__ == "__main__":
