@@ -110,14 +110,14 @@ class Unlearned:
     """Context manager: the unit's parameters moved by unlearning one reference, restored on exit."""
 
     def __init__(self, unit: Unit, reference: Track, inverse: list[torch.Tensor], step: float, steps: int = 1,
-                 name: str = "reference"):
+                 name: str = "reference", target: int | None = None):
         self.unit, self.reference, self.inverse = unit, reference, inverse
-        self.step, self.steps, self.name = step, steps, name
+        self.step, self.steps, self.name, self.target = step, steps, name, target
 
     def __enter__(self) -> Unit:
         self.saved = [p.detach().clone() for p in self.unit.tensors]
         for _ in range(self.steps):
-            grads = gradient(self.unit, self.reference, name=self.name)
+            grads = gradient(self.unit, self.reference, self.target, name=self.name)
             with torch.no_grad():
                 for p, g, inv in zip(self.unit.tensors, grads, self.inverse):
                     p.add_(self.step * inv * g)
@@ -131,9 +131,10 @@ class Unlearned:
 
 def delta_losses(unit: Unit, tracks: Sequence[Track], baseline: torch.Tensor, reference: Track,
                  inverse: list[torch.Tensor], step: float, steps: int = 1, name: str = "reference",
-                 max_rise: float = 1e3) -> torch.Tensor:
-    """Exact mode: ΔL_i for every training track after unlearning one reference: ``(tracks, targets)``."""
-    with Unlearned(unit, reference, inverse, step, steps, name):
+                 max_rise: float = 1e3, target: int | None = None) -> torch.Tensor:
+    """Exact mode: ΔL_i for every training track after unlearning one reference: ``(tracks, targets)``.
+    ``target``: unlearn the reference's loss of that target only (the other targets' ΔL still computed)."""
+    with Unlearned(unit, reference, inverse, step, steps, name, target):
         after = losses(unit, tracks)
     delta = after - baseline
     if not torch.isfinite(delta).all():
@@ -194,22 +195,25 @@ def calibrate_step(unit: Unit, references: Sequence[Track], inverse: list[torch.
 
 
 def linear_delta_losses(unit: Unit, tracks: Sequence[Track], references: Sequence[Track],
-                        inverse: list[torch.Tensor], step: float, targets: int, progress=None) -> torch.Tensor:
+                        inverse: list[torch.Tensor], step: float, targets: int, progress=None,
+                        per_stem: bool = False) -> torch.Tensor:
     """Linear mode: ΔL_ijt ≈ step · g_itᵀ (F + λ)⁻¹ g_j, one gradient per track and target:
-    ``(tracks, references, targets)``."""
+    ``(tracks, references, targets)``. ``per_stem``: g_jt, the reference's gradient of target t only."""
     flat_inverse = torch.cat([inv.flatten() for inv in inverse])
-    ref_dirs = []
-    for j, ref in enumerate(references):
-        g = torch.cat([x.flatten() for x in gradient(unit, ref, name=f"reference {j}")])
-        ref_dirs.append(flat_inverse * g)
-        if progress is not None:
-            progress.update(1)
-    ref_dirs = torch.stack(ref_dirs)  # (M, P)
+    ref_dirs = []  # per target: (M, P)
+    for t in range(targets if per_stem else 1):
+        directions = []
+        for j, ref in enumerate(references):
+            g = gradient(unit, ref, t if per_stem else None, name=f"reference {j}")
+            directions.append(flat_inverse * torch.cat([x.flatten() for x in g]))
+            if progress is not None:
+                progress.update(1)
+        ref_dirs.append(torch.stack(directions))
     out = torch.empty(len(tracks), len(references), targets)
     for i, track in enumerate(tracks):
         for t in range(targets):
             g = torch.cat([x.flatten() for x in gradient(unit, track, target=t, name=f"training track {i}")])
-            out[i, :, t] = step * (ref_dirs @ g)
+            out[i, :, t] = step * (ref_dirs[t if per_stem else 0] @ g)
         if progress is not None:
             progress.update(1)
     return out

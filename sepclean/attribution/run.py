@@ -73,6 +73,9 @@ class Settings:
     """Excerpt length in seconds; None: the toolkit's deterministic default (Open-Unmix: whole tracks)."""
     batch_size: int = 4
     calibration_references: int = 8
+    per_stem: bool = False
+    """Joint models (Demucs): unlearn the reference's loss of target t alone and read target t's ΔL
+    only, once per target (T times the cost). Models of one target (Open-Unmix) always are."""
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -173,7 +176,8 @@ class Run:
             "manifests": {"train": train.hash, "reference": reference.hash},
             "train": train.ids,
             "reference": reference.ids,
-            "settings": asdict(settings),
+            # per_stem recorded only when on: runs made before it existed keep their fingerprint.
+            "settings": {k: v for k, v in asdict(settings).items() if k != "per_stem" or v},
         }
         digest = json.dumps({k: v for k, v in self.description.items() if k != "checkpoint"}, sort_keys=True)
         self.description["fingerprint"] = hashlib.sha256(digest.encode()).hexdigest()
@@ -221,7 +225,7 @@ class Run:
     def norms(self) -> tuple[np.ndarray, np.ndarray]:
         """Self-influences s = gᵀ(F + λ)⁻¹g: of every training track per target (N × targets, the
         target's own gradient) and of every reference (M × targets, the gradient unlearning
-        ascends). Computed once per unit, on demand (one more Fisher pass and N + M gradients)."""
+        ascends: the joint one, or each target's with ``per_stem``). Computed once per unit, on demand (one more Fisher pass and N + M gradients)."""
         self._claim()
         train_norm = np.empty((len(self.train), len(self.targets)))
         reference_norm = np.empty((len(self.reference), len(self.targets)))
@@ -238,12 +242,13 @@ class Run:
                                                  f"training track {self.train.ids[i]!r}") for k in range(width)]
                                  for i, track in enumerate(train)]
                     refs = load_tracks(self.kit, self.reference, unit, self.settings)
-                    per_ref = [self_influence(engine_unit, ref, inverse, name=self._name(j, unit))
-                               for j, ref in enumerate(refs)]
+                    per_stem = self.settings.per_stem and width > 1
+                    per_ref = [[self_influence(engine_unit, ref, inverse, k if per_stem else None, self._name(j, unit))
+                                for k in range(width if per_stem else 1)] for j, ref in enumerate(refs)]
                 _atomic_save(path, lambda f: np.savez(f, train=np.array(per_track), reference=np.array(per_ref)))
             with np.load(path, allow_pickle=False) as saved:
                 train_norm[:, column:column + width] = saved["train"]
-                reference_norm[:, column:column + width] = saved["reference"][:, None]
+                reference_norm[:, column:column + width] = saved["reference"]  # (M, 1) broadcasts
             column += width
         return train_norm, reference_norm
 
@@ -275,17 +280,26 @@ class Run:
         engine_unit, train, refs, baseline, inverse, step, rise = self._prepare(unit, todo)
         _atomic_save(self.out / "parts" / unit / "baseline.npy", lambda f: np.save(f, baseline.numpy()))
         targets = len(self.kit.unit_targets(unit))
+        per_stem = s.per_stem and targets > 1
         if s.mode == "linear":
-            bar = tqdm(total=len(todo) + len(train), desc=f"{unit}: gradients", disable=not self.progress)
-            deltas = linear_delta_losses(engine_unit, train, [refs[j] for j in todo], inverse, step, targets, bar)
+            bar = tqdm(total=len(todo) * (targets if per_stem else 1) + len(train), desc=f"{unit}: gradients",
+                       disable=not self.progress)
+            deltas = linear_delta_losses(engine_unit, train, [refs[j] for j in todo], inverse, step, targets, bar,
+                                         per_stem)
             bar.close()
             results = {j: deltas[:, k] for k, j in enumerate(todo)}
         else:
             results = None
         for k, j in enumerate(tqdm(todo, desc=f"{unit}: unlearning", unit="ref", disable=not self.progress)):
             name = self._name(j, unit)
-            delta = results[j] if results else delta_losses(engine_unit, train, baseline, refs[j], inverse, step,
-                                                            s.steps, name)
+            if results:
+                delta = results[j]
+            elif per_stem:  # target t's column of the run that unlearns target t only
+                delta = torch.stack([delta_losses(engine_unit, train, baseline, refs[j], inverse, step, s.steps,
+                                                  f"{name}, {self.kit.unit_targets(unit)[t]}", target=t)[:, t]
+                                     for t in range(targets)], dim=1)
+            else:
+                delta = delta_losses(engine_unit, train, baseline, refs[j], inverse, step, s.steps, name)
             _atomic_save(_part(self.out, unit, j), lambda f: np.savez(
                 f, delta=delta.numpy(), step=step, rise=rise, reference=self.reference.ids[j]))
 

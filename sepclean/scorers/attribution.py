@@ -39,6 +39,8 @@ class Attribute(Scorer):
     damping: float = 0.0
     parameters: str | None = None
     segment: float | None = None
+    per_stem: bool = False
+    """Joint models: unlearn each reference target by target, reading that target's ΔL only."""
     scoring: str = "absolute"
     """absolute: ΔL (the paper); relative: over the song's own loss; gradnorm: over the square root of
     its self-influence (RelatIF); cosine: over both self-influences."""
@@ -73,7 +75,7 @@ class Attribute(Scorer):
 
         return Settings(mode=self.mode, strength=self.strength, alpha=self.alpha, steps=self.steps,
                         damping=self.damping, parameters=self.parameters, segment=self.segment,
-                        batch_size=self.batch_size)
+                        batch_size=self.batch_size, per_stem=self.per_stem)
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         from sepclean.attribution.run import Run, Shard
