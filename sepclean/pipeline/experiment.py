@@ -93,6 +93,8 @@ class Experiment:
         fields = {f.name for f in dataclasses.fields(scorer_class(method))}
         if "seed" in fields and settings.get("seed") is None:
             settings["seed"] = self.cfg["seed"]  # a seed replicates the whole pipeline, scoring included
+        if "targets" in fields and settings.get("targets") is None:  # what the baseline was trained for
+            settings["targets"] = self.cfg["archs"][self.cfg["scoring"]["baseline"]].get("targets")
         return create(method, **settings)
 
     def run(self) -> dict:
