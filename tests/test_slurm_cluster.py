@@ -1,8 +1,8 @@
 """scripts/slurm/cluster.sh: a real one-machine SLURM cluster, jobs submitted through submitit.
 
 The cluster under test has its own state folder, ports and cluster name, so a cluster a user started
-with the defaults is left alone. Skipped only where it cannot run: not root (the script starts munged
-as the munge user and slurmd, which runs jobs as their users) with the packages missing.
+with the defaults is left alone. Skipped, saying why, only where it cannot run: not root (the script
+starts munged as the munge user and slurmd as root, and installs the packages when they are missing).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ PROCESSES = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmscriptd", "slu
 
 
 def _missing_packages() -> list[str]:
+    if shutil.which("dpkg-query") is None:
+        return list(PACKAGES)
     missing = []
     for package in PACKAGES:
         status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
@@ -34,12 +36,9 @@ def _missing_packages() -> list[str]:
 def _skip_reason() -> str | None:
     if os.geteuid() == 0:
         return None  # the script installs what is missing
-    if shutil.which("dpkg-query") is None:
-        return "not root and no dpkg: cannot install slurm; run the tests as root on Debian"
     missing = _missing_packages()
-    if missing:
-        return f"not root and {', '.join(missing)} not installed: run the tests as root (the script installs them)"
-    return None
+    also = f", and installs {' '.join(missing)}, which are missing" if missing else ""
+    return f"not root: cluster.sh starts munged as the munge user and slurmd as root{also}; run the tests as root"
 
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
