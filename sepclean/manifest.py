@@ -2,7 +2,7 @@
 
 A manifest is a JSONL file. The first line is a header::
 
-    {"format": "sepclean.manifest", "version": 1, "stems": ["vocals", "bass", "drums", "other"],
+    {"format": "sepclean.manifest", "version": 2, "stems": ["vocals", "bass", "drums", "other"],
      "roots": ["/data/musdb18hq/train", ...], "tracks": 100, "created": "...", "sepclean": "0.1.0"}
 
 then one line per track::
@@ -15,11 +15,11 @@ then one line per track::
 Paths are relative to ``root``. ``mixture`` is null when the dataset has stems only (SDXDB23 style):
 the mixture is then the sum of the stems. A stem is one file, or a list of files whose sum is the
 stem (MoisesDB stores one file per instrument: ``"other": ["<provider>/<id>/guitar/<uuid>.wav",
-"<provider>/<id>/piano/<uuid>.wav"]``); an empty list is a stem the song does not have (silence). ``streams`` maps sources to stream indices when all
-sources live in one multi-stream file (musdb ``.stem.mp4``). ``hashes`` identify each source's audio
-content (SHA-256 of the decoded samples, of their sum for a summed stem; for multi-stream files, of
-the file with ``#stream`` appended); ``hash`` identifies the
-track. The manifest's own identity, ``Manifest.hash``, depends only on track ids and content hashes,
+"<provider>/<id>/piano/<uuid>.wav"]``); an empty list is a stem the song does not have (silence).
+``streams`` maps sources to stream indices when all sources live in one multi-stream file (musdb
+``.stem.mp4``). ``hashes`` identify each source's audio content (SHA-256 of the decoded samples, of
+their sum for a summed stem; for multi-stream files, of the file with ``#stream`` appended); ``hash``
+identifies the track. The manifest's own identity, ``Manifest.hash``, depends only on track ids and content hashes,
 so moving a dataset to another disk does not change it.
 
 Version 2 added summed stems (lists); version 1 manifests, which have none, read as before.

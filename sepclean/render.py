@@ -57,7 +57,8 @@ def render(manifest: Manifest, folder, workers: int | None = None, progress: boo
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         results = pool.map(lambda track: render_track(track, folder), summed)
-        rendered = {t.id: t for t in tqdm(results, total=len(summed), desc="rendering", unit="track", disable=not progress)}
+        results = tqdm(results, total=len(summed), desc="rendering", unit="track", disable=not progress)
+        rendered = {t.id: t for t in results}
     tracks = [rendered.get(t.id, t) for t in manifest]
     roots = [str(folder)] * bool(rendered) + [r for r in manifest.roots if any(t.root == r for t in tracks)]
     return Manifest(tracks, list(manifest.stems), roots)

@@ -168,7 +168,8 @@ def moisesdb_grouping(stems: list[str]) -> dict[str, str]:
     types no other requested stem takes. Types no requested stem takes are left out."""
     unknown = [s for s in stems if s not in MOISESDB_STEMS]
     if unknown:
-        raise TrackProblem(f"MoisesDB has no stem type {', '.join(map(repr, unknown))} (it has {', '.join(MOISESDB_STEMS)})")
+        listing = ", ".join(map(repr, unknown))
+        raise TrackProblem(f"MoisesDB has no stem type {listing} (it has {', '.join(MOISESDB_STEMS)})")
     grouping = {kind: kind for kind in stems}
     if "other" in stems:
         grouping.update({kind: "other" for kind in MOISESDB_STEMS if kind not in stems})
@@ -185,15 +186,19 @@ def inspect_moisesdb(root: Path, folder: Path, stems: list[str]) -> Track:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise TrackProblem(f"{MOISESDB_METADATA} is unreadable ({e})") from None
     sources: dict[str, list[Path]] = {stem: [] for stem in stems}
+    listed: set[Path] = set()
     try:
         for entry in metadata["stems"]:
             kind = entry["stemName"]
             if kind not in MOISESDB_STEMS:
-                raise TrackProblem(f"{MOISESDB_METADATA} has an unknown stem type {kind!r} (MoisesDB has {', '.join(MOISESDB_STEMS)})")
+                known = ", ".join(MOISESDB_STEMS)
+                raise TrackProblem(f"{MOISESDB_METADATA} has an unknown stem type {kind!r} (MoisesDB has {known})")
             for part in entry["tracks"]:
                 path = folder / kind / f"{part['id']}.{part['extension']}"
-                if not path.is_file():
-                    raise TrackProblem(f"{path.relative_to(folder)}, listed in {MOISESDB_METADATA}, is missing")
+                if not path.is_file() or path in listed:
+                    what = "is missing" if not path.is_file() else "is listed twice"
+                    raise TrackProblem(f"{path.relative_to(folder)}, listed in {MOISESDB_METADATA}, {what}")
+                listed.add(path)
                 if kind in grouping:
                     sources[grouping[kind]].append(path)
     except (KeyError, TypeError) as e:

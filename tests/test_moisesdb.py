@@ -81,7 +81,8 @@ def test_four_stems_grouped_as_mix_4_stems(moisesdb):
     band, quartet = manifest["band"], manifest["quartet"]
     assert band.mixture is None and (band.sample_rate, band.channels, band.frames) == (RATE, 2, FRAMES)
     # Every stem is recorded as the list of its files, relative to the root.
-    assert len(band.stems["vocals"]) == 2 and all(p.startswith(f"{PROVIDER}/band/vocals/") for p in band.stems["vocals"])
+    assert len(band.stems["vocals"]) == 2
+    assert all(p.startswith(f"{PROVIDER}/band/vocals/") for p in band.stems["vocals"])
     assert [len(band.stems[s]) for s in manifest.stems] == [2, 1, 3, 3]
     assert sorted(p.split("/")[2] for p in band.stems["other"]) == ["guitar", "percussion", "piano"]
     assert quartet.stems["vocals"] == [] and [len(quartet.stems[s]) for s in ("bass", "drums", "other")] == [1, 1, 3]
@@ -152,6 +153,16 @@ def test_a_listed_file_that_is_missing(moisesdb):
     missing = metadata["stems"][2]["tracks"][1]
     (root / PROVIDER / "band" / "drums" / f"{missing['id']}.wav").unlink()
     assert f"drums/{missing['id']}.wav, listed in data.json, is missing" in _only_problem(root, "band")
+
+
+def test_a_file_listed_twice(moisesdb):
+    root, _ = moisesdb
+    path = root / PROVIDER / "band" / "data.json"
+    metadata = json.loads(path.read_text())
+    twice = metadata["stems"][0]["tracks"][0]
+    metadata["stems"][0]["tracks"].append(twice)
+    path.write_text(json.dumps(metadata))
+    assert f"vocals/{twice['id']}.wav, listed in data.json, is listed twice" in _only_problem(root, "band")
 
 
 def test_unknown_stem_type_and_malformed_metadata(moisesdb):
