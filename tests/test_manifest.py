@@ -210,7 +210,7 @@ def test_load_rejects_non_manifests(tmp_path, content, message):
 
 def test_manifest_header_is_versioned(tiny_data):
     header = json.loads(tiny_data.manifests["valid"].read_text().splitlines()[0])
-    assert header["format"] == "sepclean.manifest" and header["version"] == 1 and header["tracks"] == 2
+    assert header["format"] == "sepclean.manifest" and header["version"] == 2 and header["tracks"] == 2
 
 
 def test_hash_is_of_the_audio_not_the_file_bytes(train_copy):

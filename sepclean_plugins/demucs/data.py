@@ -48,6 +48,13 @@ def _wavset_location(track: Track, sources: list[str]) -> tuple[Path, str]:
             f"track {track.id!r}: demucs reads one audio file per source, and {track.path(MIXTURE)} is "
             "a multi-stream .stem.mp4; use the WAV release (MUSDB18-HQ) or decode the stems"
         )
+    if track.summed_stems:
+        stem = track.summed_stems[0]
+        raise ToolkitError(
+            f"track {track.id!r}: stem {stem!r} is the sum of {len(track.files(stem))} file(s) (MoisesDB keeps "
+            "one file per instrument), and demucs' Wavset reads one file per source: write the summed "
+            "stems once with `sepclean manifest ... --render DIR` and train on that manifest"
+        )
     missing = [s for s in sources if s != MIXTURE and s not in track.stems]
     if missing:
         raise ToolkitError(f"track {track.id!r} has no {', '.join(missing)} stem (it has {', '.join(track.stems)})")

@@ -50,6 +50,15 @@ def _stem_files(tracks: list[Track]) -> dict[str, str]:
             "Open-Unmix's track-folder dataset reads one audio file per stem; this manifest describes "
             "multi-stream .stem.mp4 files: decode them to wav first (e.g. musdb's `musdbconvert`)"
         )
+    for track in tracks:
+        if track.summed_stems:
+            stem = track.summed_stems[0]
+            raise ToolkitError(
+                f"track {track.id!r}: stem {stem!r} is the sum of {len(track.files(stem))} file(s) (MoisesDB "
+                "keeps one file per instrument), and Open-Unmix's track-folder dataset reads one file per "
+                "stem: write the summed stems once with `sepclean manifest ... --render DIR` and train on "
+                "that manifest"
+            )
     rates = sorted({t.sample_rate for t in tracks})
     if len(rates) > 1:
         raise ToolkitError(f"the manifest's tracks have different sample rates ({rates}); resample them first")
