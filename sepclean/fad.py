@@ -34,7 +34,7 @@ from tqdm import tqdm
 import sepclean
 from sepclean.embeddings import SongEmbeddings, fill_unscored
 from sepclean.manifest import MIXTURE, Manifest
-from sepclean.scores import UNIFIED, ScoreTable
+from sepclean.scores import ScoreTable
 
 FRAMES_AUTO, FRAMES_ALL = "auto", "all"
 UNIFIED_CHOICES = ("mean", "mixture")
@@ -217,11 +217,6 @@ def fad_table(
         columns[source], unscored[source] = fill_unscored(column)
         frame_counts[source] = n_frames if n_frames is not None else FRAMES_ALL
 
-    scores = {}
-    for track in train:
-        row = {stem: columns[stem][track.id] for stem in stems}
-        row[UNIFIED] = columns[MIXTURE][track.id] if unified == "mixture" else float(np.mean(list(row.values())))
-        scores[track.id] = row
     metadata = {
         "manifests": {"train": train.hash, "reference": reference.hash},
         **songs.describe(),
@@ -235,4 +230,5 @@ def fad_table(
         "seed": seed,
         "sepclean": sepclean.__version__,
     }
-    return ScoreTable("fad", scores, metadata)
+    return ScoreTable.from_columns("fad", train.ids, {stem: columns[stem] for stem in stems}, metadata,
+                                   columns[MIXTURE] if unified == "mixture" else None)

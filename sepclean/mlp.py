@@ -20,7 +20,7 @@ from tqdm import tqdm
 import sepclean
 from sepclean.embeddings import SongEmbeddings, fill_unscored
 from sepclean.manifest import Manifest
-from sepclean.scores import UNIFIED, ScoreTable
+from sepclean.scores import ScoreTable
 
 
 class StemClassifier(nn.Module):
@@ -138,11 +138,6 @@ def mlp_table(
             column[track.id] = model.own_class_probability(frames, stem) if len(frames) >= min_frames else None
         columns[stem], unscored[stem] = fill_unscored(column)
 
-    scores = {}
-    for track in train:
-        row = {stem: columns[stem][track.id] for stem in stems}
-        row[UNIFIED] = float(np.mean(list(row.values())))
-        scores[track.id] = row
     metadata = {
         "manifests": {"train": train.hash, "reference": reference.hash},
         **songs.describe(),
@@ -160,4 +155,4 @@ def mlp_table(
         "seed": seed,
         "sepclean": sepclean.__version__,
     }
-    return ScoreTable("mlp", scores, metadata)
+    return ScoreTable.from_columns("mlp", train.ids, columns, metadata)

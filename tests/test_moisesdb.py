@@ -4,7 +4,6 @@ one file per instrument; grouped into vocals/bass/drums/other as moisesdb's mix_
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 
 import numpy as np
