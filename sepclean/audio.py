@@ -39,8 +39,9 @@ def read(path: PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, 
     return np.ascontiguousarray(data.T), int(sample_rate)
 
 
-def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
-    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly."""
+def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = "FLOAT") -> None:
+    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly; None is
+    the format's default (by the extension)."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2:
         raise ValueError(f"expected audio shaped (channels, frames), got {audio.shape}")

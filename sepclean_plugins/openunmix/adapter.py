@@ -7,11 +7,10 @@ import torch
 from openunmix.model import Separator
 
 import sepclean
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
 from sepclean.toolkit import Toolkit, ToolkitError
-from sepclean_plugins.openunmix import checkpoint
+from sepclean_plugins.openunmix import audio_compat, checkpoint
 from sepclean_plugins.openunmix.clean import kept_ids, track_ids
 from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, build
 from sepclean_plugins.openunmix.spectrogram import StftConfig, magnitude_mse, make_encoder, stft_of
@@ -64,7 +63,7 @@ class OpenUnmixToolkit(Toolkit):
         "channelswap"]``) and ``random_track_mix`` are the dataset's training options, off by default
         as in ``--dataset trackfolder_fix``; ``deterministic`` turns them off.
         """
-        torchaudio_compat.install()
+        audio_compat.install()
         ids = manifest.ids if clean is None else kept_ids(clean, unit, manifest, allow_other_dataset)
         if segment is None and not deterministic:
             segment = DEFAULT_SEQ_DURATION

@@ -36,11 +36,10 @@ import tqdm
 from openunmix import utils
 
 import sepclean
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.manifest import Manifest, ManifestError
 from sepclean.toolkit import ToolkitError
-from sepclean_plugins.openunmix import checkpoint, clean, presets
+from sepclean_plugins.openunmix import audio_compat, checkpoint, clean, presets
 from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_mse, make_encoder
 
@@ -120,7 +119,7 @@ def parse_and_load_datasets(argv: list[str]):
     args, _ = parser.parse_known_args()
     presets.apply(parser, args.preset)
     args, _ = parser.parse_known_args()
-    torchaudio_compat.install()
+    audio_compat.install()
     if args.manifest:
         return manifest_datasets(parser, args)
     if args.valid_manifest or args.allow_other_dataset:
@@ -235,7 +234,7 @@ def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True) -> flo
 
 def _install_audio_compat(_worker_id: int) -> None:
     # Spawned dataloader workers import openunmix afresh, without the soundfile readers.
-    torchaudio_compat.install()
+    audio_compat.install()
 
 
 class Training:
