@@ -45,7 +45,7 @@ class TrackProblem(Exception):
     """Raised while inspecting one track; becomes a Problem."""
 
 
-class ScanError(Exception):
+class ScanError(SepcleanError):
     """Raised in strict mode on the first problem."""
 
     def __init__(self, problem: Problem):

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 
 from sepclean.clean_manifest import CleanManifest
+from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
 
 ENTRY_POINT_GROUP = "sepclean.toolkits"
 
 
-class ToolkitError(ValueError):
+class ToolkitError(SepcleanError, ValueError):
     """A problem a user can fix: wrong checkpoint, wrong target, unusable manifest."""
 
 

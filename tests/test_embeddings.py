@@ -227,7 +227,7 @@ def test_mert_backend_on_a_hubert_folder(hubert_folder):
     assert first.config() != backend.config()
     [(_, layer0)] = embed_signals(first, [("song", signal)])
     assert layer0.frames.shape == last.frames.shape and not np.allclose(layer0.frames, last.frames)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(EmbeddingError, match="out of range"):
         create_backend("mert", weights=str(hubert_folder), layer=3)
 
 

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import tree_state
 
 from sepclean import audio
 from sepclean.cli import main
@@ -221,3 +222,10 @@ def test_hash_is_of_the_audio_not_the_file_bytes(train_copy):
     assert audio.file_hash(track.path("vocals")) != bytes_before
     after, _ = scan([train_copy], progress=False)
     assert after[track.id].hashes == track.hashes
+
+
+def test_binary_file_is_not_a_manifest(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ManifestError, match="not JSONL"):
+        Manifest.load(path)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import warnings
 
-from sepclean.attribution.engine import AttributionError
 from sepclean.attribution.run import MODES, Run, Settings, Shard, compare_modes, merge
 from sepclean.cli import CommandError
-from sepclean.manifest import Manifest, ManifestError
-from sepclean.toolkit import ToolkitError
+from sepclean.manifest import Manifest
 
 
 def configure(parser) -> None:
@@ -41,34 +39,31 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        if args.merge:
-            merge(args.output, args.merge)
-            print(f"merged {len(args.merge)} shard folder(s) into {args.output}")
-            return 0
-        if not (args.checkpoint and args.train and args.reference):
-            raise CommandError("--checkpoint, --train and --reference are required (except with --merge)")
-        settings = Settings(mode=args.mode, strength=args.strength, alpha=args.alpha, steps=args.steps,
-                            damping=args.damping, parameters=args.parameters, segment=args.segment,
-                            batch_size=args.batch_size)
-        shard = Shard.parse(args.shard)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            attribution = Run(args.toolkit, args.checkpoint, Manifest.load(args.train), Manifest.load(args.reference),
-                              args.output, args.targets, settings, args.device, progress=not args.quiet)
-        for warning in caught:
-            print(f"warning: {warning.message}")
-        if args.compare_modes:
-            for unit, rho in compare_modes(attribution, args.compare_modes).items():
-                print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
-            return 0
-        if attribution.compute(shard):
-            print(f"wrote {args.output}: attribute scores (relative ΔL in {args.output}/relative, the model's own "
-                  f"loss in {args.output}/loss), ΔL array in {args.output}/delta_loss.npz")
-        else:
-            left = sum(len(v) for v in attribution.missing().values())
-            print(f"shard {args.shard} done; {left} (unit, reference) pair(s) left to other shards, "
-                  f"then `sepclean attribute --merge ...`")
+    if args.merge:
+        merge(args.output, args.merge)
+        print(f"merged {len(args.merge)} shard folder(s) into {args.output}")
         return 0
-    except (AttributionError, ToolkitError, ManifestError, ValueError) as e:
-        raise CommandError(str(e)) from None
+    if not (args.checkpoint and args.train and args.reference):
+        raise CommandError("--checkpoint, --train and --reference are required (except with --merge)")
+    settings = Settings(mode=args.mode, strength=args.strength, alpha=args.alpha, steps=args.steps,
+                        damping=args.damping, parameters=args.parameters, segment=args.segment,
+                        batch_size=args.batch_size)
+    shard = Shard.parse(args.shard)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        attribution = Run(args.toolkit, args.checkpoint, Manifest.load(args.train), Manifest.load(args.reference),
+                          args.output, args.targets, settings, args.device, progress=not args.quiet)
+    for warning in caught:
+        print(f"warning: {warning.message}")
+    if args.compare_modes:
+        for unit, rho in compare_modes(attribution, args.compare_modes).items():
+            print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
+        return 0
+    if attribution.compute(shard):
+        print(f"wrote {args.output}: attribute scores (relative ΔL in {args.output}/relative, the model's own "
+              f"loss in {args.output}/loss), ΔL array in {args.output}/delta_loss.npz")
+    else:
+        left = sum(len(v) for v in attribution.missing().values())
+        print(f"shard {args.shard} done; {left} (unit, reference) pair(s) left to other shards, "
+              f"then `sepclean attribute --merge ...`")
+    return 0

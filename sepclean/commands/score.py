@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 
 import sepclean
-from sepclean.cli import CommandError
 
 HELP = "score training songs by per-song FAD or the MLP stem classifier"
 
@@ -111,42 +110,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sepclean.embeddings import EmbeddingCache, EmbeddingError, SongEmbeddings, create_backend
-    from sepclean.manifest import Manifest, ManifestError
+    from sepclean.embeddings import EmbeddingCache, SongEmbeddings, create_backend
+    from sepclean.manifest import Manifest
 
-    try:
-        train, reference = Manifest.load(args.train), Manifest.load(args.reference)
-        backend = create_backend(args.embedding, weights=args.weights, layer=args.layer, device=args.device)
-        songs = SongEmbeddings(backend, EmbeddingCache(args.cache), args.silence_db)
-        options = dict(
-            stems=args.stems,
-            min_active_seconds=args.min_active,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            progress=not args.quiet,
+    train, reference = Manifest.load(args.train), Manifest.load(args.reference)
+    backend = create_backend(args.embedding, weights=args.weights, layer=args.layer, device=args.device)
+    songs = SongEmbeddings(backend, EmbeddingCache(args.cache), args.silence_db)
+    options = dict(
+        stems=args.stems,
+        min_active_seconds=args.min_active,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    if args.method == "fad":
+        from sepclean.fad import fad_table
+
+        table = fad_table(
+            train, reference, songs, unified=args.unified, frames=args.frames, draws=args.draws, **options
         )
-        if args.method == "fad":
-            from sepclean.fad import fad_table
+    else:
+        from sepclean.mlp import mlp_table
 
-            table = fad_table(
-                train, reference, songs, unified=args.unified, frames=args.frames, draws=args.draws, **options
-            )
-        else:
-            from sepclean.mlp import mlp_table
-
-            table = mlp_table(
-                train,
-                reference,
-                songs,
-                epochs=args.epochs,
-                lr=args.lr,
-                train_batch_size=args.train_batch_size,
-                weight_decay=args.weight_decay,
-                frames_per_song=args.frames_per_song,
-                **options,
-            )
-    except (ManifestError, EmbeddingError, ValueError) as e:
-        raise CommandError(str(e)) from None
+        table = mlp_table(
+            train,
+            reference,
+            songs,
+            epochs=args.epochs,
+            lr=args.lr,
+            train_batch_size=args.train_batch_size,
+            weight_decay=args.weight_decay,
+            frames_per_song=args.frames_per_song,
+            **options,
+        )
 
     table.write(args.output)
     print(

@@ -12,10 +12,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from sepclean.embeddings.base import EmbeddingBackend
+from sepclean.embeddings.base import EmbeddingBackend, EmbeddingError
 from sepclean.embeddings.cache import EmbeddingCache
 from sepclean.embeddings.extract import content_key, embed_tracks
 from sepclean.manifest import Track
+from sepclean.scores import ScoresError
 
 DEFAULT_SILENCE_DB = -60.0
 
@@ -57,7 +58,7 @@ def fill_unscored(column: dict[str, float | None]) -> tuple[dict[str, float], li
     that neither per-target filtering nor ranking favours or drops a song for being silent there."""
     known = [value for value in column.values() if value is not None]
     if not known:
-        raise ValueError("no song could be scored: every one is silent or too short")
+        raise ScoresError("no song could be scored: every one is silent or too short")
     median = float(np.median(known))
     missing = [track for track, value in column.items() if value is None]
     return {track: median if value is None else value for track, value in column.items()}, missing

@@ -20,7 +20,7 @@ from pathlib import Path
 import openunmix.data
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
-from sepclean.toolkit import ToolkitError
+from sepclean.errors import SepcleanError
 from sepclean_plugins.openunmix import audio_compat, clean
 
 OPTION = "--clean-manifest"
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(script).resolve().parent))  # as `python SCRIPT` would
     try:
         runpy.run_path(script, run_name="__main__")
-    except ToolkitError as e:
+    except SepcleanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:

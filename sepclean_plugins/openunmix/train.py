@@ -36,8 +36,9 @@ import tqdm
 from openunmix import utils
 
 import sepclean
-from sepclean.clean_manifest import CleanManifest, CleanManifestError
-from sepclean.manifest import Manifest, ManifestError
+from sepclean.clean_manifest import CleanManifest
+from sepclean.errors import SepcleanError
+from sepclean.manifest import Manifest
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint, clean, presets
 from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
@@ -401,7 +402,7 @@ class Training:
 def main(argv: list[str] | None = None) -> int:
     try:
         Training.from_argv(argv).run()
-    except USER_ERRORS as e:
+    except SepcleanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
