@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import copy_splits, tree_state
 
 from sepclean import audio
+from sepclean.cli import main
 from sepclean.embeddings import (
     EmbeddingBackend,
     EmbeddingCache,
@@ -35,7 +37,9 @@ from sepclean.embeddings import (
     embed_tracks,
 )
 from sepclean.embeddings.extract import chunk_starts
+from sepclean.manifest import Manifest
 from sepclean.scan import scan
+from sepclean.scores import ScoreTable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,6 +154,57 @@ def test_cache_hit_and_invalidation_on_changed_audio(tiny_data, tmp_path):
     other = SampleAtFrameStart(Framing(chunk=44100, chunk_hop=44100, frame_hop=882, frame_span=882), 44100)
     assert cache.folder(other) != cache.folder(backend)  # another configuration, another entry
     assert json.loads((cache.folder(other) / "config.json").read_text())["backend"] == "probe"
+
+
+def _score_fad(data, out, cache) -> list[str]:
+    return ["score", "fad", "--train", str(data.manifests["train"]), "--reference", str(data.manifests["reference"]),
+            "-o", str(out), "--cache", str(cache), "--stems", "vocals,bass", "--quiet"]
+
+
+@pytest.fixture
+def scored_copy(tiny_data, tmp_path):
+    """A writable copy of the tiny train and reference splits, scored once by `score fad`."""
+    data = copy_splits(tiny_data, tmp_path / "copy", "train", "reference")
+    assert main(_score_fad(data, tmp_path / "first", tmp_path / "cache")) == 0
+    return data
+
+
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_a_stem_rewritten_after_its_manifest_is_never_scored_from_the_old_audio(scored_copy, tmp_path, capsys,
+                                                                                cache):
+    stem = scored_copy.root / "train" / "song_0003" / "vocals.wav"
+    other, rate = audio.read(scored_copy.root / "train" / "song_0005" / "vocals.wav")
+    audio.write(stem, other, rate)  # the manifest still holds the old audio's hash
+    before = tree_state(scored_copy.root, tmp_path / "first")
+    cache_dir = tmp_path / ("cache" if cache == "warm" else "fresh-cache")
+    assert main(_score_fad(scored_copy, tmp_path / "second", cache_dir)) == 2
+    err = capsys.readouterr().err
+    assert f"{stem} (song_0003, vocals) no longer holds the audio its manifest hashed" in err
+    assert "sepclean manifest" in err and "Traceback" not in err
+    assert not (tmp_path / "second").exists()
+    assert tree_state(scored_copy.root, tmp_path / "first") == before
+
+
+def test_a_touched_but_unchanged_file_is_rehashed_once_and_served(scored_copy, tmp_path):
+    stem = scored_copy.root / "train" / "song_0003" / "vocals.wav"
+    stem.write_bytes(stem.read_bytes())  # new mtime, same audio
+    assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache")) == 0
+    assert ScoreTable.read(tmp_path / "second").scores == ScoreTable.read(tmp_path / "first").scores
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_corrupt_cache_entry_is_reported_removed_and_recomputed(scored_copy, tmp_path, capsys, damage):
+    manifest = Manifest.load(scored_copy.manifests["train"])
+    backend = create_backend("spectral")
+    entry = EmbeddingCache(tmp_path / "cache").path(backend, content_key(manifest["song_0002"], "bass"))
+    content = entry.read_bytes()
+    entry.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"not an npz file")
+    before = tree_state(scored_copy.root, tmp_path / "first")
+    with pytest.warns(UserWarning, match=f"corrupt embedding cache entry {entry}.*removed, recomputing it"):
+        assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache")) == 0
+    assert entry.read_bytes() == content  # recomputed: the same embedding
+    assert ScoreTable.read(tmp_path / "second").scores == ScoreTable.read(tmp_path / "first").scores
+    assert tree_state(scored_copy.root, tmp_path / "first") == before
 
 
 def test_cache_location(monkeypatch, tmp_path):

@@ -40,13 +40,23 @@ class SongEmbeddings:
 
     def active(self, track: Track, source: str) -> np.ndarray:
         """Non-silent frames, ``(n, dim)`` as stored (float16 unless out of range)."""
-        embedding = self.cache.get(self.backend, content_key(track, source))
-        if embedding is None:
-            raise KeyError(f"no cached {self.backend.name} embedding for {track.id}/{source}: compute() first")
-        return embedding.active(self.silence_db)
+        return self._cached(track, source, self.cache.get).active(self.silence_db)
 
     def active_count(self, track: Track, source: str) -> int:
-        return int((self.cache.loudness(self.backend, content_key(track, source)) > self.silence_db).sum())
+        return int((self._cached(track, source, self.cache.loudness) > self.silence_db).sum())
+
+    def _cached(self, track: Track, source: str, read):
+        """``read(backend, key)`` of an entry, computed first when the cache lacks it (or just
+        removed it as corrupt)."""
+        key = content_key(track, source)
+        value = read(self.backend, key)
+        if value is None:
+            embed_tracks([track], [source], self.backend, self.cache, progress=False)
+            value = read(self.backend, key)
+        if value is None:
+            raise EmbeddingError(f"the {self.backend.name} embedding of {track.id}/{source} could not be read back "
+                                 f"from the cache in {self.cache.root}")
+        return value
 
     def describe(self) -> dict:
         """The run's embedding settings, for the scores table's metadata."""
