@@ -330,6 +330,34 @@ def test_laion_clap_checkpoint(laion_checkpoint):
     assert np.linalg.norm(embedding.frames) == pytest.approx(1, abs=1e-5)
 
 
+def test_laion_checkpoint_with_numpy_training_state_loads_weights_only(laion_checkpoint, tmp_path):
+    # LAION's released checkpoints pickle training state as numpy scalars beside the weights.
+    checkpoint = torch.load(laion_checkpoint, weights_only=True)
+    path = tmp_path / "with-state.pt"
+    torch.save({**checkpoint, "epoch": np.int64(45), "lr": np.float64(1e-4), "best": np.float32(0.5)}, path)
+    backend = create_backend("clap", weights=str(path), device="cpu")
+    assert backend.config()["amodel"] == "HTSAT-tiny"
+
+
+class Payload:
+    """What a malicious checkpoint carries: unpickling it in full runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_laion_checkpoint_with_a_payload_is_refused(laion_checkpoint, tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "planted.pt"
+    torch.save({**torch.load(laion_checkpoint, weights_only=True), "note": Payload(marker)}, path)
+    with pytest.raises(WeightsNotFoundError, match="refused to load: it names posix.system"):
+        create_backend("clap", weights=str(path))
+    assert not marker.exists()
+
+
 def test_laion_checkpoint_of_the_wrong_kind(tmp_path):
     path = tmp_path / "not-clap.pt"
     torch.save({"state_dict": {"layer.weight": torch.zeros(2)}}, path)
