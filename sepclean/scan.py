@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import sepclean
 from sepclean import audio
+from sepclean.errors import SepcleanError
 from sepclean.manifest import MIXTURE, Manifest, Track, combine_hashes
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
@@ -102,8 +103,10 @@ def inspect_folder(root: Path, folder: Path, stems: list[str]) -> Track:
         if len(set(values.values())) > 1:
             listing = ", ".join(f"{name} {value}" for name, value in values.items())
             raise TrackProblem(f"sources have different {what}: {listing}")
-    hashes = {name: content_hash(path) for name, path in files.items()}
     first = next(iter(infos.values()))
+    if first.frames == 0:
+        raise TrackProblem("no audio: its files hold 0 frames")
+    hashes = {name: content_hash(path) for name, path in files.items()}
     return Track(
         id=folder.name,
         root=str(root),
@@ -132,6 +135,8 @@ def inspect_stem_mp4(root: Path, path: Path, stems: list[str]) -> Track:
         raise TrackProblem(f"{path.name} is unreadable through musdb ({e})") from None
     if decoded.shape[0] <= max(MUSDB_STREAMS[s] for s in stems):
         raise TrackProblem(f"{path.name} has {decoded.shape[0]} streams, expected {len(MUSDB_STREAMS)}")
+    if decoded.shape[1] == 0:
+        raise TrackProblem(f"{path.name} has no audio (0 frames)")
     if not np.isfinite(decoded).all():
         raise TrackProblem(f"{path.name} has NaN or Inf samples")
     file_hash = audio.file_hash(path)

@@ -79,6 +79,11 @@ class Toolkit(abc.ABC):
     def load(self, checkpoint: str | Path, unit: str, device: str | torch.device = "cpu") -> torch.nn.Module:
         """A trained unit from a checkpoint (file or run folder), in eval mode."""
 
+    def checkpoint_units(self, checkpoint: str | Path) -> list[str]:
+        """The units a checkpoint holds a model for (all the toolkit's by default). Evaluation
+        separates with every one of them, whichever targets are reported."""
+        return self.units()
+
     @abc.abstractmethod
     def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:
         """The toolkit's own training loss on a batch of examples: shape ``(batch, targets)``."""

@@ -136,6 +136,16 @@ def test_non_finite_samples(train_copy, bad):
     assert "vocals.wav has NaN or Inf samples" in _problem_for(train_copy, "song_0005")
 
 
+def test_track_without_audio(train_copy, tmp_path, capsys):
+    for path in (train_copy / "song_0006").iterdir():
+        audio.write(path, np.zeros((2, 0), np.float32), 44100)  # every file: 0 frames
+    assert "no audio: its files hold 0 frames" in _problem_for(train_copy, "song_0006")
+    before = tree_state(train_copy)
+    assert main(["manifest", str(train_copy), "-o", str(tmp_path / "m.jsonl"), "--strict"]) == 2
+    assert "song_0006: no audio" in capsys.readouterr().err and not (tmp_path / "m.jsonl").exists()
+    assert tree_state(train_copy) == before
+
+
 def test_duplicate_ids(tiny_data, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(tiny_data.root / "reference", a)
