@@ -12,6 +12,7 @@ import openunmix.data
 import openunmix.utils
 import pytest
 import torch
+from conftest import tree_state
 
 from sepclean import STEMS, toolkit
 from sepclean.clean_manifest import CleanManifest
@@ -387,6 +388,34 @@ def test_upstream_script_runs_with_a_clean_manifest(tiny_data, kept, tmp_path):
     absent = write_clean(tmp_path / "absent.json", kept + ["ghost"])
     assert run_upstream.main([*argv[:-4], "--clean-manifest=" + str(absent), "--record", str(record)]) == 2
     assert run_upstream.main(argv[:-4] + ["--record", str(record)]) == 2  # no --clean-manifest
+
+
+def test_umx_separates_with_a_model_trained_here(dirty_run, adapter, tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    from sepclean import audio
+
+    _, output, _, _ = dirty_run
+    track = tiny_data.manifest("test").tracks[0]
+    before = tree_state(tiny_data.root / "test", output)
+    options = [str(track.path("mixture")), "--model", str(output), "--targets", "vocals",
+               "--residual", "rest", "--outdir", str(tmp_path / "separated"), "--no-cuda"]
+    # Why the module exists: upstream's umx, unpatched, fails on the tested torchaudio.
+    plain = subprocess.run([sys.executable, "-c", "import sys; from openunmix.cli import separate; "
+                            "sys.argv = ['umx', *sys.argv[1:]]; separate()", *options], capture_output=True, text=True)
+    assert plain.returncode != 0 and not (tmp_path / "separated").exists()
+    done = subprocess.run([sys.executable, "-m", "sepclean_plugins.openunmix.umx", *options, "--audio-backend",
+                           "soundfile"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "separated" / "mixture"
+    assert sorted(p.name for p in folder.iterdir()) == ["residual.wav", "vocals.wav"]  # upstream names it so
+    vocals, rate = audio.read(folder / "vocals.wav")
+    assert rate == track.sample_rate and vocals.shape == (track.channels, track.frames)
+    # The same separation as sepclean's (Open-Unmix's Separator, the rest as a residual).
+    expected = adapter.separate({"vocals": adapter.load(output, "vocals")}, track.read("mixture"), rate)["vocals"]
+    np.testing.assert_allclose(vocals, expected, atol=1e-5)
+    assert tree_state(tiny_data.root / "test", output) == before
 
 
 def test_pop_option():
