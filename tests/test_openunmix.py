@@ -233,6 +233,36 @@ def test_upstream_dataset_from_a_root_is_filtered_by_track_name(tiny_data, kept,
     assert sorted(history["sepclean"]["train_tracks"]) == sorted(kept)
 
 
+def test_validation_manifest_at_another_sample_rate_is_refused(tiny_data, tmp_path, capsys):
+    from sepclean import audio
+    from sepclean.scan import scan
+
+    valid = tmp_path / "valid48k"
+    for track in tiny_data.manifest("valid"):
+        for source in ("mixture", *track.stems):
+            audio.write(valid / track.id / f"{source}.wav", track.read(source), 48000)
+    manifest, _ = scan([valid], progress=False, workers=1)
+    manifest.write(tmp_path / "valid48k.jsonl")
+    argv = manifest_argv(tiny_data, tmp_path / "run")
+    argv[argv.index("--valid-manifest") + 1] = str(tmp_path / "valid48k.jsonl")
+    assert train_main(argv) == 2
+    assert "valid48k.jsonl is at 48000 Hz, --manifest" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_upstream_dataset_without_validation_tracks_is_refused(tiny_data, tmp_path, capsys):
+    # --dataset musdb on data that is not MUSDB18: its validation subset (MUSDB's songs, by name) is empty.
+    import shutil
+
+    shutil.copytree(tiny_data.root / "train", tmp_path / "root" / "train")
+    before = tree_state(tmp_path / "root")
+    argv = ["--root", str(tmp_path / "root"), "--dataset", "musdb", "--is-wav", "--output", str(tmp_path / "run"),
+            "--epochs", "1", *TINY]
+    assert train_main(argv) == 2
+    assert "has no validation tracks: early stopping would watch a validation loss of 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and tree_state(tmp_path / "root") == before
+
+
 def test_input_statistics_match_the_standard_scaler_upstream_uses():
     preprocessing = pytest.importorskip("sklearn.preprocessing")
     rng = np.random.default_rng(0)

@@ -47,8 +47,6 @@ from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude
 MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "bandwidth")
 """Arguments that shape the model: resuming or fine-tuning a run must keep the run's."""
 
-USER_ERRORS = (ToolkitError, ManifestError, CleanManifestError)
-
 
 class _Parser(argparse.ArgumentParser):
     """Parses ``argv`` when called without arguments: ``openunmix.data.load_datasets`` adds its
@@ -126,6 +124,12 @@ def parse_and_load_datasets(argv: list[str]):
     if args.valid_manifest or args.allow_other_dataset:
         parser.error("--valid-manifest and --allow-other-dataset go with --manifest")
     train, valid, args = openunmix.data.load_datasets(parser, args)
+    if not len(valid):
+        raise ToolkitError(
+            f"the {args.dataset} dataset under {args.root} has no validation tracks: early stopping would watch "
+            "a validation loss of 0. (--dataset musdb validates on MUSDB18's own validation songs, by name.) "
+            "Give the dataset a validation split, or train on sepclean manifests (--manifest, --valid-manifest)"
+        )
     selection = None
     if args.clean_manifest:
         selection = clean.apply(CleanManifest.load(args.clean_manifest), args.target, train, valid)
@@ -157,6 +161,11 @@ def manifest_datasets(parser: argparse.ArgumentParser, args: argparse.Namespace)
         seed=args.seed,
     )
     valid = toolkit.dataset(Manifest.load(args.valid_manifest), args.target, deterministic=True)
+    if valid.sample_rate != train.sample_rate:
+        raise ToolkitError(
+            f"--valid-manifest {args.valid_manifest} is at {valid.sample_rate:g} Hz, --manifest {args.manifest} at "
+            f"{train.sample_rate:g} Hz: the model is validated on what it is trained on; resample one of them"
+        )
     selection = None
     if clean_manifest is not None:
         kept = toolkit.dataset_tracks(train)
