@@ -54,8 +54,10 @@ def mix(parts: Iterable[np.ndarray], channels: int, frames: int) -> np.ndarray:
     return np.zeros((channels, frames), np.float32) if total is None else total
 
 
-def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
-    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly."""
+def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = "FLOAT") -> None:
+    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly; None is
+    the format's default (by the extension)."""
+
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2:
         raise ValueError(f"expected audio shaped (channels, frames), got {audio.shape}")

@@ -38,6 +38,7 @@ import numpy as np
 
 import sepclean
 from sepclean import audio
+from sepclean.errors import SepcleanError
 from sepclean.scores import _atomic_write
 
 FORMAT = "sepclean.manifest"
@@ -46,7 +47,7 @@ READABLE_VERSIONS = (1, 2)
 MIXTURE = "mixture"
 
 
-class ManifestError(ValueError):
+class ManifestError(SepcleanError, ValueError):
     """A manifest file that cannot be read as one, or a track that cannot be read as asked."""
 
 
@@ -195,7 +196,6 @@ class Manifest:
             "sepclean": sepclean.__version__,
         }
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         records = [header] + [t.to_json() for t in self.tracks]
         _atomic_write(path, "".join(json.dumps(record) + "\n" for record in records))
 
@@ -204,12 +204,12 @@ class Manifest:
         path = Path(path)
         if not path.is_file():
             raise ManifestError(f"{path}: no such manifest file")
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
         try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
             records = [json.loads(line) for line in lines]
-        except json.JSONDecodeError as e:
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ManifestError(f"{path}: not JSONL ({e})") from None
-        if not records or records[0].get("format") != FORMAT:
+        if not records or not all(isinstance(r, dict) for r in records) or records[0].get("format") != FORMAT:
             raise ManifestError(f"{path}: not a sepclean manifest (first line must be its header)")
         header = records[0]
         if header.get("version") not in READABLE_VERSIONS:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 import sepclean
 from sepclean import audio
+from sepclean.errors import SepcleanError
 from sepclean.manifest import MIXTURE, Manifest, Track, combine_hashes
 
 AUDIO_EXTENSIONS = (".wav", ".flac")
@@ -61,7 +62,7 @@ class TrackProblem(Exception):
     """Raised while inspecting one track; becomes a Problem."""
 
 
-class ScanError(Exception):
+class ScanError(SepcleanError):
     """Raised in strict mode on the first problem."""
 
     def __init__(self, problem: Problem):
@@ -128,6 +129,8 @@ def describe(root: Path, folder: Path, sources: dict[str, list[Path]], summed: b
             listing = ", ".join(f"{name} {value}" for name, value in values.items())
             raise TrackProblem(f"sources have different {what}: {listing}")
     first = next(iter(infos.values()))
+    if first.frames == 0:
+        raise TrackProblem("no audio: its files hold 0 frames")
     shape = (first.sample_rate, first.channels, first.frames)
     hashes = {name: content_hash(paths, *shape) for name, paths in sources.items()}
 
@@ -221,6 +224,8 @@ def inspect_stem_mp4(root: Path, path: Path, stems: list[str]) -> Track:
         raise TrackProblem(f"{path.name} is unreadable through musdb ({e})") from None
     if decoded.shape[0] <= max(MUSDB_STREAMS[s] for s in stems):
         raise TrackProblem(f"{path.name} has {decoded.shape[0]} streams, expected {len(MUSDB_STREAMS)}")
+    if decoded.shape[1] == 0:
+        raise TrackProblem(f"{path.name} has no audio (0 frames)")
     if not np.isfinite(decoded).all():
         raise TrackProblem(f"{path.name} has NaN or Inf samples")
     file_hash = audio.file_hash(path)

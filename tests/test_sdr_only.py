@@ -13,8 +13,11 @@ def test_each_target_alone_has_the_joint_sdr(tiny_data, tmp_path):
     mixture = sum(track.read(s) for s in ("vocals", "bass", "drums"))
     estimates = {s: 0.6 * track.read(s) + 0.3 * mixture / 3 + 0.05 * rng.standard_normal(mixture.shape).astype(np.float32)
                  for s in ("vocals", "bass", "drums")}
-    joint = score_track(track, estimates, tmp_path / "joint")
-    alone = score_track(track, estimates, tmp_path / "alone", sdr_only=True)
+    targets = list(estimates)
+    (tmp_path / "joint").mkdir()
+    (tmp_path / "alone").mkdir()
+    joint, _ = score_track(track, estimates, targets, tmp_path / "joint")
+    alone, _ = score_track(track, estimates, targets, tmp_path / "alone", sdr_only=True)
     assert alone.keys() == joint.keys()
     for target in joint:
         assert alone[target] == joint[target]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sepclean.cli import CommandError
 from sepclean.filtering import MODES, clean_manifest
-from sepclean.scores import ScoresError, ScoreTable
+from sepclean.scores import ScoreTable
 
 
 def configure(parser) -> None:
@@ -18,18 +17,15 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        table = ScoreTable.read(args.scores)
-        clean = clean_manifest(table, args.ratio, args.mode)
-    except (ScoresError, ValueError) as e:
-        raise CommandError(str(e)) from None
-    clean.write(args.output)
-    lists = clean.keep if clean.per_target else {"all targets": clean.keep}
+    table = ScoreTable.read(args.scores)
+    clean = clean_manifest(table, args.ratio, args.mode)
     truth = None
     if args.contamination:
         from sepclean.detection import load_contamination
 
         truth = load_contamination(args.contamination)["tracks"]
+    clean.write(args.output)
+    lists = clean.keep if clean.per_target else {"all targets": clean.keep}
     print(f"wrote {args.output}: {table.method} scores, ratio {args.ratio}, {args.mode}")
     for target, kept in lists.items():
         kept_set = set(kept)

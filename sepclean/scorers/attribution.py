@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sepclean
 from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
-from sepclean.scores import ScoreTable
+from sepclean.scores import ScoreTable, dataset_record
 
 SCORINGS = ("absolute", "relative")
 
@@ -98,7 +98,8 @@ class Loss(Scorer):
                             load_tracks(kit, task.train, unit, settings)).numpy()
             for k, target in enumerate(kit.unit_targets(unit)):
                 columns[target] = dict(zip(task.train.ids, (-values[:, k]).tolist()))
-        meta = {"manifests": {"train": task.train.hash, "reference": task.reference.hash},
+        meta = {"dataset": dataset_record(task.train),
+                "manifests": {"train": task.train.hash, "reference": task.reference.hash},
                 "toolkit": task.baseline.toolkit, "checkpoint": str(task.baseline.checkpoint), "models": hashes,
                 "scoring": "negative baseline loss", "sepclean": sepclean.__version__}
         return ScoreTable.from_columns(self.name, task.train.ids, columns, meta)

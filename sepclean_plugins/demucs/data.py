@@ -11,10 +11,11 @@ from demucs.repitch import RepitchedWrapper
 from demucs.wav import MIXTURE, Wavset
 from torch.utils.data import ConcatDataset, Dataset
 
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest, Track
 from sepclean.toolkit import ToolkitError
+
+from . import audio_compat
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def track_metadata(track: Track) -> dict:
 
 def build_metadata(manifest: Manifest) -> dict[str, dict]:
     """``Wavset`` metadata of every track, by track id."""
-    torchaudio_compat.install()
+    audio_compat.install()
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         return dict(zip(manifest.ids, pool.map(track_metadata, manifest)))
 
@@ -89,7 +90,7 @@ def wavset(
     A ``Wavset`` names each track by its folder inside its root, so tracks from several roots need
     one each. Examples are ``(len(sources), channels, frames)`` tensors.
     """
-    torchaudio_compat.install()
+    audio_compat.install()
     if not len(manifest):
         raise ToolkitError("no track to build a dataset from")
     if metadata is None:
