@@ -141,7 +141,7 @@ def test_controls_score_by_the_truth_and_by_chance(tiny_data, tmp_path):
 
 def test_scores_are_shared_by_settings_and_inputs(tiny_data, tmp_path):
     store = ArtifactStore(tmp_path / "store")
-    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination, "tiny")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
     cache = str(tmp_path / "cache")
     first = stages.score(store, create("fad", draws=2, cache=cache), data, progress=False)
     assert stages.score(store, create("fad", draws=2, cache=cache, batch_size=2), data, progress=False) == first
