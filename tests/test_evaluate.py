@@ -53,6 +53,9 @@ class MixtureShare(Toolkit):
     def loss(self, unit, model, batch):
         raise NotImplementedError
 
+    def train(self, spec, output):
+        raise NotImplementedError
+
 
 def closed_form_sdr(track, targets) -> dict[str, float]:
     """Median over 1 s frames of 10 log10(|s|^2 / |s_hat - s|^2) (BSSEval v4's SDR, whose

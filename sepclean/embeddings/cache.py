@@ -142,24 +142,28 @@ class EmbeddingCache:
             for stem in track.stems:
                 self.verify(track, stem)
             return
-        path = track.path(source).resolve()
+        files = [path.resolve() for path in track.files(source)]  # several for a summed (MoisesDB) stem
         expected = track.hashes[source]
         if track.streams is not None:  # musdb .stem.mp4: the file's bytes, one hash for every stream
             expected = expected.rsplit("#", 1)[0]
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            raise ManifestError(f"{path} ({track.id}, {source}) is gone since the manifest was written") from None
-        record_path = self._file_record(path)
-        seen = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "hash": expected}
+        stats = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                raise ManifestError(f"{path} ({track.id}, {source}) is gone since the manifest was written") from None
+            stats.append([str(path), stat.st_size, stat.st_mtime_ns])
+        record_path = self._file_record(files)
+        seen = {"files": stats, "hash": expected}
         try:
             if json.loads(record_path.read_text()) == seen:
                 return
         except (OSError, ValueError):
-            pass  # never verified, or a corrupt record: hash the file
-        if _file_content_hash(track, source, path) != expected:
+            pass  # never verified, or a corrupt record: hash the files
+        if _file_content_hash(track, source, files) != expected:
+            listed = ", ".join(map(str, files))
             raise ManifestError(
-                f"{path} ({track.id}, {source}) no longer holds the audio its manifest hashed: the file changed "
+                f"{listed} ({track.id}, {source}) no longer holds the audio its manifest hashed: the file changed "
                 "after the manifest was written. Run `sepclean manifest` again (cached embeddings of the old "
                 "audio are not used)"
             )
@@ -167,19 +171,19 @@ class EmbeddingCache:
             record_path.parent.mkdir(parents=True, exist_ok=True)
             _atomic_write(record_path, lambda f: f.write(json.dumps(seen).encode()))
 
-    def _file_record(self, path: Path) -> Path:
-        name = hashlib.sha256(str(path).encode()).hexdigest()
+    def _file_record(self, files: list[Path]) -> Path:
+        name = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()
         return self.root / "files" / name[:2] / f"{name}.json"
 
 
-def _file_content_hash(track: Track, source: str, path: Path) -> str:
-    """The hash the manifest records for this file, computed from what the file holds now."""
+def _file_content_hash(track: Track, source: str, files: list[Path]) -> str:
+    """The hash the manifest records for these files, computed from what they hold now."""
     if track.streams is not None:
-        return audio.file_hash(path)
+        return audio.file_hash(files[0])
     try:
-        return content_hash(path)
+        return content_hash(files, track.sample_rate, track.channels, track.frames)
     except TrackProblem as e:
-        raise ManifestError(f"{path} ({track.id}, {source}) cannot be read as its manifest says: {e}") from None
+        raise ManifestError(f"{files[0]} ({track.id}, {source}) cannot be read as its manifest says: {e}") from None
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:

@@ -8,6 +8,7 @@ from openunmix.data import Compose, FixedSourcesTrackFolderDataset, aug_from_str
 
 from sepclean.manifest import Track
 from sepclean.toolkit import ToolkitError
+from sepclean_plugins.openunmix import audio_compat
 
 
 class ManifestTrackFolderDataset(FixedSourcesTrackFolderDataset):
@@ -88,6 +89,7 @@ def build(
     index i is always the first ``seq_duration`` seconds (the whole track when None) of track i."""
     if seq_duration is not None and tracks and all(t.duration <= seq_duration for t in tracks):
         raise ToolkitError(f"no track is longer than the {seq_duration} s excerpt (all {len(tracks)} are too short)")
+    audio_compat.install()  # the dataset reads through openunmix.data's loaders
     return ManifestTrackFolderDataset(
         tracks,
         target,
