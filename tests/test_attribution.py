@@ -30,7 +30,7 @@ def umx(tiny_data, tmp_path_factory):
     for target in TARGETS:
         argv = ["--manifest", str(tiny_data.manifests["train"]), "--valid-manifest", str(tiny_data.manifests["valid"]),
                 "--target", target, "--epochs", "2", "--hidden-size", "16", "--output", str(output),
-                "--preset", "tiny", "--quiet"]
+                "--preset", "tiny", "--quiet", "--save-every", "1"]
         assert train_umx(argv) == 0
     return output
 
@@ -135,6 +135,70 @@ def test_linear_mode_and_mode_comparison(tiny_data, umx, full, tmp_path, capsys)
             "--compare-modes", "2", "--quiet"]
     assert cli(args) == 0
     assert "vocals: Spearman(linear, exact) = " in capsys.readouterr().out
+
+
+def test_self_influences_make_linear_cosine_a_cosine(tiny_data, umx, tmp_path):
+    # Linear mode: ΔL_ij = step · g_iᵀPg_j, so ΔL_ij / sqrt(s_i s_j) is step times a cosine: at most
+    # step in size, and exactly step where the reference is the training track itself.
+    with pytest.warns(UserWarning, match="also training tracks"):
+        run = make_run(tiny_data, umx, tmp_path, Settings(mode="linear", strength=0.05, segment=2.0),
+                       reference="train")
+    run.compute()
+    train_norm, reference_norm = run.norms()
+    assert train_norm.shape == (len(tiny_data.manifest("train")), 2) and (train_norm > 0).all()
+    np.testing.assert_allclose(train_norm, reference_norm, rtol=1e-4)  # the same tracks, one target a unit
+    with np.load(tmp_path / "delta_loss.npz") as arrays:
+        delta, step = arrays["delta"], arrays["step"]
+    cosine = delta / np.sqrt(train_norm[:, None, :] * reference_norm[None, :, :]) / step
+    assert np.abs(cosine).max() <= 1 + 1e-4
+    np.testing.assert_allclose(np.einsum("iit->it", cosine), 1.0, rtol=1e-4)
+    assert (tmp_path / "parts" / "vocals" / "norms.npz").is_file()  # computed once, then read
+
+
+def test_attribute_scorer_scorings_share_one_run(tiny_data, umx, full):
+    from sepclean.attribution import scoring as rules
+    from sepclean.scorers import Baseline, ScoringTask, create
+
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"), Baseline("openunmix", umx),
+                       progress=False)
+    common = dict(targets=TARGETS, strength=0.05, segment=2.0)
+    paper = create("attribute", **common).score(task, full)
+    stored = ScoreTable.read(full)
+    for track in stored.tracks:
+        assert paper.scores[track] == pytest.approx(stored.scores[track])
+    variant = create("attribute", **common, scoring="relative", references="rank", unified="worst")
+    assert variant.run_config() == create("attribute", **common).run_config() != variant.config()
+    table = variant.score(task, full)
+    with np.load(full / "delta_loss.npz") as arrays:
+        per_target, unified = rules.scores(arrays["delta"], arrays["baseline"], "relative", "rank", "worst")
+    train = tiny_data.manifest("train").ids
+    np.testing.assert_allclose([table.scores[t]["bass"] for t in train], per_target[:, 1])
+    np.testing.assert_allclose([table.scores[t]["all"] for t in train], unified)
+    assert table.metadata["unified"] == "worst" and table.metadata["references"] == "rank"
+
+
+def test_attribution_over_checkpoints_pools_their_references(tiny_data, umx, tmp_path):
+    from sepclean.attribution import scoring as rules
+    from sepclean.scorers import Baseline, ScorerError, ScoringTask, create
+    from sepclean_plugins.openunmix import checkpoint
+
+    # --save-every 1 kept each epoch as a run folder; the last one holds the final weights.
+    final = checkpoint.load(checkpoint.state_path(umx, "bass"))["state_dict"]
+    kept = checkpoint.load_model(umx / "epochs" / "e0002", "bass").state_dict()
+    assert all(torch.equal(final[k], kept[k]) for k in final)
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"), Baseline("openunmix", umx),
+                       progress=False)
+    common = dict(targets=TARGETS, strength=0.05, segment=2.0, mode="linear")
+    table = create("attribute", **common, checkpoints=[1, 2], references="rank").score(task, tmp_path)
+    arrays = [np.load(tmp_path / f"e000{e}" / "delta_loss.npz") for e in (1, 2)]
+    assert not np.allclose(arrays[0]["delta"], arrays[1]["delta"])
+    pooled = np.concatenate([a["delta"] for a in arrays], axis=1)  # (train, 2 x references, targets)
+    per_target = rules.over_references(pooled, "rank")
+    train = tiny_data.manifest("train").ids
+    np.testing.assert_allclose([table.scores[t]["vocals"] for t in train], per_target[:, 0])
+    assert table.metadata["checkpoints"] == [str(umx / "epochs" / f"e000{e}") for e in (1, 2)]
+    with pytest.raises(ScorerError, match="--save-every"):
+        create("attribute", **common, checkpoints=[3]).score(task, tmp_path / "missing")
 
 
 def test_cli_and_filter(tiny_data, umx, full, tmp_path, capsys):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import read_only, tree_state
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.cli import main
 from sepclean.detection import auroc, labels, report
-from sepclean.filtering import clean_manifest, top_fraction
+from sepclean.filtering import auto_keep, clean_manifest, top_fraction
 from sepclean.scores import ScoresError, ScoreTable, dataset_record
 
 
@@ -208,3 +209,54 @@ def test_read_only_output_is_a_named_error(tiny_data, tmp_path):
     assert f"cannot write {locked / 'clean.json'}: Read-only file system" in done.stderr
     assert "Traceback" not in done.stderr
     assert tree_state(tmp_path) == before
+
+
+def _planted(clean: int, contaminated: int, seed: int = 0) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    values = np.concatenate([rng.normal(1.0, 0.25, clean), rng.normal(-1.0, 0.25, contaminated)])
+    order = rng.permutation(values.size)
+    return {f"song_{i:03d}": float(values[i]) for i in order}
+
+
+@pytest.mark.parametrize("clean, contaminated", [(30, 10), (20, 20), (34, 6), (15, 25)])
+def test_auto_ratio_recovers_a_planted_contaminated_cluster(clean, contaminated):
+    scores = _planted(clean, contaminated)
+    kept = auto_keep(scores)
+    assert sorted(kept) == [f"song_{i:03d}" for i in range(clean)]
+    assert kept == [t for t in scores if t in set(kept)], "in table order"
+
+
+def test_auto_ratio_keeps_everything_without_a_second_cluster():
+    rng = np.random.default_rng(1)
+    for size in (40, 200):
+        scores = {f"s{i}": float(v) for i, v in enumerate(rng.normal(0.0, 1.0, size))}
+        assert len(auto_keep(scores)) == size
+    assert auto_keep({"a": 2.0, "b": 2.0, "c": 2.0, "d": 2.0}) == ["a", "b", "c", "d"]
+
+
+def test_auto_ratio_is_a_threshold_even_with_an_outlier():
+    scores = _planted(30, 10)
+    scores["loud"] = 25.0  # one huge score must not become a cluster of its own
+    kept = auto_keep(scores)
+    assert len(kept) == 31 and "loud" in kept
+    assert min(scores[t] for t in kept) > max(scores[t] for t in scores if t not in set(kept))
+
+
+def test_auto_ratio_uses_the_cut_of_a_table_that_has_one(tiny_data, tmp_path, capsys):
+    manifest = tiny_data.manifest("train")
+    oracle = {t: {"all": float(i % 3 != 0), "vocals": 0.5 if i % 2 else 0.7} for i, t in enumerate(manifest.ids)}
+    table = ScoreTable("oracle", oracle, {"manifests": {"train": manifest.hash}, "cut": 0.5})
+    clean = clean_manifest(table, "auto")
+    assert clean.kept() == [t for i, t in enumerate(manifest.ids) if i % 3 != 0]
+    assert clean.ratio == "auto" and clean.to_json()["auto"]["rule"] == "cut 0.5"
+    assert clean_manifest(table, "auto", "per-target").kept("vocals") == manifest.ids  # 0.5 >= cut
+    table.write(tmp_path / "s")
+    out = tmp_path / "clean.json"
+    assert main(["filter", str(tmp_path / "s"), "--ratio", "auto", "-o", str(out)]) == 0
+    assert "kept 5, removed 3" in capsys.readouterr().out
+    assert CleanManifest.load(out).ratio == "auto"
+    with pytest.raises(SystemExit):
+        main(["filter", str(tmp_path / "s"), "--ratio", "half", "-o", str(out)])
+    assert "a fraction in (0, 1] or 'auto', not 'half'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="'auto'"):
+        clean_manifest(table, "most")

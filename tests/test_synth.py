@@ -21,7 +21,7 @@ from sepclean.synth import (
     read_contamination,
     render_song,
 )
-from sepclean.synth.contamination import EFFECT_PARAMS, HEADROOM, headroom_gain
+from sepclean.synth.contamination import EFFECT_PARAMS, HEADROOM, HELDOUT_KINDS, KINDS, headroom_gain
 from sepclean.synth.effects import NumpyEffects, apply_effect, freeverb_response
 
 MINI = dataclasses.replace(PROFILES["tiny"], name="mini", train=6, valid=1, reference=2, test=1, duration=2.5)
@@ -63,7 +63,14 @@ def heavy(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session", params=["mixed23", "effects", "heavy"])
+@pytest.fixture(scope="session")
+def heldout(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("heldout")
+    generate_dataset(root, preset="heldout", profile=MINI, seed=11, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session", params=["mixed23", "effects", "heavy", "heldout"])
 def dataset(request) -> Path:
     return request.getfixturevalue(request.param)
 
@@ -103,7 +110,7 @@ def test_no_clipping_and_every_stem_sounds(dataset):
 def test_contamination_record_matches_the_audio(dataset):
     record = read_contamination(dataset)
     assert set(record["tracks"]) == {t.name for t in tracks(dataset, "train")}
-    assert record["profile"]["train"] == MINI.train and record["seed"] in (3, 5, 7)
+    assert record["profile"]["train"] == MINI.train and record["seed"] in (3, 5, 7, 11)
     for name, entry in record["tracks"].items():
         noisy = load_track(dataset / "train" / name)
         clean = load_track(dataset / CLEAN_TWIN / name)
@@ -164,6 +171,25 @@ def test_effects_preset_has_every_effect(effects):
         if entry["kind"] and "headroom_gain_db" not in entry["params"]:
             noisy, clean = load_track(effects / "train" / name), load_track(effects / CLEAN_TWIN / name)
             for stem in entry["stems"]:  # loudness restored after the effect
+                ratio = np.sqrt(np.mean(noisy[stem] ** 2) / np.mean(clean[stem] ** 2))
+                assert ratio == pytest.approx(1.0, rel=1e-3), (name, stem)
+
+
+def test_heldout_preset_has_its_own_kinds(heldout):
+    assert not set(HELDOUT_KINDS) & set(KINDS), "the held-out family shares no kind with the tuned presets"
+    record = read_contamination(heldout)
+    kinds = sorted(e["kind"] for e in record["tracks"].values() if e["kind"])
+    assert kinds == ["bitcrush", "codec", "wrong_song"]
+    for name, entry in record["tracks"].items():
+        noisy, clean = load_track(heldout / "train" / name), load_track(heldout / CLEAN_TWIN / name)
+        if entry["kind"] == "wrong_song":
+            assert entry["params"]["replaced"] == entry["stems"] and len(entry["stems"]) <= 3
+        if entry["kind"] == "codec":
+            spectrum = np.abs(np.fft.rfft(noisy[entry["stems"][0]], axis=-1)).sum(axis=0)
+            above = np.fft.rfftfreq(noisy["vocals"].shape[-1], 1 / 44100) > entry["params"]["cutoff_hz"] + 500
+            assert spectrum[above].sum() < 1e-3 * spectrum.sum(), name
+        if entry["kind"] in ("bitcrush", "codec") and "headroom_gain_db" not in entry["params"]:
+            for stem in entry["stems"]:
                 ratio = np.sqrt(np.mean(noisy[stem] ** 2) / np.mean(clean[stem] ** 2))
                 assert ratio == pytest.approx(1.0, rel=1e-3), (name, stem)
 

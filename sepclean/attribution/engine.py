@@ -80,6 +80,13 @@ def gradient(unit: Unit, track: Track, target: int | None = None, name: str = "t
     return grads
 
 
+def self_influence(unit: Unit, track: Track, inverse: list[torch.Tensor], target: int | None = None,
+                   name: str = "track") -> float:
+    """s = gᵀ(F + λ)⁻¹g of a track's gradient (one target's, or the target mean): its influence on
+    itself in the unlearning metric, the norm RelatIF-style normalisations divide by."""
+    return float(sum((g * inv * g).sum().item() for g, inv in zip(gradient(unit, track, target, name), inverse)))
+
+
 def diagonal_fisher(unit: Unit, tracks: Sequence[Track], progress=None) -> list[torch.Tensor]:
     """F_ii = mean over training tracks of the squared per-track gradient of the training loss."""
     fisher = [torch.zeros_like(p) for p in unit.tensors]

@@ -7,6 +7,8 @@ An output directory holds one run::
     OUT/parts/<unit>/ref_<j>.npz     ΔL of every training track for reference j (one file each,
                                      written atomically: a crash never loses a finished reference)
     OUT/parts/<unit>/baseline.npy    L_i, the training tracks' losses before unlearning
+    OUT/parts/<unit>/norms.npz       self-influences gᵀ(F + λ)⁻¹g of the tracks and references, only
+                                     when a scoring asks for them (``Run.norms``)
     OUT/scores.csv, OUT/meta.json    the scores table (method ``attribute``), once all parts exist
     OUT/loss/                        the scores table of the ``loss`` comparator (−L_i)
     OUT/delta_loss.npz               ``delta`` (N × M × targets), ``baseline`` (N × targets),
@@ -46,6 +48,7 @@ from sepclean.attribution.engine import (
     losses,
     own_rise,
     preconditioner,
+    self_influence,
 )
 from sepclean.errors import writing
 from sepclean.manifest import Manifest
@@ -218,19 +221,55 @@ class Run:
         finalize(self.out)
         return True
 
+    def _engine_unit(self, unit: str) -> Unit:
+        select = re.compile(self.settings.parameters).search if self.settings.parameters else None
+        return Unit.of(self.models[unit], lambda model, batch: self.kit.loss(unit, model, batch), select)
+
+    def _fisher_inverse(self, unit: str, engine_unit: Unit, train) -> list[torch.Tensor]:
+        bar = tqdm(total=len(train), desc=f"{unit}: Fisher", unit="track", disable=not self.progress, leave=False)
+        inverse = preconditioner(diagonal_fisher(engine_unit, train, bar), self.settings.damping)
+        bar.close()
+        return inverse
+
+    def norms(self) -> tuple[np.ndarray, np.ndarray]:
+        """Self-influences s = gᵀ(F + λ)⁻¹g: of every training track per target (N × targets, the
+        target's own gradient) and of every reference (M × targets, the gradient unlearning
+        ascends). Computed once per unit, on demand (one more Fisher pass and N + M gradients)."""
+        self._claim()
+        train_norm = np.empty((len(self.train), len(self.targets)))
+        reference_norm = np.empty((len(self.reference), len(self.targets)))
+        column = 0
+        for unit in self.units:
+            width = len(self.kit.unit_targets(unit))
+            path = self.out / "parts" / unit / "norms.npz"
+            if not path.is_file():
+                with torch.backends.cudnn.flags(enabled=False):
+                    engine_unit = self._engine_unit(unit)
+                    train = load_tracks(self.kit, self.train, unit, self.settings)
+                    inverse = self._fisher_inverse(unit, engine_unit, train)
+                    per_track = [[self_influence(engine_unit, track, inverse, k,
+                                                 f"training track {self.train.ids[i]!r}") for k in range(width)]
+                                 for i, track in enumerate(train)]
+                    refs = load_tracks(self.kit, self.reference, unit, self.settings)
+                    per_ref = [self_influence(engine_unit, ref, inverse, name=self._name(j, unit))
+                               for j, ref in enumerate(refs)]
+                _atomic_save(path, lambda f: np.savez(f, train=np.array(per_track), reference=np.array(per_ref)))
+            with np.load(path, allow_pickle=False) as saved:
+                train_norm[:, column:column + width] = saved["train"]
+                reference_norm[:, column:column + width] = saved["reference"][:, None]
+            column += width
+        return train_norm, reference_norm
+
     def _prepare(self, unit: str, reference_indices: list[int]):
         s = self.settings
-        select = re.compile(s.parameters).search if s.parameters else None
-        engine_unit = Unit.of(self.models[unit], lambda model, batch: self.kit.loss(unit, model, batch), select)
+        engine_unit = self._engine_unit(unit)
         train = load_tracks(self.kit, self.train, unit, s)
         calibration = list(range(min(s.calibration_references, len(self.reference))))
         wanted = sorted(set(reference_indices) | set(calibration))
         loaded = dict(zip(wanted, load_tracks(self.kit, self.reference.subset(
             [self.reference.ids[j] for j in wanted]), unit, s)))
         baseline = losses(engine_unit, train)
-        bar = tqdm(total=len(train), desc=f"{unit}: Fisher", unit="track", disable=not self.progress, leave=False)
-        inverse = preconditioner(diagonal_fisher(engine_unit, train, bar), s.damping)
-        bar.close()
+        inverse = self._fisher_inverse(unit, engine_unit, train)
         names = [self._name(j, unit) for j in calibration]
         if s.alpha is not None:
             step = s.alpha / len(train)

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from sepclean.filtering import MODES, clean_manifest
+import argparse
+
+from sepclean.filtering import AUTO, MODES, clean_manifest
 from sepclean.scores import ScoreTable
 
 
 def configure(parser) -> None:
     parser.add_argument("scores", help="a scores directory (scores.csv + meta.json) written by a scoring method")
-    parser.add_argument("--ratio", type=float, required=True, help="fraction of songs kept, e.g. 0.75")
+    parser.add_argument("--ratio", type=_ratio, required=True,
+                        help="fraction of songs kept, e.g. 0.75, or 'auto': a two-component mixture fitted to "
+                        "the scores decides (exactly the scores >= the table's cut when it has one)")
     parser.add_argument("--mode", choices=MODES, default="unified", help="one kept set, or one per target")
     parser.add_argument("-o", "--output", required=True, help="clean manifest to write (.json)")
     parser.add_argument(
         "--contamination", help="a synthetic dataset's contamination.json: also report what was removed"
     )
+
+
+def _ratio(text: str) -> float | str:
+    if text == AUTO:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a fraction in (0, 1] or {AUTO!r}, not {text!r}") from None
 
 
 def run(args) -> int:

@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=list(PRESETS),
         default="mixed23",
-        help="contamination of the train pool: none; label noise + bleeding; distortion/reverb/low-pass "
+        help="contamination of the train pool: none; label noise + bleeding; distortion/reverb/low-pass; "
+        "heldout: wrong-song stems/bit-crush/lossy codec, for reporting only, never for tuning "
         "(default: %(default)s)",
     )
     parser.add_argument(

@@ -15,5 +15,7 @@ from sepclean.scorers.base import Baseline, Scorer, ScoringTask, ScorerError, cr
 from sepclean.scorers import attribution as _attribution  # noqa: E402,F401
 from sepclean.scorers import controls as _controls  # noqa: E402,F401
 from sepclean.scorers import embedding as _embedding  # noqa: E402,F401
+from sepclean.scorers import fusion as _fusion  # noqa: E402,F401
+from sepclean.scorers import reference as _reference  # noqa: E402,F401
 
 __all__ = ["Baseline", "Scorer", "ScorerError", "ScoringTask", "create", "names", "register", "scorer_class"]

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sepclean
+from sepclean.attribution.scoring import NEEDS_NORMS, REFERENCES, SCORINGS, UNIFIED
 from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
-from sepclean.scores import ScoreTable, dataset_record
+from sepclean.scores import ScoreTable
 
-SCORINGS = ("absolute", "relative")
+SCORE_SETTINGS = ("scoring", "references", "unified")
+"""Settings that only change how ΔL becomes scores: runs that differ only in them share one ΔL."""
 
 
 class ShardPending(ScorerError):
@@ -24,7 +26,8 @@ class ShardPending(ScorerError):
 @register
 @dataclass(frozen=True)
 class Attribute(Scorer):
-    """ΔL of every training song when each reference is unlearned (sepclean.attribution.run)."""
+    """ΔL of every training song when each reference is unlearned (sepclean.attribution.run), turned
+    into scores by sepclean.attribution.scoring; the defaults are the paper's mean ΔL."""
 
     name = "attribute"
     needs_baseline = True
@@ -37,15 +40,33 @@ class Attribute(Scorer):
     parameters: str | None = None
     segment: float | None = None
     scoring: str = "absolute"
-    """absolute: mean ΔL over references (the paper); relative: ΔL over the song's own loss."""
+    """absolute: ΔL (the paper); relative: over the song's own loss; gradnorm: over the square root of
+    its self-influence (RelatIF); cosine: over both self-influences."""
+    references: str = "mean"
+    """mean: mean over references (the paper); rank: mean of each reference's ranking of the songs."""
+    unified: str = "mean"
+    """The per-song score: mean of the targets' scores (the paper), their mean rank, or the worst rank."""
+    checkpoints: tuple[int, ...] | None = None
+    """None: unlearn from the baseline (its best epoch). Epochs: unlearn from each of the weights saved
+    along its training (``<checkpoint>/epochs/e<epoch:04d>``, Open-Unmix's ``--save-every``) and
+    pool every (checkpoint, reference) pair as one more reference, as TracIn sums over checkpoints."""
     batch_size: int = setting(4, identity=False)
     shard: str = setting("0/1", identity=False)
 
     def __post_init__(self):
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"scoring must be one of {SCORINGS}, not {self.scoring!r}")
+        for name, choices in (("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
+        if self.checkpoints is not None:
+            object.__setattr__(self, "checkpoints", tuple(int(e) for e in self.checkpoints))
+            if not self.checkpoints:
+                raise ValueError("checkpoints: give at least one epoch, or None for the baseline itself")
+
+    def run_config(self) -> dict:
+        """What determines the ΔL array: ``config()`` less the settings that only read it."""
+        return {k: v for k, v in self.config().items() if k not in SCORE_SETTINGS}
 
     def settings(self):
         from sepclean.attribution.run import Settings
@@ -58,13 +79,64 @@ class Attribute(Scorer):
         from sepclean.attribution.run import Run, Shard
 
         self.check(task)
-        run = Run(task.baseline.toolkit, task.baseline.checkpoint, task.train, task.reference, workdir,
-                  list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
-        if not run.compute(Shard.parse(self.shard)):
-            left = sum(len(v) for v in run.missing().values())
+        workdir = Path(workdir)
+        if self.checkpoints is None:
+            runs = [(task.baseline.checkpoint, workdir)]
+        else:
+            runs = [(epoch_checkpoint(task.baseline.checkpoint, e), workdir / f"e{e:04d}") for e in self.checkpoints]
+        left = 0
+        finished = []
+        for checkpoint, folder in runs:
+            run = Run(task.baseline.toolkit, checkpoint, task.train, task.reference, folder,
+                      list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
+            if run.compute(Shard.parse(self.shard)):
+                finished.append((run, folder))
+            else:
+                left += sum(len(v) for v in run.missing().values())
+        if left:
             raise ShardPending(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
                                "shards; the last shard to finish writes the scores", left)
-        return ScoreTable.read(workdir if self.scoring == "absolute" else workdir / "relative")
+        norms = [run.norms() if self.scoring in NEEDS_NORMS else (None, None) for run, _ in finished]
+        table = delta_table(self.name, [folder for _, folder in finished], self.scoring, self.references,
+                            self.unified, norms)
+        if self.checkpoints is not None:
+            table.metadata["checkpoints"] = [str(checkpoint) for checkpoint, _ in runs]
+        return table
+
+
+def epoch_checkpoint(checkpoint, epoch: int) -> Path:
+    """The weights a baseline's training kept at ``epoch``: ``<checkpoint>/epochs/e<epoch:04d>``."""
+    folder = Path(checkpoint) / "epochs" / f"e{epoch:04d}"
+    if not folder.is_dir():
+        raise ScorerError(f"{folder}: no weights of epoch {epoch} were kept (train the baseline with "
+                          "--save-every K, K dividing the epochs asked for)")
+    return folder
+
+
+def delta_table(method: str, workdirs: list[Path], scoring: str, references: str, unified: str,
+                norms: list[tuple] | None = None) -> ScoreTable:
+    """The scores table of finished attribution runs (their ``delta_loss.npz`` and ``meta.json``),
+    scored as sepclean.attribution.scoring says; several runs (checkpoints) pool their references,
+    each normalised by its own losses and self-influences."""
+    import numpy as np
+
+    from sepclean.attribution import scoring as rules
+
+    normalised, train, targets = [], None, None
+    for k, workdir in enumerate(workdirs):
+        with np.load(Path(workdir) / "delta_loss.npz", allow_pickle=False) as saved:
+            delta, baseline = saved["delta"], saved["baseline"]
+            if train is not None and (saved["train"].tolist() != train or saved["targets"].tolist() != targets):
+                raise ScorerError(f"{workdir}: another run's songs or targets than {workdirs[0]}")
+            train, targets = saved["train"].tolist(), saved["targets"].tolist()
+        train_norm, reference_norm = norms[k] if norms else (None, None)
+        normalised.append(rules.normalise(delta, baseline, scoring, train_norm, reference_norm))
+    per_target = rules.over_references(np.concatenate(normalised, axis=1), references)
+    per_song = rules.unified(per_target, unified)
+    meta = ScoreTable.read(workdirs[0]).metadata
+    meta.update(scoring=scoring, references=references, unified=unified)
+    columns = {t: dict(zip(train, per_target[:, k].tolist())) for k, t in enumerate(targets)}
+    return ScoreTable.from_columns(method, train, columns, meta, dict(zip(train, per_song.tolist())))
 
 
 @register
@@ -83,23 +155,31 @@ class Loss(Scorer):
             object.__setattr__(self, "targets", tuple(self.targets))
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
-        from sepclean import toolkit as toolkits
-        from sepclean.attribution.engine import Unit, losses
-        from sepclean.attribution.run import Settings, load_tracks, model_hash
-
         self.check(task)
-        kit = toolkits.get(task.baseline.toolkit)
-        settings = Settings(segment=self.segment, batch_size=self.batch_size)
-        columns, hashes = {}, {}
-        for unit in kit.units(list(self.targets) if self.targets else None):
-            model = kit.load(task.baseline.checkpoint, unit, task.device).eval()
-            hashes[unit] = model_hash(model)
-            values = losses(Unit.of(model, lambda m, b, u=unit: kit.loss(u, m, b)),
-                            load_tracks(kit, task.train, unit, settings)).numpy()
-            for k, target in enumerate(kit.unit_targets(unit)):
-                columns[target] = dict(zip(task.train.ids, (-values[:, k]).tolist()))
-        meta = {"dataset": dataset_record(task.train),
-                "manifests": {"train": task.train.hash, "reference": task.reference.hash},
+        values, hashes = model_losses(task.baseline.toolkit, task.baseline.checkpoint, task, self.targets,
+                                      self.segment, self.batch_size)
+        columns = {target: dict(zip(task.train.ids, (-v).tolist())) for target, v in values.items()}
+        meta = {**self.record(task),
                 "toolkit": task.baseline.toolkit, "checkpoint": str(task.baseline.checkpoint), "models": hashes,
                 "scoring": "negative baseline loss", "sepclean": sepclean.__version__}
         return ScoreTable.from_columns(self.name, task.train.ids, columns, meta)
+
+
+def model_losses(toolkit: str, checkpoint, task: ScoringTask, targets=None, segment=None, batch_size: int = 4):
+    """The toolkit's training loss of a model on every training song, through its own dataset:
+    ``({target: array over task.train}, {unit: model weight hash})``."""
+    from sepclean import toolkit as toolkits
+    from sepclean.attribution.engine import Unit, losses
+    from sepclean.attribution.run import Settings, load_tracks, model_hash
+
+    kit = toolkits.get(toolkit)
+    settings = Settings(segment=segment, batch_size=batch_size)
+    columns, hashes = {}, {}
+    for unit in kit.units(list(targets) if targets else None):
+        model = kit.load(checkpoint, unit, task.device).eval()
+        hashes[unit] = model_hash(model)
+        values = losses(Unit.of(model, lambda m, b, u=unit: kit.loss(u, m, b)),
+                        load_tracks(kit, task.train, unit, settings)).numpy()
+        for k, target in enumerate(kit.unit_targets(unit)):
+            columns[target] = values[:, k].astype("float64")
+    return columns, hashes

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-import sepclean
 from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register
-from sepclean.scores import ScoreTable, dataset_record
+from sepclean.scores import ScoreTable
 
 
 def _meta(task: ScoringTask, **extra) -> dict:
-    return {"dataset": dataset_record(task.train), "manifests": {"train": task.train.hash,
-            "reference": task.reference.hash}, **extra, "sepclean": sepclean.__version__}
+    return {**Scorer.record(task), **extra}
 
 
 @register

@@ -9,6 +9,9 @@ Kinds, as in the paper's datasets:
 - ``distortion``, ``reverb``, ``lowpass`` (EffectsDB): one effect with the paper's parameters on
   one or more stems, their RMS loudness restored afterwards.
 
+The ``heldout`` preset draws from another family (:mod:`.heldout`: ``wrong_song``, ``bitcrush``,
+``codec``), kept for reporting only: no scorer is developed or tuned against it.
+
 A contamination never changes the song's mixture peak beyond 0.98: when it would, the changed
 stems (only those) are turned down together, and the gain is recorded as ``headroom_gain_db``.
 
@@ -32,6 +35,7 @@ import numpy as np
 
 from .. import STEMS
 from .effects import EffectsBackend, apply_effect, bleed
+from .heldout import HELDOUT
 from .song import Song
 
 EFFECT_PARAMS = {
@@ -40,8 +44,10 @@ EFFECT_PARAMS = {
     "lowpass": {"cutoff_hz": 3000.0},
 }
 KINDS = ("label_noise", "bleeding", *EFFECT_PARAMS)
-PRESETS = {"clean": (), "mixed23": ("label_noise", "bleeding"), "effects": tuple(EFFECT_PARAMS)}
-DEFAULT_FRACTION = {"clean": 0.0, "mixed23": 0.5, "effects": 0.5}
+HELDOUT_KINDS = tuple(HELDOUT)
+PRESETS = {"clean": (), "mixed23": ("label_noise", "bleeding"), "effects": tuple(EFFECT_PARAMS),
+           "heldout": HELDOUT_KINDS}
+DEFAULT_FRACTION = {"clean": 0.0, "mixed23": 0.5, "effects": 0.5, "heldout": 0.5}
 HEADROOM = 0.98  # the highest mixture peak a contamination may produce
 
 
@@ -149,6 +155,7 @@ CONTAMINATIONS: dict[str, Contamination] = {
     "label_noise": label_noise,
     "bleeding": bleeding,
     **{name: effect(name) for name in EFFECT_PARAMS},
+    **HELDOUT,
 }
 
 

@@ -4,6 +4,7 @@
     <target>.chkpnt  the latest epoch: weights, optimizer and scheduler, to resume from
     <target>.json    the training arguments and loss history
     separator.json   the STFT settings shared by the run's targets
+    epochs/e<epoch>/ with ``--save-every K``: every K-th epoch's weights, a run folder of its own
 
 ``openunmix.utils.load_separator(folder, targets=[...])`` loads what this package writes; ``load_model``
 reads the same files with the checks a user needs (missing, corrupt, wrong toolkit, wrong target).
@@ -36,6 +37,11 @@ def state_path(folder, target: str) -> Path:
 
 def history_path(folder, target: str) -> Path:
     return Path(folder) / f"{target}{HISTORY}"
+
+
+def epoch_folder(folder, epoch: int) -> Path:
+    """Where ``--save-every`` keeps one epoch's weights: a run folder of its own."""
+    return Path(folder) / "epochs" / f"e{epoch:04d}"
 
 
 def _replace_atomically(path: Path, write) -> None:

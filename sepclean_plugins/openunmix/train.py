@@ -53,7 +53,7 @@ from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude
 MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "bandwidth")
 """Arguments that shape the model: resuming or fine-tuning a run must keep the run's."""
 
-VOLATILE_ARGS = ("epochs", "output", "checkpoint", "quiet", "nb_workers", "no_cuda", "audio_backend")
+VOLATILE_ARGS = ("epochs", "output", "checkpoint", "quiet", "nb_workers", "no_cuda", "audio_backend", "save_every")
 """Arguments that do not change what an epoch computes: a run may be resumed with other values."""
 
 
@@ -99,6 +99,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                           help="optimizer updates per epoch, drawn evenly from the tracks whatever their number, "
                           "so that runs on different kept sets train equally long (default: one pass over the "
                           "tracks, as upstream)")
+    training.add_argument("--save-every", type=int, metavar="K",
+                          help="also keep every K-th epoch's weights as a run folder OUTPUT/epochs/e<epoch:04d> "
+                          "(checkpoints along training, for attribution averaged over them)")
     training.add_argument("--batch-size", type=int, default=16)
     training.add_argument("--lr", type=float, default=0.001, help="learning rate, defaults to 1e-3")
     training.add_argument("--patience", type=int, default=140, help="early stopping patience in epochs")
@@ -472,6 +475,14 @@ class Training:
             "record": record,
         })
         checkpoint.write_json(checkpoint.history_path(self.output, target), record)
+        epoch = history["epochs_trained"]
+        if self.args.save_every and epoch % self.args.save_every == 0:
+            # A run folder of its own (history written last), so any loader takes it as it is.
+            folder = checkpoint.epoch_folder(self.output, epoch)
+            folder.mkdir(parents=True, exist_ok=True)
+            checkpoint.save(checkpoint.weights_path(folder, target), unmix.state_dict())
+            checkpoint.write_json(folder / checkpoint.SEPARATOR, checkpoint.read_json(self.output / checkpoint.SEPARATOR))
+            checkpoint.write_json(checkpoint.history_path(folder, target), record)
         return record
 
 
