@@ -245,7 +245,8 @@ def test_auto_ratio_is_a_threshold_even_with_an_outlier():
 def test_auto_ratio_uses_the_cut_of_a_table_that_has_one(tiny_data, tmp_path, capsys):
     manifest = tiny_data.manifest("train")
     oracle = {t: {"all": float(i % 3 != 0), "vocals": 0.5 if i % 2 else 0.7} for i, t in enumerate(manifest.ids)}
-    table = ScoreTable("oracle", oracle, {"manifests": {"train": manifest.hash}, "cut": 0.5})
+    table = ScoreTable("oracle", oracle, {"dataset": dataset_record(manifest), "manifests": {"train": manifest.hash},
+                                          "cut": 0.5})
     clean = clean_manifest(table, "auto")
     assert clean.kept() == [t for i, t in enumerate(manifest.ids) if i % 3 != 0]
     assert clean.ratio == "auto" and clean.to_json()["auto"]["rule"] == "cut 0.5"
