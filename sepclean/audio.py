@@ -10,6 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import soundfile as sf
@@ -39,8 +40,24 @@ def read(path: PathLike, start: int = 0, frames: int = -1) -> tuple[np.ndarray, 
     return np.ascontiguousarray(data.T), int(sample_rate)
 
 
-def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
-    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly."""
+def mix(parts: Iterable[np.ndarray], channels: int, frames: int) -> np.ndarray:
+    """The sum of ``(channels, frames)`` parts, added in order in float32 (silence when there are
+    none): how a stem made of several files is read, and hashed, the same way everywhere."""
+    total = None
+    for part in parts:
+        if part.shape != (channels, frames):
+            raise ValueError(f"cannot sum audio shaped {part.shape} into ({channels}, {frames})")
+        if total is None:
+            total = np.array(part, dtype=np.float32)
+        else:
+            total += part
+    return np.zeros((channels, frames), np.float32) if total is None else total
+
+
+def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = "FLOAT") -> None:
+    """Write ``audio[channels, frames]``. The default float subtype stores samples exactly; None is
+    the format's default (by the extension)."""
+
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2:
         raise ValueError(f"expected audio shaped (channels, frames), got {audio.shape}")

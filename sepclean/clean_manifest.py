@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
 from sepclean.scores import _atomic_write
 
@@ -25,8 +26,8 @@ FORMAT = "sepclean.clean"
 VERSION = 1
 
 
-class CleanManifestError(ValueError):
-    pass
+class CleanManifestError(SepcleanError, ValueError):
+    """A clean manifest that cannot be made, read or applied."""
 
 
 @dataclass
@@ -98,7 +99,6 @@ class CleanManifest:
 
     def write(self, path) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
@@ -108,9 +108,11 @@ class CleanManifest:
             d = json.loads(path.read_text())
         except FileNotFoundError:
             raise CleanManifestError(f"{path}: no such clean manifest") from None
-        except json.JSONDecodeError as e:
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CleanManifestError(f"{path}: not JSON ({e})") from None
-        if d.get("format") != FORMAT or d.get("version") != VERSION:
+        except OSError as e:
+            raise CleanManifestError(f"{path}: cannot be read ({e.strerror or e})") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("version") != VERSION:
             raise CleanManifestError(f"{path}: not a version-{VERSION} sepclean clean manifest")
         keep = d.get("keep")
         if not isinstance(keep, (list, dict)):

@@ -3,6 +3,9 @@
 Each subcommand lives in its own module under ``sepclean.commands`` and exposes ``HELP`` (one
 line), ``configure(parser)`` and ``run(args) -> int``. Modules are imported only when their command
 runs, so ``sepclean --help`` stays fast and a command's heavy dependencies load only when needed.
+
+Errors a user can act on (``sepclean.errors.SepcleanError``) are caught here, once, and printed
+without a traceback (exit status 2); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from sepclean.errors import SepcleanError
 
 # name -> (module, one-line help). Kept here, not derived, so `--help` imports nothing heavy.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -24,8 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class CommandError(Exception):
-    """An error a user can act on: printed without a traceback, exit status 2."""
+class CommandError(SepcleanError):
+    """A command's own usage error (options that do not go together, nothing to do)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)
-    except CommandError as e:
+    except SepcleanError as e:  # anything else is a bug: its traceback is kept
         print(f"sepclean {name}: error: {e}", file=sys.stderr)
         return 2
 

@@ -14,6 +14,7 @@ from typing import Mapping
 import numpy as np
 from scipy.stats import rankdata
 
+from sepclean.errors import SepcleanError
 from sepclean.scores import UNIFIED, ScoreTable
 
 
@@ -22,7 +23,15 @@ def load_contamination(path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "contamination.json"
-    return json.loads(path.read_text())
+    try:
+        truth = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SepcleanError(f"{path}: no such file (a synthetic dataset's contamination.json)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SepcleanError(f"{path}: not a contamination.json ({e})") from None
+    if not isinstance(truth, dict) or not isinstance(truth.get("tracks"), dict):
+        raise SepcleanError(f"{path}: not a contamination.json (no 'tracks')")
+    return truth
 
 
 def auroc(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> float:

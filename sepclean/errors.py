@@ -2,8 +2,14 @@
 
 The CLI catches ``SepcleanError`` once and prints it without a traceback (exit status 2); anything
 else is a bug and keeps its traceback. Each area raises its own subclass, defined beside the code
-that raises it (``ManifestError`` in manifest.py, ``ScoresError`` in scores.py, ...).
+that raises it (``ManifestError`` in manifest.py, ``ScoresError`` in scores.py, ...). Subclasses
+that used to derive from a builtin (``ValueError``, ``RuntimeError``) still do, so callers that
+catch the builtin keep working.
 """
+
+from __future__ import annotations
+
+from contextlib import contextmanager
 
 
 class SepcleanError(Exception):
@@ -12,3 +18,16 @@ class SepcleanError(Exception):
 
 class PipelineError(SepcleanError):
     """An experiment pipeline stage cannot run: a missing input, a locked or foreign artifact."""
+
+
+class OutputError(SepcleanError):
+    """An output that cannot be written: a read-only or full file system, a missing permission."""
+
+
+@contextmanager
+def writing(path):
+    """Report an ``OSError`` raised while writing ``path`` as an ``OutputError`` naming it."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None

@@ -34,7 +34,7 @@ from tqdm import tqdm
 import sepclean
 from sepclean.embeddings import SongEmbeddings, fill_unscored
 from sepclean.manifest import MIXTURE, Manifest
-from sepclean.scores import UNIFIED, ScoreTable
+from sepclean.scores import ScoresError, ScoreTable, dataset_record
 
 FRAMES_AUTO, FRAMES_ALL = "auto", "all"
 UNIFIED_CHOICES = ("mean", "mixture")
@@ -154,7 +154,7 @@ def common_frame_count(counts: dict[str, int], frames: int | str, min_frames: in
         eligible = [count for count in counts.values() if count >= min_frames]
         return min(eligible) if eligible else min_frames
     if int(frames) < 2:
-        raise ValueError(f"songs must be compared on at least 2 frames, not {frames}")
+        raise ScoresError(f"songs must be compared on at least 2 frames, not {frames}")
     return int(frames)
 
 
@@ -189,7 +189,7 @@ def fad_table(
     for manifest, role in ((train, "train"), (reference, "reference")):
         absent = sorted(set(stems) - set(manifest.stems))
         if absent:
-            raise ValueError(f"the {role} manifest has no {', '.join(absent)} stem")
+            raise ScoresError(f"the {role} manifest has no {', '.join(absent)} stem")
     sources = [*stems, MIXTURE] if unified == "mixture" else list(stems)
     songs.compute([*train, *reference], sources, batch_size=batch_size, progress=progress)
 
@@ -200,7 +200,7 @@ def fad_table(
         for track in reference:
             accumulator.add(songs.active(track, source))
         if accumulator.count < 2:
-            raise ValueError(f"the reference songs' {source} is silent: no statistics to compare with")
+            raise ScoresError(f"the reference songs' {source} is silent: no statistics to compare with")
         fad = FrechetReference(accumulator.gaussian())
         reference_counts[source] = accumulator.count
 
@@ -217,12 +217,8 @@ def fad_table(
         columns[source], unscored[source] = fill_unscored(column)
         frame_counts[source] = n_frames if n_frames is not None else FRAMES_ALL
 
-    scores = {}
-    for track in train:
-        row = {stem: columns[stem][track.id] for stem in stems}
-        row[UNIFIED] = columns[MIXTURE][track.id] if unified == "mixture" else float(np.mean(list(row.values())))
-        scores[track.id] = row
     metadata = {
+        "dataset": dataset_record(train),
         "manifests": {"train": train.hash, "reference": reference.hash},
         **songs.describe(),
         "unified": unified,
@@ -235,4 +231,5 @@ def fad_table(
         "seed": seed,
         "sepclean": sepclean.__version__,
     }
-    return ScoreTable("fad", scores, metadata)
+    return ScoreTable.from_columns("fad", train.ids, {stem: columns[stem] for stem in stems}, metadata,
+                                   columns[MIXTURE] if unified == "mixture" else None)

@@ -3,6 +3,9 @@
 ``unified`` keeps one set for every target (by the ``all`` score); ``per-target`` keeps one set per
 target (by that target's score), as the paper does for Open-Unmix's per-target models.
 
+The clean manifest is stamped with the dataset the table says it scores, so the table must score
+every track of it: a table that does not is refused, never turned into a smaller clean manifest.
+
 The fraction is a number, or ``auto`` (:func:`auto_keep`): the scores are taken as a mixture of a
 kept and a dropped population, as DivideMix does with per-sample losses, and the songs that more
 likely belong to the higher one are kept; no retraining sweep is needed to choose it.
@@ -14,8 +17,8 @@ import math
 
 import numpy as np
 
-from sepclean.clean_manifest import CleanManifest
-from sepclean.scores import UNIFIED, ScoreTable
+from sepclean.clean_manifest import CleanManifest, CleanManifestError
+from sepclean.scores import UNIFIED, ScoresError, ScoreTable
 
 MODES = ("unified", "per-target")
 AUTO = "auto"
@@ -33,7 +36,7 @@ def top_fraction(scores: dict[str, float], ratio: float) -> list[str]:
     Ties are broken by track order, so the result is deterministic.
     """
     if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"ratio is the fraction of songs kept, in (0, 1]; got {ratio}")
+        raise CleanManifestError(f"ratio is the fraction of songs kept, in (0, 1]; got {ratio}")
     order = list(scores)
     count = max(1, round(ratio * len(order)))
     ranked = sorted(order, key=lambda t: -scores[t])  # stable: ties stay in table order
@@ -117,9 +120,10 @@ def _two_gaussians(x: np.ndarray, mean_low: float, mean_high: float, iterations:
 def clean_manifest(table: ScoreTable, ratio: float | str, mode: str = "unified") -> CleanManifest:
     """Keep ``ratio`` of the songs (a fraction, or ``"auto"``: :func:`auto_keep` on each column)."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise CleanManifestError(f"mode must be one of {MODES}, got {mode!r}")
     if isinstance(ratio, str) and ratio != AUTO:
-        raise ValueError(f"ratio is a fraction of songs in (0, 1] or {AUTO!r}; got {ratio!r}")
+        raise CleanManifestError(f"ratio is a fraction of songs in (0, 1] or {AUTO!r}; got {ratio!r}")
+    dataset = covered_dataset(table)
     cut = table.metadata.get("cut")
 
     def keep_of(column: dict[str, float]) -> list[str]:
@@ -129,9 +133,8 @@ def clean_manifest(table: ScoreTable, ratio: float | str, mode: str = "unified")
         keep: list[str] | dict[str, list[str]] = keep_of(table.column(UNIFIED))
     else:
         if not table.targets:
-            raise ValueError(f"{table.method} scores have no per-target columns; use mode 'unified'")
+            raise CleanManifestError(f"{table.method} scores have no per-target columns; use mode 'unified'")
         keep = {target: keep_of(table.column(target)) for target in table.targets}
-    manifests = table.metadata.get("manifests", {})
     extra = {}
     if ratio == AUTO:
         lists = keep if isinstance(keep, dict) else {UNIFIED: keep}
@@ -139,10 +142,25 @@ def clean_manifest(table: ScoreTable, ratio: float | str, mode: str = "unified")
                          "kept_fraction": {t: len(k) / len(table.scores) for t, k in lists.items()}}
     return CleanManifest(
         keep=keep,
-        dataset_hash=manifests.get("train"),
-        dataset_tracks=len(table.scores),
+        dataset_hash=dataset["hash"],
+        dataset_tracks=dataset["tracks"],
         mode=mode,
         ratio=ratio,
         methods=[table.method],
         extra=extra,
     )
+
+
+def covered_dataset(table: ScoreTable) -> dict:
+    """The table's ``dataset`` record (hash, number of tracks), once sure the table scores all of it."""
+    dataset = table.metadata.get("dataset")
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("hash"), str) or \
+            not isinstance(dataset.get("tracks"), int):
+        raise ScoresError(f"{table.method} scores do not say which dataset they score (no 'dataset' "
+                                 "record in meta.json): a clean manifest cannot be tied to its dataset")
+    if len(table.tracks) != dataset["tracks"]:
+        raise ScoresError(
+            f"{table.method} scores cover {len(table.tracks)} track(s) of the {dataset['tracks']} of the dataset "
+            f"they score (manifest {dataset['hash'][:12]}): every track must be scored before filtering"
+        )
+    return dataset

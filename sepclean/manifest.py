@@ -2,7 +2,7 @@
 
 A manifest is a JSONL file. The first line is a header::
 
-    {"format": "sepclean.manifest", "version": 1, "stems": ["vocals", "bass", "drums", "other"],
+    {"format": "sepclean.manifest", "version": 2, "stems": ["vocals", "bass", "drums", "other"],
      "roots": ["/data/musdb18hq/train", ...], "tracks": 100, "created": "...", "sepclean": "0.1.0"}
 
 then one line per track::
@@ -13,18 +13,23 @@ then one line per track::
      "hashes": {"mixture": "<sha256>", "vocals": "<sha256>", ...}, "hash": "<sha256>"}
 
 Paths are relative to ``root``. ``mixture`` is null when the dataset has stems only (SDXDB23 style):
-the mixture is then the sum of the stems. ``streams`` maps sources to stream indices when all
-sources live in one multi-stream file (musdb ``.stem.mp4``). ``hashes`` identify each source's audio
-content (SHA-256 of the decoded samples; for multi-stream files, of the file with ``#stream``
-appended); ``hash`` identifies the
-track. The manifest's own identity, ``Manifest.hash``, depends only on track ids and content hashes,
+the mixture is then the sum of the stems. A stem is one file, or a list of files whose sum is the
+stem (MoisesDB stores one file per instrument: ``"other": ["<provider>/<id>/guitar/<uuid>.wav",
+"<provider>/<id>/piano/<uuid>.wav"]``); an empty list is a stem the song does not have (silence).
+``streams`` maps sources to stream indices when all sources live in one multi-stream file (musdb
+``.stem.mp4``). ``hashes`` identify each source's audio content (SHA-256 of the decoded samples, of
+their sum for a summed stem; for multi-stream files, of the file with ``#stream`` appended); ``hash``
+identifies the track. The manifest's own identity, ``Manifest.hash``, depends only on track ids and content hashes,
 so moving a dataset to another disk does not change it.
+
+Version 2 added summed stems (lists); version 1 manifests, which have none, read as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,15 +38,17 @@ import numpy as np
 
 import sepclean
 from sepclean import audio
+from sepclean.errors import SepcleanError
 from sepclean.scores import _atomic_write
 
 FORMAT = "sepclean.manifest"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MIXTURE = "mixture"
 
 
-class ManifestError(ValueError):
-    """A manifest file that cannot be read as one."""
+class ManifestError(SepcleanError, ValueError):
+    """A manifest file that cannot be read as one, or a track that cannot be read as asked."""
 
 
 @dataclass
@@ -49,7 +56,7 @@ class Track:
     id: str
     root: str
     mixture: str | None
-    stems: dict[str, str]
+    stems: dict[str, str | list[str]]  # a file, or the files whose sum is the stem
     sample_rate: int
     channels: int
     frames: int
@@ -63,19 +70,40 @@ class Track:
 
     @property
     def folder(self) -> Path:
-        """The track's folder (the one holding its stem files)."""
-        return self.path(next(iter(self.stems))).parent
+        """The track's folder: the deepest one holding all its files."""
+        parents = {path.parent for stem in self.stems for path in self.files(stem)}
+        return Path(os.path.commonpath(sorted(parents)))
+
+    @property
+    def summed_stems(self) -> list[str]:
+        """Stems recorded as a list of files to sum (MoisesDB's), rather than as one file."""
+        return [stem for stem, value in self.stems.items() if isinstance(value, list)]
+
+    def files(self, source: str) -> list[Path]:
+        """The files of a stem (several for a summed stem) or the mixture's file."""
+        if source == MIXTURE:
+            return [] if self.mixture is None else [Path(self.root) / self.mixture]
+        if source not in self.stems:
+            raise KeyError(f"track {self.id!r} has no stem {source!r} (it has {sorted(self.stems)})")
+        value = self.stems[source]
+        return [Path(self.root) / rel for rel in (value if isinstance(value, list) else [value])]
 
     def path(self, source: str) -> Path:
-        """Path of a stem's (or the mixture's) file."""
-        if source == MIXTURE:
-            if self.mixture is None:
-                raise KeyError(f"track {self.id!r} has no mixture file (mixture = sum of stems)")
-            return Path(self.root) / self.mixture
-        return Path(self.root) / self.stems[source]
+        """Path of a stem's (or the mixture's) one file; a stem summed from several files, or from
+        none, has no such file."""
+        if source == MIXTURE and self.mixture is None:
+            raise KeyError(f"track {self.id!r} has no mixture file (mixture = sum of stems)")
+        files = self.files(source)
+        if len(files) != 1:
+            raise ManifestError(
+                f"track {self.id!r}: stem {source!r} is the sum of {len(files)} files, not one file; "
+                "read it with Track.read, list its files with Track.files"
+            )
+        return files[0]
 
     def read(self, source: str, start: int = 0, frames: int = -1) -> np.ndarray:
-        """A stem or the mixture as float32 ``(channels, frames)``; a missing mixture is summed."""
+        """A stem or the mixture as float32 ``(channels, frames)``; a missing mixture, and a summed
+        stem, are summed (an empty stem is silence)."""
         if source == MIXTURE and self.mixture is None:
             parts = [self.read(stem, start, frames) for stem in self.stems]
             return np.sum(parts, axis=0, dtype=np.float32)
@@ -83,6 +111,10 @@ class Track:
             raise KeyError(f"track {self.id!r} has no stem {source!r} (it has {sorted(self.stems)})")
         if self.streams is not None:
             return _read_stream(self.path(source), self.streams[source], self.sample_rate, start, frames)
+        if source in self.summed_stems:
+            parts = (audio.read(path, start=start, frames=frames)[0] for path in self.files(source))
+            available = max(0, self.frames - start)
+            return audio.mix(parts, self.channels, available if frames < 0 else min(frames, available))
         data, _ = audio.read(self.path(source), start=start, frames=frames)
         return data
 
@@ -164,7 +196,6 @@ class Manifest:
             "sepclean": sepclean.__version__,
         }
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         records = [header] + [t.to_json() for t in self.tracks]
         _atomic_write(path, "".join(json.dumps(record) + "\n" for record in records))
 
@@ -173,16 +204,19 @@ class Manifest:
         path = Path(path)
         if not path.is_file():
             raise ManifestError(f"{path}: no such manifest file")
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
         try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
             records = [json.loads(line) for line in lines]
-        except json.JSONDecodeError as e:
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ManifestError(f"{path}: not JSONL ({e})") from None
-        if not records or records[0].get("format") != FORMAT:
+        if not records or not all(isinstance(r, dict) for r in records) or records[0].get("format") != FORMAT:
             raise ManifestError(f"{path}: not a sepclean manifest (first line must be its header)")
         header = records[0]
-        if header.get("version") != VERSION:
-            raise ManifestError(f"{path}: manifest version {header.get('version')}, expected {VERSION}")
+        if header.get("version") not in READABLE_VERSIONS:
+            raise ManifestError(
+                f"{path}: manifest version {header.get('version')}, this sepclean reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
+            )
         try:
             tracks = [Track.from_json(r) for r in records[1:]]
         except TypeError as e:

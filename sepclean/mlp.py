@@ -20,7 +20,7 @@ from tqdm import tqdm
 import sepclean
 from sepclean.embeddings import SongEmbeddings, fill_unscored
 from sepclean.manifest import Manifest
-from sepclean.scores import UNIFIED, ScoreTable
+from sepclean.scores import ScoresError, ScoreTable, dataset_record
 
 
 class StemClassifier(nn.Module):
@@ -66,7 +66,7 @@ def train_stem_classifier(
     y = torch.cat([torch.full((len(frames[c]),), i, dtype=torch.long) for i, c in enumerate(classes)])
     counts = torch.bincount(y, minlength=len(classes)).float()
     if (counts == 0).any():
-        raise ValueError(f"no reference frames for {[c for c, n in zip(classes, counts) if n == 0]}")
+        raise ScoresError(f"no reference frames for {[c for c, n in zip(classes, counts) if n == 0]}")
 
     torch.manual_seed(seed)
     model = StemClassifier(x.shape[1], classes)
@@ -114,7 +114,7 @@ def mlp_table(
     for manifest, role in ((train, "train"), (reference, "reference")):
         absent = sorted(set(stems) - set(manifest.stems))
         if absent:
-            raise ValueError(f"the {role} manifest has no {', '.join(absent)} stem")
+            raise ScoresError(f"the {role} manifest has no {', '.join(absent)} stem")
     songs.compute([*train, *reference], stems, batch_size=batch_size, progress=progress)
 
     rng = np.random.default_rng(seed)
@@ -138,12 +138,8 @@ def mlp_table(
             column[track.id] = model.own_class_probability(frames, stem) if len(frames) >= min_frames else None
         columns[stem], unscored[stem] = fill_unscored(column)
 
-    scores = {}
-    for track in train:
-        row = {stem: columns[stem][track.id] for stem in stems}
-        row[UNIFIED] = float(np.mean(list(row.values())))
-        scores[track.id] = row
     metadata = {
+        "dataset": dataset_record(train),
         "manifests": {"train": train.hash, "reference": reference.hash},
         **songs.describe(),
         "classifier": {"hidden": 256, "dropout": 0.5, "classes": list(stems)},
@@ -160,4 +156,4 @@ def mlp_table(
         "seed": seed,
         "sepclean": sepclean.__version__,
     }
-    return ScoreTable("mlp", scores, metadata)
+    return ScoreTable.from_columns("mlp", train.ids, columns, metadata)

@@ -7,9 +7,15 @@ A scores directory holds two files:
     scores and ``all`` for the unified per-track score. Higher always means *more useful to keep*
     (a method whose natural quantity is a distance or a loss stores its negative).
 ``meta.json``
-    ``{"format": "sepclean.scores", "version": 1, "method": ..., "higher_is_better": true,
-    "targets": [...], "tracks": N, "manifests": {"train": <hash>, "reference": <hash>}, ...}``
-    plus whatever the method records about its run (checkpoint hash, hyperparameters).
+    ``{"format": "sepclean.scores", "version": 2, "method": ..., "higher_is_better": true,
+    "dataset": {"hash": <train manifest hash>, "tracks": N}, "tracks": [...], "targets": [...],
+    "columns": [...], "rows": R, "sha256": <of scores.csv>, "manifests": {"train": <hash>,
+    "reference": <hash>}, ...}`` plus whatever the method records about its run (checkpoint hash,
+    hyperparameters). ``tracks`` (in row order), ``columns`` (every track's targets, ``all``
+    included), ``rows`` and ``sha256`` describe scores.csv exactly: reading a table checks them and
+    names what is missing or extra, so a truncated or edited scores.csv is an error, never a smaller
+    table. ``dataset`` is the dataset the table scores; the filter refuses a table that does not
+    cover it.
 
 Plain CSV so that a researcher can open it in pandas or a spreadsheet and plot it.
 """
@@ -17,6 +23,7 @@ Plain CSV so that a researcher can open it in pandas or a spreadsheet and plot i
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -25,15 +32,25 @@ from pathlib import Path
 
 import numpy as np
 
+from sepclean.errors import SepcleanError, writing
+
 FORMAT = "sepclean.scores"
-VERSION = 1
+VERSION = 2
 UNIFIED = "all"
 CSV_NAME = "scores.csv"
 META_NAME = "meta.json"
+HEADER = ["track", "target", "score"]
+LAYOUT = ("format", "version", "higher_is_better", "tracks", "targets", "columns", "rows", "sha256")
+"""meta.json keys that describe scores.csv itself, not the run that made it."""
 
 
-class ScoresError(ValueError):
-    pass
+class ScoresError(SepcleanError, ValueError):
+    """A scores table that cannot be made, read or trusted."""
+
+
+def dataset_record(manifest) -> dict:
+    """The ``dataset`` entry of a table that scores every track of ``manifest``."""
+    return {"hash": manifest.hash, "tracks": len(manifest)}
 
 
 @dataclass
@@ -82,23 +99,32 @@ class ScoreTable:
 
     def write(self, directory) -> Path:
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        columns = list(next(iter(self.scores.values()), {}))
+        uneven = [t for t, s in self.scores.items() if list(s) != columns]
+        if uneven:
+            raise ScoresError(f"{self.method}: track {uneven[0]!r} has scores for {list(self.scores[uneven[0]])}, "
+                              f"the first track for {columns}: every track needs the same targets")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(HEADER)
+        for track, per_target in self.scores.items():
+            writer.writerows([track, target, repr(float(value))] for target, value in per_target.items())
+        text = buffer.getvalue()
         meta = {
             "format": FORMAT,
             "version": VERSION,
             "method": self.method,
             "higher_is_better": True,
+            "tracks": self.tracks,
             "targets": self.targets,
-            "tracks": len(self.scores),
+            "columns": columns,
+            "rows": len(self.scores) * len(columns),
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
             **self.metadata,
         }
+        # The table first: meta.json, written last, vouches for it.
+        _atomic_write(directory / CSV_NAME, text)
         _atomic_write(directory / META_NAME, json.dumps(meta, indent=2, default=_json_default) + "\n")
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["track", "target", "score"])
-        for track, per_target in self.scores.items():
-            writer.writerows([track, target, repr(float(value))] for target, value in per_target.items())
-        _atomic_write(directory / CSV_NAME, buffer.getvalue())
         return directory
 
     @classmethod
@@ -109,17 +135,84 @@ class ScoreTable:
         meta_path, csv_path = directory / META_NAME, directory / CSV_NAME
         if not meta_path.is_file() or not csv_path.is_file():
             raise ScoresError(f"{directory}: not a scores directory (needs {CSV_NAME} and {META_NAME})")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-            raise ScoresError(f"{meta_path}: not a version-{VERSION} sepclean scores file")
-        scores: dict[str, dict[str, float]] = {}
-        with open(csv_path, newline="") as f:
-            for row in csv.DictReader(f):
-                scores.setdefault(row["track"], {})[row["target"]] = float(row["score"])
+        meta = _read_meta(meta_path)
+        content = csv_path.read_bytes()
+        scores = _parse_csv(csv_path, content)
+        _check_layout(csv_path, scores, meta, content)
         method = meta.pop("method")
-        for key in ("format", "version", "higher_is_better", "targets", "tracks"):
+        for key in LAYOUT:
             meta.pop(key, None)
         return cls(method, scores, meta)
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ScoresError(f"{path}: not a sepclean scores file (unreadable JSON: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ScoresError(f"{path}: not a sepclean scores file")
+    if meta.get("version") != VERSION:
+        raise ScoresError(f"{path}: scores format version {meta.get('version')}, this sepclean reads version "
+                          f"{VERSION} (which records what scores.csv must hold); score the songs again")
+    missing = [key for key in (*LAYOUT, "method") if key not in meta]
+    if missing:
+        raise ScoresError(f"{path}: corrupt, it lacks {', '.join(missing)}")
+    return meta
+
+
+def _parse_csv(path: Path, content: bytes) -> dict[str, dict[str, float]]:
+    try:
+        text = content.decode()
+    except UnicodeDecodeError as e:
+        raise ScoresError(f"{path}: not a text CSV file ({e})") from None
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, None)
+    if header != HEADER:
+        raise ScoresError(f"{path}: its first line must be the header {','.join(HEADER)}, not {header}")
+    scores: dict[str, dict[str, float]] = {}
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(HEADER):
+            raise ScoresError(f"{path}, line {line}: expected {len(HEADER)} fields (track,target,score), got {row}")
+        track, target, value = row
+        try:
+            score = float(value)
+        except ValueError:
+            raise ScoresError(f"{path}, line {line}: score {value!r} is not a number") from None
+        if target in scores.setdefault(track, {}):
+            raise ScoresError(f"{path}, line {line}: a second {target!r} score for track {track!r}")
+        scores[track][target] = score
+    return scores
+
+
+def _listing(items: list[str], limit: int = 10) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _check_layout(path: Path, scores: dict[str, dict[str, float]], meta: dict, content: bytes) -> None:
+    """scores.csv holds exactly the rows meta.json describes, unchanged since it was written."""
+    tracks, columns = meta["tracks"], meta["columns"]
+    expected = set(tracks)
+    problems = []
+    absent = [t for t in tracks if t not in scores]
+    if absent:
+        problems.append(f"{len(absent)} of its {len(tracks)} track(s) are missing: {_listing(absent)}")
+    partial = [f"{t}/{c}" for t in tracks if t in scores for c in columns if c not in scores[t]]
+    if partial:
+        problems.append(f"{len(partial)} (track/target) score(s) are missing: {_listing(partial)}")
+    extra = [t for t in scores if t not in expected]
+    if extra:
+        problems.append(f"{len(extra)} track(s) not in meta.json: {_listing(extra)}")
+    unknown = [f"{t}/{c}" for t in scores if t in expected for c in scores[t] if c not in columns]
+    if unknown:
+        problems.append(f"{len(unknown)} score(s) for targets not in meta.json: {_listing(unknown)}")
+    if problems:
+        held = sum(map(len, scores.values()))
+        raise ScoresError(f"{path} does not hold the table {path.parent / META_NAME} describes ({held} rows, not "
+                          f"{meta['rows']}): " + "; ".join(problems) + ". It was truncated or edited: score again")
+    if hashlib.sha256(content).hexdigest() != meta["sha256"]:
+        raise ScoresError(f"{path} changed since it was written (its SHA-256 differs from the one in "
+                          f"{META_NAME}): its scores were edited; score again")
 
 
 def _json_default(value):
@@ -131,6 +224,9 @@ def _json_default(value):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    """Replace ``path`` (creating its folder) by a complete new file, or raise an OutputError."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)

@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from sepclean.clean_manifest import CleanManifest
+from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
 
 ENTRY_POINT_GROUP = "sepclean.toolkits"
 
 
-class ToolkitError(ValueError):
+class ToolkitError(SepcleanError, ValueError):
     """A problem a user can fix: wrong checkpoint, wrong target, unusable manifest."""
 
 
@@ -126,6 +127,11 @@ class Toolkit(abc.ABC):
     @abc.abstractmethod
     def load(self, checkpoint: str | Path, unit: str, device: str | torch.device = "cpu") -> torch.nn.Module:
         """A trained unit from a checkpoint (file or run folder), in eval mode."""
+
+    def checkpoint_units(self, checkpoint: str | Path) -> list[str]:
+        """The units a checkpoint holds a model for (all the toolkit's by default). Evaluation
+        separates with every one of them, whichever targets are reported."""
+        return self.units()
 
     @abc.abstractmethod
     def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:

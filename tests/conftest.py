@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +57,43 @@ def make_synth_data(root: Path, **generate_options) -> SynthData:
         manifests[split] = root / "manifests" / f"{split}.jsonl"
         manifest.write(manifests[split])
     return SynthData(root / "data", manifests)
+
+
+def tree_state(*roots) -> dict:
+    """Every file under ``roots``: size, mtime and SHA-256. Equal before and after = untouched."""
+    state = {}
+    for root in map(Path, roots):
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            stat = path.stat()
+            state[str(path)] = (stat.st_size, stat.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+    return state
+
+
+def copy_splits(data: SynthData, dest: Path, *splits: str) -> SynthData:
+    """A writable copy of some splits of a dataset, with their own manifests, for planting faults."""
+    from sepclean.scan import scan
+
+    manifests = {}
+    for split in splits:
+        shutil.copytree(data.root / split, dest / "data" / split)
+        manifest, problems = scan([dest / "data" / split], progress=False, workers=1)
+        assert not problems, problems
+        manifests[split] = dest / "manifests" / f"{split}.jsonl"
+        manifest.write(manifests[split])
+    return SynthData(dest / "data", manifests)
+
+
+def read_only(directory: Path, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run ``argv`` with ``directory`` on a read-only file system (a bind mount in a private mount
+    namespace, so even root cannot write there); skips the test where namespaces are not allowed."""
+    mount = f"mount --bind {directory} {directory} && mount -o remount,ro,bind {directory} {directory}"
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && ! touch {directory}/.probe"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount here: {probe.stderr.strip()}")
+    script = f'{mount} && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *argv], capture_output=True, text=True,
+                          timeout=600)
 
 
 @pytest.fixture(scope="session")

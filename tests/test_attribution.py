@@ -9,6 +9,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from conftest import tree_state
 from scipy.stats import spearmanr
 
 from sepclean.attribution import run as attribution
@@ -225,8 +226,29 @@ def test_bad_input(tiny_data, umx, tmp_path, capsys):
     Manifest([]).write(empty)
     assert cli(base[:4] + [str(empty)] + base[5:] + ["--checkpoint", str(umx)]) == 2
     assert "empty manifest" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="i/K"):
+    with pytest.raises(AttributionError, match="i/K"):
         Shard.parse("2/2")
+    for option, value, message in (("--alpha", "nan", "--alpha must be a positive number, got nan"),
+                                   ("--strength", "-1", "--strength must be a positive number, got -1.0"),
+                                   ("--damping", "inf", "--damping must be a number >= 0, got inf")):
+        assert cli(base + ["--checkpoint", str(umx), option, value]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_merge_gathers_shards_into_a_new_output_folder(tiny_data, umx, full, tmp_path, capsys):
+    shards = [tmp_path / "sh0", tmp_path / "sh1"]
+    for i, folder in enumerate(shards):
+        assert not make_run(tiny_data, umx, folder).compute(Shard(i, 2))
+    before = tree_state(*shards)
+    merged = tmp_path / "merged"
+    assert cli(["attribute", "--toolkit", "openunmix", "--merge", *map(str, shards), "-o", str(merged)]) == 0
+    assert f"merged 2 shard folder(s) into {merged}" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(merged / "delta_loss.npz")["delta"], np.load(full / "delta_loss.npz")["delta"],
+                               rtol=1e-5, atol=1e-9)
+    assert ScoreTable.read(merged).tracks == tiny_data.manifest("train").ids
+    assert tree_state(*shards) == before
 
 
 def test_exploding_unlearning_names_the_reference(tiny_data, umx, tmp_path):

@@ -1,4 +1,4 @@
-"""The `sepclean` entry point and the demo, end to end on the tiny profile."""
+"""The `sepclean` entry point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from sepclean.cli import COMMANDS, main
-from sepclean.manifest import Manifest
 
 
 def test_help_lists_every_command():
@@ -24,12 +23,10 @@ def test_unknown_command_is_a_usage_error(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_demo_on_tiny_profile(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--profile", "tiny", "--workers", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "the training pool:" in out and "detection AUROC" in out
-    assert (tmp_path / "clean.json").is_file()
-    assert len(Manifest.load(tmp_path / "manifests" / "train.jsonl")) == 8
-    # A second run reuses the dataset instead of regenerating it.
-    assert main(["demo", "--out", str(tmp_path), "--profile", "tiny", "--workers", "1"]) == 0
-    assert "reusing the synthetic dataset" in capsys.readouterr().out
+def test_demo_runs_the_demo_grid():
+    """The demo is the grid sepclean.demo (run end to end, at the ci grid's size, in test_grid.py)."""
+    from sepclean.commands import demo
+    from sepclean.pipeline.local_grid import explorer
+
+    assert demo.GRID == "sepclean.demo"
+    assert explorer(demo.GRID) is not None

@@ -59,7 +59,9 @@ def new_xp(argv: list[str]):
 
 
 def history(folder) -> list[dict]:
-    return torch.load(folder / "checkpoint.th", "cpu", weights_only=False)["history"]
+    from sepclean_plugins.demucs.models import _read
+
+    return _read(folder / "checkpoint.th")["history"]
 
 
 def tiny_model_file(path) -> None:
@@ -319,3 +321,38 @@ def test_demucs_train_needs_the_import_patch():
     assert plain.returncode != 0 and "MissingConfigException" in plain.stderr
     module = demucs_train()
     assert callable(module.get_model) and callable(module.get_solver)
+
+
+class Payload:
+    """What a malicious checkpoint carries: unpickling it in full runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_planted_checkpoint_never_runs_its_payload(tmp_path):
+    xp = tmp_path / "xps" / "0123abcd"
+    xp.mkdir(parents=True)
+    marker = tmp_path / "payload-ran"
+    config = OmegaConf.create({"optim": {"loss": "l1"}, "dset": {"sources": list(DemucsToolkit.sources)}})
+    torch.save({"args": config, "state": {}, "best_state": None, "history": [], "note": Payload(marker)},
+               xp / "checkpoint.th")
+    with pytest.raises(ToolkitError, match="refused to load: it names posix.system"):
+        DemucsToolkit().load(xp, UNIT)
+    assert not marker.exists()
+    torch.load(xp / "checkpoint.th", weights_only=False)  # what demucs' own loaders do: the plant is live
+    assert marker.exists()
+
+
+def test_solver_state_loads_with_only_its_config_classes_allowed(baseline):
+    # The real checkpoint.th demucs' solver wrote: weights-only, its OmegaConf config read back whole.
+    from sepclean_plugins.demucs.models import _read
+
+    package = _read(baseline.folder / "checkpoint.th")
+    assert OmegaConf.to_container(package["args"], resolve=True)["dset"]["sources"] == list(DemucsToolkit.sources)
+    assert len(package["history"]) == 2 and isinstance(package["state"], dict)

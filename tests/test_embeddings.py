@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import copy_splits, tree_state
 
 from sepclean import audio
+from sepclean.cli import main
 from sepclean.embeddings import (
     EmbeddingBackend,
     EmbeddingCache,
@@ -35,7 +37,9 @@ from sepclean.embeddings import (
     embed_tracks,
 )
 from sepclean.embeddings.extract import chunk_starts
+from sepclean.manifest import Manifest
 from sepclean.scan import scan
+from sepclean.scores import ScoreTable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,6 +156,57 @@ def test_cache_hit_and_invalidation_on_changed_audio(tiny_data, tmp_path):
     assert json.loads((cache.folder(other) / "config.json").read_text())["backend"] == "probe"
 
 
+def _score_fad(data, out, cache) -> list[str]:
+    return ["score", "fad", "--train", str(data.manifests["train"]), "--reference", str(data.manifests["reference"]),
+            "-o", str(out), "--cache", str(cache), "--stems", "vocals,bass", "--quiet"]
+
+
+@pytest.fixture
+def scored_copy(tiny_data, tmp_path):
+    """A writable copy of the tiny train and reference splits, scored once by `score fad`."""
+    data = copy_splits(tiny_data, tmp_path / "copy", "train", "reference")
+    assert main(_score_fad(data, tmp_path / "first", tmp_path / "cache")) == 0
+    return data
+
+
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_a_stem_rewritten_after_its_manifest_is_never_scored_from_the_old_audio(scored_copy, tmp_path, capsys,
+                                                                                cache):
+    stem = scored_copy.root / "train" / "song_0003" / "vocals.wav"
+    other, rate = audio.read(scored_copy.root / "train" / "song_0005" / "vocals.wav")
+    audio.write(stem, other, rate)  # the manifest still holds the old audio's hash
+    before = tree_state(scored_copy.root, tmp_path / "first")
+    cache_dir = tmp_path / ("cache" if cache == "warm" else "fresh-cache")
+    assert main(_score_fad(scored_copy, tmp_path / "second", cache_dir)) == 2
+    err = capsys.readouterr().err
+    assert f"{stem} (song_0003, vocals) no longer holds the audio its manifest hashed" in err
+    assert "sepclean manifest" in err and "Traceback" not in err
+    assert not (tmp_path / "second").exists()
+    assert tree_state(scored_copy.root, tmp_path / "first") == before
+
+
+def test_a_touched_but_unchanged_file_is_rehashed_once_and_served(scored_copy, tmp_path):
+    stem = scored_copy.root / "train" / "song_0003" / "vocals.wav"
+    stem.write_bytes(stem.read_bytes())  # new mtime, same audio
+    assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache")) == 0
+    assert ScoreTable.read(tmp_path / "second").scores == ScoreTable.read(tmp_path / "first").scores
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_corrupt_cache_entry_is_reported_removed_and_recomputed(scored_copy, tmp_path, capsys, damage):
+    manifest = Manifest.load(scored_copy.manifests["train"])
+    backend = create_backend("spectral")
+    entry = EmbeddingCache(tmp_path / "cache").path(backend, content_key(manifest["song_0002"], "bass"))
+    content = entry.read_bytes()
+    entry.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"not an npz file")
+    before = tree_state(scored_copy.root, tmp_path / "first")
+    with pytest.warns(UserWarning, match=f"corrupt embedding cache entry {entry}.*removed, recomputing it"):
+        assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache")) == 0
+    assert entry.read_bytes() == content  # recomputed: the same embedding
+    assert ScoreTable.read(tmp_path / "second").scores == ScoreTable.read(tmp_path / "first").scores
+    assert tree_state(scored_copy.root, tmp_path / "first") == before
+
+
 def test_cache_location(monkeypatch, tmp_path):
     monkeypatch.setenv("SEPCLEAN_CACHE", str(tmp_path / "mine"))
     assert EmbeddingCache().root == tmp_path / "mine"
@@ -227,7 +282,7 @@ def test_mert_backend_on_a_hubert_folder(hubert_folder):
     assert first.config() != backend.config()
     [(_, layer0)] = embed_signals(first, [("song", signal)])
     assert layer0.frames.shape == last.frames.shape and not np.allclose(layer0.frames, last.frames)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(EmbeddingError, match="out of range"):
         create_backend("mert", weights=str(hubert_folder), layer=3)
 
 
@@ -273,6 +328,34 @@ def test_laion_clap_checkpoint(laion_checkpoint):
     [(_, embedding)] = embed_signals(backend, [("song", signal)])
     assert embedding.frames.shape == (1, 512)
     assert np.linalg.norm(embedding.frames) == pytest.approx(1, abs=1e-5)
+
+
+def test_laion_checkpoint_with_numpy_training_state_loads_weights_only(laion_checkpoint, tmp_path):
+    # LAION's released checkpoints pickle training state as numpy scalars beside the weights.
+    checkpoint = torch.load(laion_checkpoint, weights_only=True)
+    path = tmp_path / "with-state.pt"
+    torch.save({**checkpoint, "epoch": np.int64(45), "lr": np.float64(1e-4), "best": np.float32(0.5)}, path)
+    backend = create_backend("clap", weights=str(path), device="cpu")
+    assert backend.config()["amodel"] == "HTSAT-tiny"
+
+
+class Payload:
+    """What a malicious checkpoint carries: unpickling it in full runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_laion_checkpoint_with_a_payload_is_refused(laion_checkpoint, tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "planted.pt"
+    torch.save({**torch.load(laion_checkpoint, weights_only=True), "note": Payload(marker)}, path)
+    with pytest.raises(WeightsNotFoundError, match="refused to load: it names posix.system"):
+        create_backend("clap", weights=str(path))
+    assert not marker.exists()
 
 
 def test_laion_checkpoint_of_the_wrong_kind(tmp_path):

@@ -8,11 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import copy_splits, tree_state
 
-from sepclean import STEMS
+from sepclean import STEMS, audio
 from sepclean.cli import main as cli
 from sepclean.evaluate import evaluate
-from sepclean.manifest import MIXTURE
+from sepclean.manifest import MIXTURE, Manifest
+from sepclean.scan import scan
 from sepclean.toolkit import Toolkit
 from sepclean_plugins.openunmix import checkpoint
 from sepclean_plugins.openunmix.train import main as train_umx
@@ -51,6 +53,9 @@ class MixtureShare(Toolkit):
     def loss(self, unit, model, batch):
         raise NotImplementedError
 
+    def train(self, spec, output):
+        raise NotImplementedError
+
 
 def closed_form_sdr(track, targets) -> dict[str, float]:
     """Median over 1 s frames of 10 log10(|s|^2 / |s_hat - s|^2) (BSSEval v4's SDR, whose
@@ -76,14 +81,16 @@ def test_scores_are_bsseval_v4_sdr_aggregated_by_medians(tiny_data, tmp_path, wo
     result = evaluate(MixtureShare(), "none", test, tmp_path, targets=targets, workers=workers, progress=False)
 
     for track in test:
-        expected = closed_form_sdr(track, targets)
-        assert result.tracks[track.id] == pytest.approx(expected, abs=1e-3)
+        # Frames count as in a joint evaluation of every separated target: silent in any, undefined for all.
+        expected = closed_form_sdr(track, STEMS)
+        assert result.tracks[track.id] == pytest.approx({t: expected[t] for t in targets}, abs=1e-3)
     for target in targets:
         assert result.median[target] == pytest.approx(np.median([result.tracks[i][target] for i in test.ids]))
     assert result.average == pytest.approx(np.mean([result.median[t] for t in targets]))
 
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["toolkit"] == "mixture-share" and summary["targets"] == targets
+    assert summary["separated"] == list(STEMS) and summary["skipped"] == {}
     assert summary["test"]["hash"] == test.hash
     assert summary["sdr"]["median"] == pytest.approx(result.median)
     per_track = json.loads((tmp_path / "museval" / f"{test.ids[0]}.json").read_text())
@@ -186,3 +193,46 @@ def test_demucs_models_go_through_the_same_scoring(tiny_data, tmp_path):
     result = evaluate("demucs", tmp_path / "demucs.th", tiny_data.manifest("test"), tmp_path / "out",
                       targets=["vocals"], workers=1, progress=False)
     assert result.toolkit == "demucs" and math.isfinite(result.median["vocals"])
+
+
+# --- planted faults ---------------------------------------------------------------------------
+
+
+def test_targets_only_choose_what_is_reported(tiny_data, umx_four_targets, tmp_path):
+    # Each run separates with all four models: bass does not depend on which others are reported.
+    def bass(*targets):
+        out = tmp_path / "-".join(targets)
+        argv = ["evaluate", "--toolkit", "openunmix", "--checkpoint", str(umx_four_targets),
+                "--test", str(tiny_data.manifests["test"]), "-o", str(out), "--targets", *targets,
+                "--workers", "1", "--quiet"]
+        assert cli(argv) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["targets"] == list(targets) and summary["separated"] == list(STEMS)
+        return summary["sdr"]["tracks"]
+
+    alone, with_vocals = bass("bass"), bass("vocals", "bass")
+    assert {track: scores["bass"] for track, scores in with_vocals.items()} == \
+        {track: scores["bass"] for track, scores in alone.items()}
+
+
+def test_a_silent_stem_is_skipped_on_its_track_and_named(tiny_data, umx_four_targets, tmp_path, capsys):
+    data = copy_splits(tiny_data, tmp_path / "copy", "test")
+    track = Manifest.load(data.manifests["test"]).tracks[0]
+    audio.write(track.path("bass"), np.zeros((track.channels, track.frames), np.float32), track.sample_rate)
+    rescanned, _ = scan([data.root / "test"], progress=False, workers=1)
+    rescanned.write(data.manifests["test"])
+    before = tree_state(data.root, umx_four_targets)
+    argv = ["evaluate", "--toolkit", "openunmix", "--checkpoint", str(umx_four_targets),
+            "--test", str(data.manifests["test"]), "-o", str(tmp_path / "eval"), "--targets", "vocals", "bass",
+            "--workers", "1", "--quiet"]  # two targets: museval's cost grows fast with their number
+    assert cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"skipped {track.id}: not scored for bass (silent reference)" in printed
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["skipped"] == {track.id: {"bass": "silent reference"}}
+    scores = summary["sdr"]["tracks"][track.id]
+    assert scores["bass"] is None and math.isfinite(scores["vocals"])
+    other = [t for t in summary["sdr"]["tracks"] if t != track.id][0]
+    assert summary["sdr"]["median"]["bass"] == summary["sdr"]["tracks"][other]["bass"]  # the other track's
+    assert "Skipped:" in (tmp_path / "eval" / "summary.md").read_text()
+    assert tree_state(data.root, umx_four_targets) == before

@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from conftest import read_only, tree_state
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.cli import main
 from sepclean.detection import auroc, labels, report
 from sepclean.filtering import auto_keep, clean_manifest, top_fraction
-from sepclean.scores import ScoresError, ScoreTable
+from sepclean.scores import ScoresError, ScoreTable, dataset_record
 
 
 def _table(tiny_data, per_target=True):
@@ -22,7 +23,8 @@ def _table(tiny_data, per_target=True):
         if per_target:
             row.update({"vocals": float(-i), "bass": float(i % 3), "drums": 0.5, "other": float(i)})
         scores[track] = row
-    return ScoreTable("test", scores, {"manifests": {"train": manifest.hash}, "alpha": 0.1})
+    return ScoreTable("test", scores, {"dataset": dataset_record(manifest), "manifests": {"train": manifest.hash},
+                                       "alpha": 0.1})
 
 
 def test_scores_table_roundtrip(tiny_data, tmp_path):
@@ -124,6 +126,91 @@ def test_detection_report_uses_ground_truth(tiny_data):
     assert result["overall"] == 1.0 and all(v == 1.0 for v in result["kind"].values())
 
 
+# --- planted faults: scores tables that do not hold what they claim ------------------------------
+
+
+def _filter(scores, out, mode="per-target") -> list[str]:
+    return ["filter", str(scores), "--ratio", "0.75", "--mode", mode, "-o", str(out)]
+
+
+@pytest.mark.parametrize("mode", ["unified", "per-target"])
+def test_truncated_scores_csv_is_refused(tiny_data, tmp_path, capsys, mode):
+    _table(tiny_data).write(tmp_path / "s")
+    csv_path = tmp_path / "s" / "scores.csv"
+    csv_path.write_text("".join(csv_path.read_text().splitlines(keepends=True)[:21]))  # head -21 scores.csv
+    before = tree_state(tiny_data.root, tmp_path)
+    assert main(_filter(tmp_path / "s", tmp_path / "clean.json", mode)) == 2
+    err = capsys.readouterr().err
+    # 20 rows of 5 columns: song_0000..0003 whole; the others are named as missing.
+    assert "does not hold the table" in err and "(20 rows, not 40)" in err
+    assert "4 of its 8 track(s) are missing: song_0004, song_0005, song_0006, song_0007" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "clean.json").exists() and tree_state(tiny_data.root, tmp_path) == before
+
+
+def test_scores_table_names_missing_targets_and_extra_rows(tiny_data, tmp_path):
+    _table(tiny_data).write(tmp_path / "s")
+    csv_path = tmp_path / "s" / "scores.csv"
+    lines = csv_path.read_text().splitlines(keepends=True)
+    csv_path.write_text("".join(line for line in lines if ",drums," not in line) + "intruder,all,1.0\n")
+    with pytest.raises(ScoresError, match=r"8 \(track/target\) score\(s\) are missing: song_0000/drums.*"
+                                          r"1 track\(s\) not in meta.json: intruder"):
+        ScoreTable.read(tmp_path / "s")
+
+
+def test_edited_score_is_refused(tiny_data, tmp_path):
+    _table(tiny_data).write(tmp_path / "s")
+    csv_path = tmp_path / "s" / "scores.csv"
+    csv_path.write_text(csv_path.read_text().replace("song_0003,all,3.0", "song_0003,all,30.0"))
+    with pytest.raises(ScoresError, match="changed since it was written"):
+        ScoreTable.read(tmp_path / "s")
+
+
+def test_headerless_scores_csv_is_a_named_error(tiny_data, tmp_path, capsys):
+    _table(tiny_data).write(tmp_path / "s")
+    csv_path = tmp_path / "s" / "scores.csv"
+    csv_path.write_text("".join(csv_path.read_text().splitlines(keepends=True)[1:]))
+    before = tree_state(tmp_path)
+    assert main(_filter(tmp_path / "s", tmp_path / "clean.json")) == 2
+    err = capsys.readouterr().err
+    assert "first line must be the header track,target,score" in err and "Traceback" not in err
+    assert tree_state(tmp_path) == before
+
+
+def test_filter_refuses_a_table_that_does_not_cover_its_dataset(tiny_data, tmp_path, capsys):
+    table = _table(tiny_data)
+    del table.scores["song_0007"]  # a consistent table of 7 tracks, claiming the 8-track dataset
+    table.write(tmp_path / "s")
+    assert main(_filter(tmp_path / "s", tmp_path / "clean.json", "unified")) == 2
+    assert "cover 7 track(s) of the 8 of the dataset they score" in capsys.readouterr().err
+    assert not (tmp_path / "clean.json").exists()
+    table.metadata.pop("dataset")
+    table.write(tmp_path / "s")
+    assert main(_filter(tmp_path / "s", tmp_path / "clean.json", "unified")) == 2
+    assert "do not say which dataset they score" in capsys.readouterr().err
+
+
+def test_binary_clean_manifest_is_a_named_error(tiny_data, tmp_path):
+    path = tmp_path / "clean.json"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(CleanManifestError, match="clean.json: not JSON"):
+        CleanManifest.load(path)
+
+
+def test_read_only_output_is_a_named_error(tiny_data, tmp_path):
+    import sys
+
+    _table(tiny_data).write(tmp_path / "s")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    before = tree_state(tmp_path)
+    done = read_only(locked, [sys.executable, "-m", "sepclean", *_filter(tmp_path / "s", locked / "clean.json")])
+    assert done.returncode == 2, done.stderr
+    assert f"cannot write {locked / 'clean.json'}: Read-only file system" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert tree_state(tmp_path) == before
+
+
 def _planted(clean: int, contaminated: int, seed: int = 0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     values = np.concatenate([rng.normal(1.0, 0.25, clean), rng.normal(-1.0, 0.25, contaminated)])
@@ -158,7 +245,8 @@ def test_auto_ratio_is_a_threshold_even_with_an_outlier():
 def test_auto_ratio_uses_the_cut_of_a_table_that_has_one(tiny_data, tmp_path, capsys):
     manifest = tiny_data.manifest("train")
     oracle = {t: {"all": float(i % 3 != 0), "vocals": 0.5 if i % 2 else 0.7} for i, t in enumerate(manifest.ids)}
-    table = ScoreTable("oracle", oracle, {"manifests": {"train": manifest.hash}, "cut": 0.5})
+    table = ScoreTable("oracle", oracle, {"dataset": dataset_record(manifest), "manifests": {"train": manifest.hash},
+                                          "cut": 0.5})
     clean = clean_manifest(table, "auto")
     assert clean.kept() == [t for i, t in enumerate(manifest.ids) if i % 3 != 0]
     assert clean.ratio == "auto" and clean.to_json()["auto"]["rule"] == "cut 0.5"

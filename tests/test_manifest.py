@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import tree_state
 
 from sepclean import audio
 from sepclean.cli import main
@@ -135,6 +136,16 @@ def test_non_finite_samples(train_copy, bad):
     assert "vocals.wav has NaN or Inf samples" in _problem_for(train_copy, "song_0005")
 
 
+def test_track_without_audio(train_copy, tmp_path, capsys):
+    for path in (train_copy / "song_0006").iterdir():
+        audio.write(path, np.zeros((2, 0), np.float32), 44100)  # every file: 0 frames
+    assert "no audio: its files hold 0 frames" in _problem_for(train_copy, "song_0006")
+    before = tree_state(train_copy)
+    assert main(["manifest", str(train_copy), "-o", str(tmp_path / "m.jsonl"), "--strict"]) == 2
+    assert "song_0006: no audio" in capsys.readouterr().err and not (tmp_path / "m.jsonl").exists()
+    assert tree_state(train_copy) == before
+
+
 def test_duplicate_ids(tiny_data, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(tiny_data.root / "reference", a)
@@ -210,7 +221,7 @@ def test_load_rejects_non_manifests(tmp_path, content, message):
 
 def test_manifest_header_is_versioned(tiny_data):
     header = json.loads(tiny_data.manifests["valid"].read_text().splitlines()[0])
-    assert header["format"] == "sepclean.manifest" and header["version"] == 1 and header["tracks"] == 2
+    assert header["format"] == "sepclean.manifest" and header["version"] == 2 and header["tracks"] == 2
 
 
 def test_hash_is_of_the_audio_not_the_file_bytes(train_copy):
@@ -221,3 +232,10 @@ def test_hash_is_of_the_audio_not_the_file_bytes(train_copy):
     assert audio.file_hash(track.path("vocals")) != bytes_before
     after, _ = scan([train_copy], progress=False)
     assert after[track.id].hashes == track.hashes
+
+
+def test_binary_file_is_not_a_manifest(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ManifestError, match="not JSONL"):
+        Manifest.load(path)

@@ -12,6 +12,7 @@ import openunmix.data
 import openunmix.utils
 import pytest
 import torch
+from conftest import tree_state
 
 from sepclean import STEMS, toolkit
 from sepclean.clean_manifest import CleanManifest
@@ -232,6 +233,36 @@ def test_upstream_dataset_from_a_root_is_filtered_by_track_name(tiny_data, kept,
     assert sorted(history["sepclean"]["train_tracks"]) == sorted(kept)
 
 
+def test_validation_manifest_at_another_sample_rate_is_refused(tiny_data, tmp_path, capsys):
+    from sepclean import audio
+    from sepclean.scan import scan
+
+    valid = tmp_path / "valid48k"
+    for track in tiny_data.manifest("valid"):
+        for source in ("mixture", *track.stems):
+            audio.write(valid / track.id / f"{source}.wav", track.read(source), 48000)
+    manifest, _ = scan([valid], progress=False, workers=1)
+    manifest.write(tmp_path / "valid48k.jsonl")
+    argv = manifest_argv(tiny_data, tmp_path / "run")
+    argv[argv.index("--valid-manifest") + 1] = str(tmp_path / "valid48k.jsonl")
+    assert train_main(argv) == 2
+    assert "valid48k.jsonl is at 48000 Hz, --manifest" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_upstream_dataset_without_validation_tracks_is_refused(tiny_data, tmp_path, capsys):
+    # --dataset musdb on data that is not MUSDB18: its validation subset (MUSDB's songs, by name) is empty.
+    import shutil
+
+    shutil.copytree(tiny_data.root / "train", tmp_path / "root" / "train")
+    before = tree_state(tmp_path / "root")
+    argv = ["--root", str(tmp_path / "root"), "--dataset", "musdb", "--is-wav", "--output", str(tmp_path / "run"),
+            "--epochs", "1", *TINY]
+    assert train_main(argv) == 2
+    assert "has no validation tracks: early stopping would watch a validation loss of 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and tree_state(tmp_path / "root") == before
+
+
 def test_input_statistics_match_the_standard_scaler_upstream_uses():
     preprocessing = pytest.importorskip("sklearn.preprocessing")
     rng = np.random.default_rng(0)
@@ -318,7 +349,7 @@ def test_missing_or_corrupt_checkpoints(adapter, dirty_run, tmp_path):
     for name in ("separator.json", "vocals.json"):
         (broken / name).write_text((output / name).read_text())
     (broken / "vocals.pth").write_bytes((output / "vocals.pth").read_bytes()[:300])
-    with pytest.raises(ToolkitError, match="unreadable or corrupt checkpoint"):
+    with pytest.raises(ToolkitError, match="not a readable torch checkpoint"):
         adapter.load(broken, "vocals")
     (broken / "vocals.pth").write_bytes((output / "vocals.pth").read_bytes())
     (broken / "separator.json").write_text("{\"nfft\": ")
@@ -387,6 +418,34 @@ def test_upstream_script_runs_with_a_clean_manifest(tiny_data, kept, tmp_path):
     absent = write_clean(tmp_path / "absent.json", kept + ["ghost"])
     assert run_upstream.main([*argv[:-4], "--clean-manifest=" + str(absent), "--record", str(record)]) == 2
     assert run_upstream.main(argv[:-4] + ["--record", str(record)]) == 2  # no --clean-manifest
+
+
+def test_umx_separates_with_a_model_trained_here(dirty_run, adapter, tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    from sepclean import audio
+
+    _, output, _, _ = dirty_run
+    track = tiny_data.manifest("test").tracks[0]
+    before = tree_state(tiny_data.root / "test", output)
+    options = [str(track.path("mixture")), "--model", str(output), "--targets", "vocals",
+               "--residual", "rest", "--outdir", str(tmp_path / "separated"), "--no-cuda"]
+    # Why the module exists: upstream's umx, unpatched, fails on the tested torchaudio.
+    plain = subprocess.run([sys.executable, "-c", "import sys; from openunmix.cli import separate; "
+                            "sys.argv = ['umx', *sys.argv[1:]]; separate()", *options], capture_output=True, text=True)
+    assert plain.returncode != 0 and not (tmp_path / "separated").exists()
+    done = subprocess.run([sys.executable, "-m", "sepclean_plugins.openunmix.umx", *options, "--audio-backend",
+                           "soundfile"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "separated" / "mixture"
+    assert sorted(p.name for p in folder.iterdir()) == ["residual.wav", "vocals.wav"]  # upstream names it so
+    vocals, rate = audio.read(folder / "vocals.wav")
+    assert rate == track.sample_rate and vocals.shape == (track.channels, track.frames)
+    # The same separation as sepclean's (Open-Unmix's Separator, the rest as a residual).
+    expected = adapter.separate({"vocals": adapter.load(output, "vocals")}, track.read("mixture"), rate)["vocals"]
+    np.testing.assert_allclose(vocals, expected, atol=1e-5)
+    assert tree_state(tiny_data.root / "test", output) == before
 
 
 def test_pop_option():

@@ -10,6 +10,6 @@ def explorer(launcher):
     launcher.bind_({"size": "cpu", "data.synth.profile": "tiny", "archs.openunmix.epochs": 2,
                     "archs.openunmix.targets": ["vocals", "bass"], "archs.hdemucs.epochs": 1,
                     "archs.hdemucs.epoch_updates": 2,
-                    "archs.hdemucs.overrides": ["dset.full_cv=false"], "evaluate.workers": 1})
+                    "evaluate.workers": 1})
     launch_conditions(launcher, ["openunmix", "hdemucs"], [("loss", "per-target"), ("fad", "per-target")],
                       ratios=[0.75], seeds=[0], controls=("dirty",))

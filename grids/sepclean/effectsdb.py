@@ -6,6 +6,5 @@ from .mixed23 import ARCHS, METHODS, RATIOS, SEEDS
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.slurm_(gpus=1, mem_per_gpu=40, cpus_per_task=10, time=4320)
     launcher.bind_({"size": "gpu", "data.synth.preset": "effects"})
     launch_conditions(launcher, ARCHS, METHODS, RATIOS, SEEDS)

@@ -21,5 +21,4 @@ def conditions(launcher, size: str) -> None:
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.slurm_(gpus=1, mem_per_gpu=40, cpus_per_task=10, time=4320)
     conditions(launcher, "gpu")

@@ -15,7 +15,6 @@ CHANNELS = [24, 48, 64]
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.slurm_(gpus=1, mem_per_gpu=40, cpus_per_task=10, time=4320)
     launcher.bind_(size="gpu")
     for channels in CHANNELS:
         sized = launcher.bind({"archs.hdemucs.overrides": [f"hdemucs.channels={channels}"]})

@@ -23,12 +23,14 @@ from typing import Callable, Sequence
 
 import torch
 
+from sepclean.errors import SepcleanError
+
 LossFn = Callable[[torch.nn.Module, object], torch.Tensor]
 Track = Sequence[object]  # the batches of one track
 
 
-class AttributionError(RuntimeError):
-    """A non-finite gradient, or an unlearning step that explodes the loss."""
+class AttributionError(SepcleanError, RuntimeError):
+    """A non-finite gradient, an unlearning step that explodes the loss, or settings that cannot work."""
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Unit:
     def of(cls, model: torch.nn.Module, loss: LossFn, select: Callable[[str], bool] | None = None) -> "Unit":
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad and (select is None or select(n))]
         if not params:
-            raise ValueError("no trainable parameter selected for attribution")
+            raise AttributionError("no trainable parameter selected for attribution (see --parameters)")
         return cls(model, loss, params)
 
     @property
@@ -167,7 +169,7 @@ def calibrate_step(unit: Unit, references: Sequence[Track], inverse: list[torch.
     strength instead; both are recorded.
     """
     if strength <= 0:
-        raise ValueError(f"unlearning strength must be positive, got {strength}")
+        raise AttributionError(f"unlearning strength must be positive, got {strength}")
 
     def rise(step: float) -> float:
         names_ = names or [f"reference {j}" for j in range(len(references))]

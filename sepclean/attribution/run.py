@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import warnings
@@ -49,6 +50,7 @@ from sepclean.attribution.engine import (
     preconditioner,
     self_influence,
 )
+from sepclean.errors import writing
 from sepclean.manifest import Manifest
 from sepclean.scores import UNIFIED, ScoreTable
 
@@ -79,11 +81,21 @@ class Settings:
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise AttributionError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "linear" and self.steps != 1:
-            raise ValueError("linear mode is a first-order estimate of a single step: use --steps 1")
-        if self.steps < 1 or self.damping < 0 or (self.alpha is None and self.strength <= 0):
-            raise ValueError("steps must be >= 1, damping >= 0, and the strength positive")
+            raise AttributionError("linear mode is a first-order estimate of a single step: use --steps 1")
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise AttributionError(f"--alpha must be a positive number, got {self.alpha}")
+        if self.alpha is None and not (math.isfinite(self.strength) and self.strength > 0):
+            raise AttributionError(f"--strength must be a positive number, got {self.strength}")
+        if self.steps < 1:
+            raise AttributionError(f"--steps must be at least 1, got {self.steps}")
+        if not (math.isfinite(self.damping) and self.damping >= 0):
+            raise AttributionError(f"--damping must be a number >= 0, got {self.damping}")
+        if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
+            raise AttributionError(f"--segment must be a positive number of seconds, got {self.segment}")
+        if self.batch_size < 1:
+            raise AttributionError(f"--batch-size must be at least 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +107,7 @@ class Shard:
     def parse(cls, text: str) -> "Shard":
         match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
         if not match or not 0 <= int(match[1]) < int(match[2]):
-            raise ValueError(f"shard must be i/K with 0 <= i < K, got {text!r}")
+            raise AttributionError(f"--shard must be i/K with 0 <= i < K, got {text!r}")
         return cls(int(match[1]), int(match[2]))
 
     def references(self, count: int) -> list[int]:
@@ -136,11 +148,12 @@ def load_tracks(kit: toolkits.Toolkit, manifest: Manifest, unit: str, settings: 
 
 
 def _atomic_save(path: Path, save) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        save(f)
-    tmp.replace(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            save(f)
+        tmp.replace(path)
 
 
 def _part(out: Path, unit: str, j: int) -> Path:
@@ -308,19 +321,30 @@ def _read_run(directory: Path) -> dict:
     path = directory / "run.json"
     if not path.is_file():
         raise AttributionError(f"{directory}: no attribution run here (no run.json)")
-    return json.loads(path.read_text())
+    try:
+        run = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AttributionError(f"{path}: unreadable or corrupt ({e})") from None
+    if not isinstance(run, dict) or run.get("format") != FORMAT or "fingerprint" not in run:
+        raise AttributionError(f"{path}: not a sepclean attribution run")
+    return run
 
 
 def merge(out, others) -> None:
     """Gather the parts of shards computed in other directories into ``out`` and write the outputs.
 
+    ``out`` may be one of the shards' directories or a new one (it then takes their run.json).
     Refuses shards of a different run (another model, manifest or settings).
     """
     out = Path(out)
-    run = _read_run(out)
-    for other in map(Path, others):
-        if _read_run(other)["fingerprint"] != run["fingerprint"]:
+    shards = {Path(other): _read_run(Path(other)) for other in others}
+    run = _read_run(out) if (out / "run.json").exists() else next(iter(shards.values()))
+    for other, other_run in shards.items():
+        if other_run["fingerprint"] != run["fingerprint"]:
             raise AttributionError(f"{other} holds a different attribution run than {out}: refusing to merge")
+    if not (out / "run.json").exists():
+        _atomic_save(out / "run.json", lambda f: f.write(json.dumps(run, indent=2).encode()))
+    for other in shards:
         for part in sorted((other / "parts").glob("*/*")):
             target = out / "parts" / part.parent.name / part.name
             if not target.exists():
@@ -358,6 +382,7 @@ def finalize(out) -> ScoreTable:
 
     settings = run["settings"]
     meta = {
+        "dataset": {"hash": run["manifests"]["train"], "tracks": len(train)},
         "manifests": run["manifests"],
         "toolkit": run["toolkit"],
         "checkpoint": run["checkpoint"],

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import warnings
 
-from sepclean.attribution.engine import AttributionError
 from sepclean.attribution.run import MODES, Run, compare_modes, merge
 from sepclean.cli import CommandError
-from sepclean.manifest import Manifest, ManifestError
-from sepclean.scorers import Baseline, ScorerError, ScoringTask, create
+from sepclean.manifest import Manifest
+from sepclean.scorers import Baseline, ScoringTask, create
 from sepclean.scorers.attribution import ShardPending
-from sepclean.toolkit import ToolkitError
 
 
 def configure(parser) -> None:
@@ -43,38 +41,35 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        if args.merge:
-            merge(args.output, args.merge)
-            print(f"merged {len(args.merge)} shard folder(s) into {args.output}")
-            return 0
-        if not (args.checkpoint and args.train and args.reference):
-            raise CommandError("--checkpoint, --train and --reference are required (except with --merge)")
-        train, reference = Manifest.load(args.train), Manifest.load(args.reference)
-        scorer = create("attribute", targets=args.targets, mode=args.mode, strength=args.strength, alpha=args.alpha,
-                        steps=args.steps, damping=args.damping, parameters=args.parameters, segment=args.segment,
-                        batch_size=args.batch_size, shard=args.shard)
-        if args.compare_modes:
-            attribution = Run(args.toolkit, args.checkpoint, train, reference, args.output, args.targets,
-                              scorer.settings(), args.device, progress=not args.quiet)
-            for unit, rho in compare_modes(attribution, args.compare_modes).items():
-                print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
-            return 0
-        task = ScoringTask(train, reference, Baseline(args.toolkit, args.checkpoint), device=args.device,
-                           progress=not args.quiet)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                scorer.score(task, args.output)
-            except ShardPending as pending:
-                print(f"shard {args.shard} done; {pending.left} (unit, reference) pair(s) left to other shards, "
-                      f"then `sepclean attribute --merge ...`")
-                return 0
-            finally:
-                for warning in caught:
-                    print(f"warning: {warning.message}")
-        print(f"wrote {args.output}: attribute scores (relative ΔL in {args.output}/relative, the model's own "
-              f"loss in {args.output}/loss), ΔL array in {args.output}/delta_loss.npz")
+    if args.merge:
+        merge(args.output, args.merge)
+        print(f"merged {len(args.merge)} shard folder(s) into {args.output}")
         return 0
-    except (AttributionError, ToolkitError, ManifestError, ScorerError, ValueError) as e:
-        raise CommandError(str(e)) from None
+    if not (args.checkpoint and args.train and args.reference):
+        raise CommandError("--checkpoint, --train and --reference are required (except with --merge)")
+    train, reference = Manifest.load(args.train), Manifest.load(args.reference)
+    scorer = create("attribute", targets=args.targets, mode=args.mode, strength=args.strength, alpha=args.alpha,
+                    steps=args.steps, damping=args.damping, parameters=args.parameters, segment=args.segment,
+                    batch_size=args.batch_size, shard=args.shard)
+    if args.compare_modes:
+        attribution = Run(args.toolkit, args.checkpoint, train, reference, args.output, args.targets,
+                          scorer.settings(), args.device, progress=not args.quiet)
+        for unit, rho in compare_modes(attribution, args.compare_modes).items():
+            print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
+        return 0
+    task = ScoringTask(train, reference, Baseline(args.toolkit, args.checkpoint), device=args.device,
+                       progress=not args.quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            scorer.score(task, args.output)
+        except ShardPending as pending:
+            print(f"shard {args.shard} done; {pending.left} (unit, reference) pair(s) left to other shards, "
+                  f"then `sepclean attribute --merge ...`")
+            return 0
+        finally:
+            for warning in caught:
+                print(f"warning: {warning.message}")
+    print(f"wrote {args.output}: attribute scores (relative ΔL in {args.output}/relative, the model's own "
+          f"loss in {args.output}/loss), ΔL array in {args.output}/delta_loss.npz")
+    return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sepclean.cli import CommandError
-from sepclean.manifest import Manifest, ManifestError
+from sepclean.manifest import Manifest
 from sepclean.toolkit import available
 
 HELP = "separate a test manifest and score it with museval"
@@ -18,7 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", required=True, metavar="MANIFEST", help="test tracks (a sepclean manifest)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="writes museval/<track>.json, summary.json and summary.md here")
-    parser.add_argument("--targets", nargs="+", metavar="TARGET", help="targets to score (default: all the model's)")
+    parser.add_argument("--targets", nargs="+", metavar="TARGET",
+                        help="targets to score (default: all the model's); the separation always uses every "
+                        "target the checkpoint has, so a target's numbers do not depend on which others are asked")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="scoring processes (default: one per core; 1 scores in this process)")
     parser.add_argument("--device", help="where to separate (default: cuda when available, else cpu)")
@@ -32,20 +33,14 @@ def run(args) -> int:
     import torch
 
     from sepclean.evaluate import evaluate
-    from sepclean.toolkit import ToolkitError
 
-    try:
-        test = Manifest.load(args.test)
-    except ManifestError as e:
-        raise CommandError(str(e)) from None
+    test = Manifest.load(args.test)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        evaluation = evaluate(args.toolkit, args.checkpoint, test, args.output, targets=args.targets,
-                              workers=args.workers, device=device, progress=not args.quiet,
-                              sdr_only=args.sdr_only)
-    except ToolkitError as e:
-        raise CommandError(str(e)) from None
+    evaluation = evaluate(args.toolkit, args.checkpoint, test, args.output, targets=args.targets,
+                          workers=args.workers, device=device, progress=not args.quiet, sdr_only=args.sdr_only)
     print(evaluation.table())
+    for note in evaluation.notes():
+        print(f"skipped {note}")
     print(f"\naverage SDR {evaluation.average:.2f} dB over {len(evaluation.targets)} target(s), "
           f"{len(evaluation.tracks)} track(s); wrote {args.output}/summary.json, summary.md and museval/")
     return 0

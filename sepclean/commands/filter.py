@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sepclean.cli import CommandError
 from sepclean.filtering import AUTO, MODES, clean_manifest
-from sepclean.scores import ScoresError, ScoreTable
+from sepclean.scores import ScoreTable
 
 
 def configure(parser) -> None:
@@ -31,18 +30,15 @@ def _ratio(text: str) -> float | str:
 
 
 def run(args) -> int:
-    try:
-        table = ScoreTable.read(args.scores)
-        clean = clean_manifest(table, args.ratio, args.mode)
-    except (ScoresError, ValueError) as e:
-        raise CommandError(str(e)) from None
-    clean.write(args.output)
-    lists = clean.keep if clean.per_target else {"all targets": clean.keep}
+    table = ScoreTable.read(args.scores)
+    clean = clean_manifest(table, args.ratio, args.mode)
     truth = None
     if args.contamination:
         from sepclean.detection import load_contamination
 
         truth = load_contamination(args.contamination)["tracks"]
+    clean.write(args.output)
+    lists = clean.keep if clean.per_target else {"all targets": clean.keep}
     print(f"wrote {args.output}: {table.method} scores, ratio {args.ratio}, {args.mode}")
     for target, kept in lists.items():
         kept_set = set(kept)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 
 import sepclean
-from sepclean.cli import CommandError
 
 HELP = "score training songs by per-song FAD or the MLP stem classifier"
 
@@ -120,17 +119,13 @@ COMMON = ("embedding", "weights", "layer", "stems", "silence_db", "min_active", 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sepclean.embeddings import EmbeddingError
-    from sepclean.manifest import Manifest, ManifestError
-    from sepclean.scorers import ScorerError, ScoringTask, create
+    from sepclean.manifest import Manifest
+    from sepclean.scorers import ScoringTask, create
 
-    try:
-        train, reference = Manifest.load(args.train), Manifest.load(args.reference)
-        scorer = create(args.method, **{name: getattr(args, name) for name in (*COMMON, *SETTINGS[args.method])})
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        table = scorer.score(ScoringTask(train, reference, device=device, progress=not args.quiet), args.output)
-    except (ManifestError, EmbeddingError, ScorerError, ValueError) as e:
-        raise CommandError(str(e)) from None
+    train, reference = Manifest.load(args.train), Manifest.load(args.reference)
+    scorer = create(args.method, **{name: getattr(args, name) for name in (*COMMON, *SETTINGS[args.method])})
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    table = scorer.score(ScoringTask(train, reference, device=device, progress=not args.quiet), args.output)
 
     table.write(args.output)
     embedding = table.metadata["embedding"]

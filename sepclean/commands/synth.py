@@ -6,6 +6,7 @@ import argparse
 import os
 
 from sepclean.cli import CommandError
+from sepclean.errors import OutputError
 from sepclean.synth import PRESETS, PROFILES, SEVERITIES, EffectsBackendError, generate_dataset
 from sepclean.synth.contamination import DEFAULT_FRACTION
 from sepclean.synth.effects import BACKENDS
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ValueError, FileExistsError, EffectsBackendError) as e:
         raise CommandError(str(e)) from e
+    except OSError as e:
+        raise OutputError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
 
     splits = ", ".join(f"{split} {count}" for split, count in summary.tracks.items())
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(summary.kinds.items())) or "none"

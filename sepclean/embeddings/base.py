@@ -14,8 +14,10 @@ from typing import ClassVar
 
 import torch
 
+from sepclean.errors import SepcleanError
 
-class EmbeddingError(RuntimeError):
+
+class EmbeddingError(SepcleanError, RuntimeError):
     """A backend that cannot be built or run as asked; the message says what to do."""
 
 

@@ -6,10 +6,19 @@ It lives in a user cache directory, never inside a dataset: ``$SEPCLEAN_CACHE``,
 
     embeddings/<backend>-<config digest>/config.json          the backend configuration, to read
     embeddings/<backend>-<config digest>/<ab>/<content>.npz   frames (n, dim) float16, loudness (n,) dBFS
+    files/<ab>/<path digest>.json                             a file last seen holding the audio of
+                                                              a content hash: path, size, mtime
 
 ``<content>`` is the manifest's content hash of the source's audio, so a changed file is a new
 entry; the config digest covers everything that changes embeddings, weights included. Files are
 written atomically, so concurrent runs at worst compute an entry twice.
+
+The cache verifies what it serves. The manifest's hash says what a file held when the manifest was
+written; before a source is looked up, its file's size and mtime are compared with those recorded
+the last time it was found to hold that content, and the file is hashed again when they differ (or
+were never recorded). A file that no longer holds the manifest's audio is an error naming it: its
+manifest is stale. An entry that cannot be read back (truncated, corrupt, of the wrong shape) is
+reported by path, removed and recomputed.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +35,16 @@ from typing import IO, Callable
 
 import numpy as np
 
+from sepclean import audio
 from sepclean.embeddings.base import EmbeddingBackend
+from sepclean.errors import writing
+from sepclean.manifest import MIXTURE, ManifestError, Track
+from sepclean.scan import TrackProblem, content_hash
 
 FORMAT_VERSION = 1
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+"""What numpy raises on an npz file that is truncated, corrupt or not one."""
 
 
 @dataclass
@@ -61,9 +77,10 @@ class EmbeddingCache:
         text = json.dumps(config, sort_keys=True, indent=2)
         folder = self.root / "embeddings" / f"{backend.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
         if folder not in self._created:
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (folder / "config.json").exists():
-                _atomic_write(folder / "config.json", lambda f: f.write(text.encode()))
+            with writing(folder):
+                folder.mkdir(parents=True, exist_ok=True)
+                if not (folder / "config.json").exists():
+                    _atomic_write(folder / "config.json", lambda f: f.write(text.encode()))
             self._created.add(folder)
         return folder
 
@@ -75,25 +92,98 @@ class EmbeddingCache:
         return self.path(*key).is_file()
 
     def get(self, backend: EmbeddingBackend, content: str) -> Embedding | None:
-        """The cached embedding, or None when absent (or unreadable: it is then recomputed)."""
-        try:
-            with np.load(self.path(backend, content), allow_pickle=False) as data:
-                return Embedding(data["frames"], data["loudness"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        """The cached embedding; None when absent, or corrupt (it is then reported and removed)."""
+        path = self.path(backend, content)
+        if not path.is_file():
             return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                embedding = Embedding(data["frames"], data["loudness"])
+            if embedding.frames.shape != (len(embedding.loudness), backend.dim) or embedding.loudness.ndim != 1:
+                raise ValueError(f"frames {embedding.frames.shape} and loudness {embedding.loudness.shape}, "
+                                 f"expected (n, {backend.dim}) and (n,)")
+        except UNREADABLE as e:
+            return self._discard(path, e)
+        return embedding
 
-    def loudness(self, backend: EmbeddingBackend, content: str) -> np.ndarray:
-        """Only the loudness of an entry (npz members load lazily): counting active frames is cheap."""
-        with np.load(self.path(backend, content), allow_pickle=False) as data:
-            return data["loudness"]
+    def loudness(self, backend: EmbeddingBackend, content: str) -> np.ndarray | None:
+        """Only the loudness of an entry (npz members load lazily): counting active frames is cheap.
+        None when absent, or corrupt (then reported and removed)."""
+        path = self.path(backend, content)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                loudness = data["loudness"]
+            if loudness.ndim != 1:
+                raise ValueError(f"loudness shaped {loudness.shape}, expected (n,)")
+        except UNREADABLE as e:
+            return self._discard(path, e)
+        return loudness
+
+    def _discard(self, path: Path, error: Exception) -> None:
+        warnings.warn(f"corrupt embedding cache entry {path} ({type(error).__name__}: {error}): removed, "
+                      "recomputing it", stacklevel=3)
+        path.unlink(missing_ok=True)
 
     def put(self, backend: EmbeddingBackend, content: str, embedding: Embedding) -> None:
         frames = embedding.frames
         if frames.size == 0 or np.abs(frames).max() < FLOAT16_MAX:
             frames = frames.astype(np.float16)
         path = self.path(backend, content)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda f: np.savez(f, frames=frames, loudness=embedding.loudness.astype(np.float32)))
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, lambda f: np.savez(f, frames=frames, loudness=embedding.loudness.astype(np.float32)))
+
+    def verify(self, track: Track, source: str) -> None:
+        """Make sure the files of ``track``'s ``source`` still hold the audio the manifest hashed
+        (a summed mixture: its stems'); a ManifestError names a file that does not."""
+        if source == MIXTURE and track.mixture is None:
+            for stem in track.stems:
+                self.verify(track, stem)
+            return
+        files = [path.resolve() for path in track.files(source)]  # several for a summed (MoisesDB) stem
+        expected = track.hashes[source]
+        if track.streams is not None:  # musdb .stem.mp4: the file's bytes, one hash for every stream
+            expected = expected.rsplit("#", 1)[0]
+        stats = []
+        for path in files:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                raise ManifestError(f"{path} ({track.id}, {source}) is gone since the manifest was written") from None
+            stats.append([str(path), stat.st_size, stat.st_mtime_ns])
+        record_path = self._file_record(files)
+        seen = {"files": stats, "hash": expected}
+        try:
+            if json.loads(record_path.read_text()) == seen:
+                return
+        except (OSError, ValueError):
+            pass  # never verified, or a corrupt record: hash the files
+        if _file_content_hash(track, source, files) != expected:
+            listed = ", ".join(map(str, files))
+            raise ManifestError(
+                f"{listed} ({track.id}, {source}) no longer holds the audio its manifest hashed: the file changed "
+                "after the manifest was written. Run `sepclean manifest` again (cached embeddings of the old "
+                "audio are not used)"
+            )
+        with writing(record_path):
+            record_path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(record_path, lambda f: f.write(json.dumps(seen).encode()))
+
+    def _file_record(self, files: list[Path]) -> Path:
+        name = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()
+        return self.root / "files" / name[:2] / f"{name}.json"
+
+
+def _file_content_hash(track: Track, source: str, files: list[Path]) -> str:
+    """The hash the manifest records for these files, computed from what they hold now."""
+    if track.streams is not None:
+        return audio.file_hash(files[0])
+    try:
+        return content_hash(files, track.sample_rate, track.channels, track.frames)
+    except TrackProblem as e:
+        raise ManifestError(f"{files[0]} ({track.id}, {source}) cannot be read as its manifest says: {e}") from None
 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:

@@ -12,13 +12,12 @@ checkpoint's shapes and keys.
 from __future__ import annotations
 
 import json
-import pickle
-import warnings
 from importlib import resources
 from pathlib import Path
 
 import torch
 
+from sepclean import checkpoints
 from sepclean.embeddings import clap
 from sepclean.embeddings.base import EmbeddingBackend, EmbeddingError, WeightsNotFoundError, default_device
 from sepclean.embeddings.weights import hub_offline, identity
@@ -46,14 +45,8 @@ def import_laion_clap():
 
 def audio_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The audio branch and projection weights of a LAION-CLAP checkpoint."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        # LAION's released checkpoints pickle training state (numpy scalars) beside the weights.
-        warnings.warn(f"{path}: not a plain-tensor checkpoint, unpickling it in full (load only files you trust)")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except RuntimeError as e:
-        raise WeightsNotFoundError(f"{path} is not a torch checkpoint: {e}") from None
+    # LAION's released checkpoints hold training state as numpy scalars beside the weights.
+    checkpoint = checkpoints.load(path, WeightsNotFoundError, checkpoints.NUMPY_SCALARS)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise WeightsNotFoundError(f"{path} holds no state dict")

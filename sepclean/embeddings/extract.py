@@ -128,10 +128,15 @@ def embed_tracks(
     workers: int = 2,
     progress: bool = True,
 ) -> int:
-    """Make the cache hold every (track, source) embedding; returns how many were computed."""
+    """Make the cache hold every (track, source) embedding; returns how many were computed.
+
+    Every source's files are first checked to still hold the audio the manifest hashed (see
+    ``EmbeddingCache.verify``): an entry is never served for, nor computed from, other audio.
+    """
     todo: dict[str, tuple[Track, str]] = {}
     for track in tracks:
         for source in sources:
+            cache.verify(track, source)
             key = content_key(track, source)
             if key not in todo and (backend, key) not in cache:
                 todo[key] = (track, source)

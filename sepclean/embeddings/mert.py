@@ -53,7 +53,7 @@ class Mert(EmbeddingBackend):
         if layer is None:
             layer = layers - 1
         if not -layers <= layer < layers:
-            raise ValueError(f"layer {layer} out of range: {self.folder} has hidden states 0..{layers - 1}")
+            raise EmbeddingError(f"--layer {layer} out of range: {self.folder} has hidden states 0..{layers - 1}")
         self.layer = layer % layers
         self.sample_rate, self.dim = int(self.features.sampling_rate), config.hidden_size
         hop = math.prod(config.conv_stride)

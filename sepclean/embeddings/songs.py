@@ -12,10 +12,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from sepclean.embeddings.base import EmbeddingBackend
+from sepclean.embeddings.base import EmbeddingBackend, EmbeddingError
 from sepclean.embeddings.cache import EmbeddingCache
 from sepclean.embeddings.extract import content_key, embed_tracks
 from sepclean.manifest import Track
+from sepclean.scores import ScoresError
 
 DEFAULT_SILENCE_DB = -60.0
 
@@ -39,13 +40,23 @@ class SongEmbeddings:
 
     def active(self, track: Track, source: str) -> np.ndarray:
         """Non-silent frames, ``(n, dim)`` as stored (float16 unless out of range)."""
-        embedding = self.cache.get(self.backend, content_key(track, source))
-        if embedding is None:
-            raise KeyError(f"no cached {self.backend.name} embedding for {track.id}/{source}: compute() first")
-        return embedding.active(self.silence_db)
+        return self._cached(track, source, self.cache.get).active(self.silence_db)
 
     def active_count(self, track: Track, source: str) -> int:
-        return int((self.cache.loudness(self.backend, content_key(track, source)) > self.silence_db).sum())
+        return int((self._cached(track, source, self.cache.loudness) > self.silence_db).sum())
+
+    def _cached(self, track: Track, source: str, read):
+        """``read(backend, key)`` of an entry, computed first when the cache lacks it (or just
+        removed it as corrupt)."""
+        key = content_key(track, source)
+        value = read(self.backend, key)
+        if value is None:
+            embed_tracks([track], [source], self.backend, self.cache, progress=False)
+            value = read(self.backend, key)
+        if value is None:
+            raise EmbeddingError(f"the {self.backend.name} embedding of {track.id}/{source} could not be read back "
+                                 f"from the cache in {self.cache.root}")
+        return value
 
     def describe(self) -> dict:
         """The run's embedding settings, for the scores table's metadata."""
@@ -57,7 +68,7 @@ def fill_unscored(column: dict[str, float | None]) -> tuple[dict[str, float], li
     that neither per-target filtering nor ranking favours or drops a song for being silent there."""
     known = [value for value in column.values() if value is not None]
     if not known:
-        raise ValueError("no song could be scored: every one is silent or too short")
+        raise ScoresError("no song could be scored: every one is silent or too short")
     median = float(np.median(known))
     missing = [track for track, value in column.items() if value is None]
     return {track: median if value is None else value for track, value in column.items()}, missing

@@ -72,7 +72,7 @@ class Experiment:
         if settings["toolkit"] == "demucs":
             extra.setdefault("dora.dir", str(self.demucs_dir))
         targets = settings.get("targets")
-        return TrainSpec(train=data.manifests[split], valid=data.manifests["valid"], clean=clean,
+        return TrainSpec(train=data.path(split), valid=data.path("valid"), clean=clean,
                          targets=tuple(targets) if targets else None, preset=settings.get("preset"),
                          overrides=extra, epochs=settings["epochs"], epoch_updates=settings.get("epoch_updates"),
                          seed=self.cfg["seed"], device=self.device, quiet=not self.progress)
@@ -93,6 +93,8 @@ class Experiment:
         fields = {f.name for f in dataclasses.fields(scorer_class(method))}
         if "seed" in fields and settings.get("seed") is None:
             settings["seed"] = self.cfg["seed"]  # a seed replicates the whole pipeline, scoring included
+        if "targets" in fields and settings.get("targets") is None:  # what the baseline was trained for
+            settings["targets"] = self.cfg["archs"][self.cfg["scoring"]["baseline"]].get("targets")
         return create(method, **settings)
 
     def run(self) -> dict:
@@ -105,16 +107,15 @@ class Experiment:
             model = self.train(arch, data, CONTROLS[method])
         else:
             scorer = self.scorer()
-            baseline = baseline_key = None
+            baseline = None
             if scorer.needs_baseline:
                 from sepclean.scorers import Baseline
 
                 base_arch = cfg["scoring"]["baseline"]
                 dirty = self.train(base_arch, data, "train")
                 baseline = Baseline(cfg["archs"][base_arch]["toolkit"], dirty.checkpoint)
-                baseline_key = str(dirty.checkpoint)
             self.log(f"[score] {method}")
-            scores = stages.score(self.store, scorer, data, baseline, baseline_key, self.device, self.progress)
+            scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress)
             self.log(f"[filter] ratio {cfg['ratio']}, {cfg['mode']}")
             clean = stages.filter_scores(self.store, scores, cfg["ratio"], cfg["mode"])
             model = self.train(arch, data, "train", clean)

@@ -85,12 +85,13 @@ def run(name: str, patterns: list[str] | None = None, log=print) -> GridRun:
     """Run every XP of grid ``name`` lacking a result; failed XPs are reported, the others still run."""
     main = _main()
     start = time.time()
-    sheeps = xps(name)
+    grid = GridRun(name, xps(name))
+    chosen = grid.sheeps
     if patterns:
-        sheeps = [s for s in sheeps if any(p in main.get_name(s.xp) or p == s.xp.sig for p in patterns)]
-    grid = GridRun(name, sheeps)
-    todo = [s for s in sorted(sheeps, key=_order) if not main.get_xp_history(s.xp)]
-    log(f"grid {name}: {len(sheeps)} XPs, {len(sheeps) - len(todo)} done, {len(todo)} to run")
+        chosen = [s for s in chosen if any(p in main.get_name(s.xp) or p == s.xp.sig for p in patterns)]
+    todo = [s for s in sorted(chosen, key=_order) if not main.get_xp_history(s.xp)]
+    log(f"grid {name}: {len(grid.sheeps)} XPs, {len(chosen)} chosen, {len(chosen) - len(todo)} of them done, "
+        f"{len(todo)} to run")
     for index, sheep in enumerate(todo, 1):
         log(f"[{index}/{len(todo)}] {describe(sheep)}")
         main.init_xp(sheep.xp)

@@ -33,19 +33,20 @@ class Data:
     folder: Path
     manifests: dict[str, Path]
     contamination: dict | None
-    key: str
 
-    def manifest(self, split: str) -> Manifest:
+    def path(self, split: str) -> Path:
         if split not in self.manifests:
             raise PipelineError(f"the dataset has no {split!r} manifest (it has {', '.join(self.manifests)})")
-        return Manifest.load(self.manifests[split])
+        return self.manifests[split]
+
+    def manifest(self, split: str) -> Manifest:
+        return Manifest.load(self.path(split))
 
 
 def _data(store: ArtifactStore, folder: Path) -> Data:
-    spec = read_json(folder / "spec.json")
     truth = folder / "contamination.json"
     return Data(folder, {split: folder / "manifests" / f"{split}.jsonl" for split in store.summary(folder)["splits"]},
-                read_json(truth) if truth.is_file() else None, spec["key"])
+                read_json(truth) if truth.is_file() else None)
 
 
 def _write_manifests(folder: Path, roots: dict[str, list[Path]], progress: bool) -> dict:
@@ -151,14 +152,14 @@ def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
 # --- scoring and filtering -----------------------------------------------------------------------
 
 def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline | None = None,
-          baseline_key: str | None = None, device: str = "cpu", progress: bool = True) -> Path:
+          device: str = "cpu", progress: bool = True) -> Path:
     """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes)."""
     task = ScoringTask(data.manifest("train"), data.manifest("reference"), baseline if scorer.needs_baseline else None,
                        data.contamination if scorer.needs_truth else None, device, progress)
     scorer.check(task)
     inputs = [task.train.hash, task.reference.hash]
     if scorer.needs_baseline:
-        inputs.append(baseline_key or str(baseline.checkpoint))
+        inputs.append(str(baseline.checkpoint))  # inside its training artifact, named by what made it
     if scorer.needs_truth:
         inputs.append(digest(task.contamination))
 

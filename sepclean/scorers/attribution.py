@@ -161,7 +161,7 @@ class Loss(Scorer):
         values, hashes = model_losses(task.baseline.toolkit, task.baseline.checkpoint, task, self.targets,
                                       self.segment, self.batch_size)
         columns = {target: dict(zip(task.train.ids, (-v).tolist())) for target, v in values.items()}
-        meta = {"manifests": {"train": task.train.hash, "reference": task.reference.hash},
+        meta = {**self.record(task),
                 "toolkit": task.baseline.toolkit, "checkpoint": str(task.baseline.checkpoint), "models": hashes,
                 "scoring": "negative baseline loss", "sepclean": sepclean.__version__}
         return ScoreTable.from_columns(self.name, task.train.ids, columns, meta)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import sepclean
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
-from sepclean.scores import ScoreTable
+from sepclean.scores import ScoreTable, dataset_record
 
 
 class ScorerError(SepcleanError):
@@ -57,6 +58,14 @@ class Scorer(abc.ABC):
         folder or a batch size, are left out)."""
         fields = [f for f in dataclasses.fields(self) if f.metadata.get("identity", True)]
         return {"method": self.name, **{f.name: _plain(getattr(self, f.name)) for f in fields}}
+
+    @staticmethod
+    def record(task: ScoringTask) -> dict:
+        """What every table's metadata holds: the dataset it scores (``filter`` refuses a table that
+        does not cover it), the manifests' hashes, the version."""
+        return {"dataset": dataset_record(task.train),
+                "manifests": {"train": task.train.hash, "reference": task.reference.hash},
+                "sepclean": sepclean.__version__}
 
     def check(self, task: ScoringTask) -> None:
         if self.needs_baseline and task.baseline is None:

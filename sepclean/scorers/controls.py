@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-import sepclean
-from sepclean.scorers.base import Scorer, ScoringTask, register
+from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register
 from sepclean.scores import ScoreTable
 
 
 def _meta(task: ScoringTask, **extra) -> dict:
-    return {"manifests": {"train": task.train.hash, "reference": task.reference.hash}, **extra,
-            "sepclean": sepclean.__version__}
+    return {**Scorer.record(task), **extra}
 
 
 @register
@@ -33,7 +31,7 @@ class Oracle(Scorer):
         truth = task.contamination["tracks"]
         absent = [t for t in task.train.ids if t not in truth]
         if absent:
-            raise ValueError(f"oracle: {len(absent)} training track(s) absent from the ground truth, e.g. {absent[0]!r}")
+            raise ScorerError(f"oracle: {len(absent)} training track(s) absent from the ground truth, e.g. {absent[0]!r}")
         stems = list(task.train.stems)
         columns = {s: {t: 0.0 if truth[t]["contaminated"] and s in truth[t]["stems"] else 1.0 for t in task.train.ids}
                    for s in stems}

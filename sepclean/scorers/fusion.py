@@ -98,7 +98,7 @@ class Fusion(Scorer):
                               for table in tables])
             return dict(zip(task.train.ids, (weights @ ranks).tolist()))
 
-        meta = {"manifests": {"train": task.train.hash, "reference": task.reference.hash},
+        meta = {**self.record(task),
                 "components": [{"method": table.method, **{k: table.metadata.get(k) for k in ("scoring", "unified")
                                                             if k in table.metadata}} for table in tables],
                 "weights": weights.tolist(), "sepclean": sepclean.__version__}

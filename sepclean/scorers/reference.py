@@ -74,7 +74,7 @@ class ReferenceModelScorer(Scorer):
         return toolkits.get(self.toolkit).train(spec, workdir / "reference_model").checkpoint
 
     def meta(self, task: ScoringTask, model: Path, **extra) -> dict:
-        return {"manifests": {"train": task.train.hash, "reference": task.reference.hash}, "toolkit": self.toolkit,
+        return {**self.record(task), "toolkit": self.toolkit,
                 "reference_model": str(model), **extra, "sepclean": sepclean.__version__}
 
 

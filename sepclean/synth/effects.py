@@ -20,6 +20,8 @@ from typing import Protocol
 import numpy as np
 from scipy import signal
 
+from sepclean.errors import SepcleanError
+
 from . import dsp
 
 # Freeverb's delay lengths in samples at 44.1 kHz; the right channel's are longer by the spread.
@@ -29,7 +31,7 @@ STEREO_SPREAD = 23
 INPUT_GAIN, WET_SCALE, DRY_SCALE = 0.015, 3.0, 2.0
 
 
-class EffectsBackendError(RuntimeError):
+class EffectsBackendError(SepcleanError, RuntimeError):
     """The requested effects backend cannot be used here."""
 
 

@@ -11,10 +11,11 @@ from demucs.repitch import RepitchedWrapper
 from demucs.wav import MIXTURE, Wavset
 from torch.utils.data import ConcatDataset, Dataset
 
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest, Track
 from sepclean.toolkit import ToolkitError
+
+from . import audio_compat
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def track_metadata(track: Track) -> dict:
 
 def build_metadata(manifest: Manifest) -> dict[str, dict]:
     """``Wavset`` metadata of every track, by track id."""
-    torchaudio_compat.install()
+    audio_compat.install()
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         return dict(zip(manifest.ids, pool.map(track_metadata, manifest)))
 
@@ -47,6 +48,13 @@ def _wavset_location(track: Track, sources: list[str]) -> tuple[Path, str]:
         raise ToolkitError(
             f"track {track.id!r}: demucs reads one audio file per source, and {track.path(MIXTURE)} is "
             "a multi-stream .stem.mp4; use the WAV release (MUSDB18-HQ) or decode the stems"
+        )
+    if track.summed_stems:
+        stem = track.summed_stems[0]
+        raise ToolkitError(
+            f"track {track.id!r}: stem {stem!r} is the sum of {len(track.files(stem))} file(s) (MoisesDB keeps "
+            "one file per instrument), and demucs' Wavset reads one file per source: write the summed "
+            "stems once with `sepclean manifest ... --render DIR` and train on that manifest"
         )
     missing = [s for s in sources if s != MIXTURE and s not in track.stems]
     if missing:
@@ -82,7 +90,7 @@ def wavset(
     A ``Wavset`` names each track by its folder inside its root, so tracks from several roots need
     one each. Examples are ``(len(sources), channels, frames)`` tensors.
     """
-    torchaudio_compat.install()
+    audio_compat.install()
     if not len(manifest):
         raise ToolkitError("no track to build a dataset from")
     if metadata is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import typing
 from pathlib import Path
 from unittest import mock
 
@@ -12,12 +13,27 @@ from demucs import states
 from demucs.demucs import Demucs
 from demucs.hdemucs import HDemucs
 from demucs.htdemucs import HTDemucs
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.base import ContainerMetadata, Metadata
+from omegaconf.nodes import AnyNode
 
+from sepclean import checkpoints
 from sepclean.toolkit import ToolkitError
 
 MODEL_CLASSES = (Demucs, HDemucs, HTDemucs)
 """The classes a demucs model package may name: nothing else is unpickled from one."""
+
+
+def _resolver_cache(default_factory=None) -> dict:
+    """Stands in for ``collections.defaultdict`` while unpickling a solver state. Its only one is
+    the OmegaConf config's resolver cache, ``defaultdict(dict)``, and torch's weights-only
+    unpickler sets items on plain dicts only; the cache is emptied after loading."""
+    return {}
+
+
+SOLVER_CONFIG_GLOBALS = [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, typing.Any, dict, list, int,
+                         (_resolver_cache, "collections.defaultdict")]
+"""What unpickling the OmegaConf config in a solver state (``checkpoint.th``'s ``args``) needs."""
 
 BEST = "best.th"
 """What demucs' solver writes into the XP folder: the best model so far, as a model package."""
@@ -39,17 +55,15 @@ def demucs_train():
 
 
 def _read(path: Path) -> dict:
-    # The solver's states (checkpoint.th, checkpoint_<epoch>.th) hold its OmegaConf config and
-    # unpickle in full only, as demucs' solver loads them; model packages load weights-only,
-    # allowing demucs' model classes.
-    weights_only = not path.name.startswith("checkpoint")
-    try:
-        with torch.serialization.safe_globals(list(MODEL_CLASSES)):
-            package = torch.load(path, "cpu", weights_only=weights_only)
-    except Exception as e:  # torch.load raises many kinds of errors on corrupt files
-        raise ToolkitError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+    """A checkpoint file, unpickled weights-only with exactly demucs' model classes, the OmegaConf
+    pieces of a solver's config and numpy scalars (its history's metrics) allowed, so a file
+    received from someone else cannot run code (demucs' own loaders unpickle in full)."""
+    allowed = [*MODEL_CLASSES, *SOLVER_CONFIG_GLOBALS, *checkpoints.NUMPY_SCALARS]
+    package = checkpoints.load(path, ToolkitError, allowed)
     if not isinstance(package, dict):
         raise ToolkitError(f"{path}: holds a {type(package).__name__}, not a demucs checkpoint")
+    if isinstance(package.get("args"), DictConfig):
+        OmegaConf.clear_cache(package["args"])  # a plain dict now, see _resolver_cache
     return package
 
 

@@ -26,13 +26,12 @@ from demucs.wav import MIXTURE
 from omegaconf import DictConfig
 from torch.utils.data import RandomSampler
 
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.manifest import Manifest
 from sepclean.scan import ScanError, scan
 from sepclean.toolkit import ToolkitError
 
-from . import data
+from . import audio_compat, data
 from .models import demucs_train
 from .toolkit import TRACKS, XP_RECORD
 
@@ -95,7 +94,7 @@ def _keep(manifest: Manifest, dset: DictConfig) -> Manifest:
 
 def get_datasets(args: DictConfig):
     """demucs' train and valid sets (Wavsets): the train tracks those the clean manifest keeps."""
-    torchaudio_compat.install()
+    audio_compat.install()
     dset = args.dset
     sources = list(dset.sources)
     train = split_tracks(dset, "manifest", "train")

@@ -9,11 +9,10 @@ import torch
 from openunmix.model import Separator
 
 import sepclean
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
 from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
-from sepclean_plugins.openunmix import checkpoint
+from sepclean_plugins.openunmix import audio_compat, checkpoint
 from sepclean_plugins.openunmix.clean import kept_ids, track_ids
 from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, build
 from sepclean_plugins.openunmix.spectrogram import StftConfig, magnitude_mse, make_encoder, stft_of
@@ -79,7 +78,7 @@ class OpenUnmixToolkit(Toolkit):
         "channelswap"]``) and ``random_track_mix`` are the dataset's training options, off by default
         as in ``--dataset trackfolder_fix``; ``deterministic`` turns them off.
         """
-        torchaudio_compat.install()
+        audio_compat.install()
         ids = manifest.ids if clean is None else kept_ids(clean, unit, manifest, allow_other_dataset)
         if segment is None and not deterministic:
             segment = DEFAULT_SEQ_DURATION
@@ -109,6 +108,11 @@ class OpenUnmixToolkit(Toolkit):
         """
         return checkpoint.load_model(checkpoint_path, unit, device)
 
+    def checkpoint_units(self, checkpoint_path) -> list[str]:
+        """The targets a run folder holds a model for (a .pth/.chkpnt file: its own target)."""
+        path = Path(checkpoint_path).expanduser()
+        return [path.stem] if path.is_file() else checkpoint.targets_in(path)
+
     def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:
         """The training script's loss per example, shape ``(batch, 1)``. The model's train/eval mode
         is the caller's: in train mode batch normalisation mixes the examples of a batch."""
@@ -122,8 +126,9 @@ class OpenUnmixToolkit(Toolkit):
     ) -> dict[str, np.ndarray]:
         """Separate with Open-Unmix's Separator (multichannel Wiener filter over all given targets).
 
-        With one target and ``niter > 0`` the EM step needs a second source: the residual (mixture
-        minus the target) is modelled, as ``umx --residual`` does, and not returned.
+        When the models do not cover every target (vocals, bass, drums, other), the rest of the
+        mixture is modelled as a residual source, as ``umx --residual`` does, and not returned:
+        without it the Wiener filter would share the whole mixture among the given targets.
         """
         stft = _common_stft(models)
         if sample_rate != stft.sample_rate:
@@ -135,7 +140,7 @@ class OpenUnmixToolkit(Toolkit):
             models,
             niter=self.niter,
             softmask=self.softmask,
-            residual=len(models) == 1 and self.niter > 0,
+            residual=not set(self.targets) <= set(models),
             sample_rate=stft.sample_rate,
             n_fft=stft.nfft,
             n_hop=stft.nhop,

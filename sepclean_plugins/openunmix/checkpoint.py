@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from openunmix.model import OpenUnmix
 
+from sepclean import checkpoints
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach
 
@@ -82,12 +83,7 @@ def read_stft(folder) -> StftConfig:
 
 def load(path, device="cpu") -> dict:
     """A torch file written by this package or upstream, without unpickling arbitrary objects."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ToolkitError(f"{path}: missing") from None
-    except Exception as e:  # torch raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise ToolkitError(f"{path}: unreadable or corrupt checkpoint ({type(e).__name__}: {e})") from None
+    return checkpoints.load(path, ToolkitError, map_location=device)
 
 
 def build_model(args: dict, max_bin: int, input_mean=None, input_scale=None) -> OpenUnmix:

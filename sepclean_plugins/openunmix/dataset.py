@@ -8,6 +8,7 @@ from openunmix.data import Compose, FixedSourcesTrackFolderDataset, aug_from_str
 
 from sepclean.manifest import Track
 from sepclean.toolkit import ToolkitError
+from sepclean_plugins.openunmix import audio_compat
 
 
 class ManifestTrackFolderDataset(FixedSourcesTrackFolderDataset):
@@ -50,6 +51,15 @@ def _stem_files(tracks: list[Track]) -> dict[str, str]:
             "Open-Unmix's track-folder dataset reads one audio file per stem; this manifest describes "
             "multi-stream .stem.mp4 files: decode them to wav first (e.g. musdb's `musdbconvert`)"
         )
+    for track in tracks:
+        if track.summed_stems:
+            stem = track.summed_stems[0]
+            raise ToolkitError(
+                f"track {track.id!r}: stem {stem!r} is the sum of {len(track.files(stem))} file(s) (MoisesDB "
+                "keeps one file per instrument), and Open-Unmix's track-folder dataset reads one file per "
+                "stem: write the summed stems once with `sepclean manifest ... --render DIR` and train on "
+                "that manifest"
+            )
     rates = sorted({t.sample_rate for t in tracks})
     if len(rates) > 1:
         raise ToolkitError(f"the manifest's tracks have different sample rates ({rates}); resample them first")
@@ -79,6 +89,7 @@ def build(
     index i is always the first ``seq_duration`` seconds (the whole track when None) of track i."""
     if seq_duration is not None and tracks and all(t.duration <= seq_duration for t in tracks):
         raise ToolkitError(f"no track is longer than the {seq_duration} s excerpt (all {len(tracks)} are too short)")
+    audio_compat.install()  # the dataset reads through openunmix.data's loaders
     return ManifestTrackFolderDataset(
         tracks,
         target,

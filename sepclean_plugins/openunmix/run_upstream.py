@@ -19,10 +19,9 @@ from pathlib import Path
 
 import openunmix.data
 
-from sepclean import torchaudio_compat
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
-from sepclean.toolkit import ToolkitError
-from sepclean_plugins.openunmix import clean
+from sepclean.errors import SepcleanError
+from sepclean_plugins.openunmix import audio_compat, clean
 
 OPTION = "--clean-manifest"
 USAGE = f"usage: python -m sepclean_plugins.openunmix.run_upstream SCRIPT [script options] {OPTION} PATH"
@@ -72,14 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     # scripts/train.py still calls torchaudio.set_audio_backend, removed in torchaudio 2.9.
-    torchaudio_compat.install(backend_selection=True)
+    audio_compat.install(backend_selection=True)
     original, saved_argv, saved_path = openunmix.data.load_datasets, sys.argv, list(sys.path)
     openunmix.data.load_datasets = filtering(original, clean_manifest, path)
     sys.argv = [script, *script_args]
     sys.path.insert(0, str(Path(script).resolve().parent))  # as `python SCRIPT` would
     try:
         runpy.run_path(script, run_name="__main__")
-    except ToolkitError as e:
+    except SepcleanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:

@@ -42,11 +42,11 @@ import tqdm
 from openunmix import utils
 
 import sepclean
-from sepclean import torchaudio_compat
-from sepclean.clean_manifest import CleanManifest, CleanManifestError
-from sepclean.manifest import Manifest, ManifestError
+from sepclean.clean_manifest import CleanManifest
+from sepclean.errors import SepcleanError
+from sepclean.manifest import Manifest
 from sepclean.toolkit import ToolkitError
-from sepclean_plugins.openunmix import checkpoint, clean, presets
+from sepclean_plugins.openunmix import audio_compat, checkpoint, clean, presets
 from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_mse, make_encoder
 
@@ -55,8 +55,6 @@ MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "b
 
 VOLATILE_ARGS = ("epochs", "output", "checkpoint", "quiet", "nb_workers", "no_cuda", "audio_backend", "save_every")
 """Arguments that do not change what an epoch computes: a run may be resumed with other values."""
-
-USER_ERRORS = (ToolkitError, ManifestError, CleanManifestError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,12 +134,18 @@ def parse_and_load_datasets(argv: list[str]):
     args, _ = parser.parse_known_args()
     presets.apply(parser, args.preset)
     args, _ = parser.parse_known_args()
-    torchaudio_compat.install()
+    audio_compat.install()
     if args.manifest:
         return manifest_datasets(parser, args)
     if args.valid_manifest or args.allow_other_dataset:
         parser.error("--valid-manifest and --allow-other-dataset go with --manifest")
     train, valid, args = openunmix.data.load_datasets(parser, args)
+    if not len(valid):
+        raise ToolkitError(
+            f"the {args.dataset} dataset under {args.root} has no validation tracks: early stopping would watch "
+            "a validation loss of 0. (--dataset musdb validates on MUSDB18's own validation songs, by name.) "
+            "Give the dataset a validation split, or train on sepclean manifests (--manifest, --valid-manifest)"
+        )
     selection = None
     if args.clean_manifest:
         selection = clean.apply(CleanManifest.load(args.clean_manifest), args.target, train, valid)
@@ -173,6 +177,11 @@ def manifest_datasets(parser: argparse.ArgumentParser, args: argparse.Namespace)
         seed=args.seed,
     )
     valid = toolkit.dataset(Manifest.load(args.valid_manifest), args.target, deterministic=True)
+    if valid.sample_rate != train.sample_rate:
+        raise ToolkitError(
+            f"--valid-manifest {args.valid_manifest} is at {valid.sample_rate:g} Hz, --manifest {args.manifest} at "
+            f"{train.sample_rate:g} Hz: the model is validated on what it is trained on; resample one of them"
+        )
     selection = None
     if clean_manifest is not None:
         kept = toolkit.dataset_tracks(train)
@@ -267,7 +276,7 @@ def restore_rng(state: dict) -> None:
 
 def _install_audio_compat(_worker_id: int) -> None:
     # Spawned dataloader workers import openunmix afresh, without the soundfile readers.
-    torchaudio_compat.install()
+    audio_compat.install()
 
 
 class Training:
@@ -480,7 +489,7 @@ class Training:
 def main(argv: list[str] | None = None) -> int:
     try:
         Training.from_argv(argv).run()
-    except USER_ERRORS as e:
+    except SepcleanError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,220 @@
+"""The pipeline's parts: shared artifacts, the scorer registry, grid definitions, the results table."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from sepclean.errors import PipelineError
+from sepclean.pipeline import results, stages
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.scorers import ScorerError, ScoringTask, create, names
+from sepclean.scores import ScoreTable
+
+# --- artifacts -----------------------------------------------------------------------------------
+
+
+def test_keys_change_when_and_only_when_a_setting_or_an_input_changes(tmp_path):
+    store = ArtifactStore(tmp_path)
+    key = store.key("train", {"epochs": 2, "lr": 0.1}, ["a", "b"])
+    assert key == store.key("train", {"lr": 0.1, "epochs": 2}, ["a", "b"])  # order of settings is not identity
+    assert key != store.key("train", {"epochs": 3, "lr": 0.1}, ["a", "b"])
+    assert key != store.key("train", {"epochs": 2, "lr": 0.1}, ["a", "c"])
+    assert key != store.key("train", {"epochs": 2, "lr": 0.1}, ["b", "a"])
+    assert key != store.key("score", {"epochs": 2, "lr": 0.1}, ["a", "b"])
+
+
+def test_a_done_artifact_is_made_once_and_reused(tmp_path):
+    store, calls = ArtifactStore(tmp_path), []
+
+    def make(folder):
+        calls.append(folder)
+        (folder / "out.txt").write_text("made")
+        return {"size": 4}
+
+    first = store.produce("stage", {"x": 1}, [], make, log=lambda _: None)
+    second = store.produce("stage", {"x": 1}, [], make, log=lambda _: None)
+    assert first == second and len(calls) == 1
+    assert store.summary(first) == {"size": 4}
+    assert store.produce("stage", {"x": 2}, [], make, log=lambda _: None) != first
+    assert len(calls) == 2
+
+
+def test_an_interrupted_artifact_resumes_and_is_never_marked_done_early(tmp_path):
+    store, messages = ArtifactStore(tmp_path), []
+
+    def crash(folder):
+        (folder / "part1").write_text("kept")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.produce("stage", {}, [], crash, log=messages.append)
+    folder = store.folder("stage", store.key("stage", {}, []))
+    assert not (folder / "done.json").exists()
+
+    def finish(folder):
+        assert (folder / "part1").read_text() == "kept"  # what the first attempt finished is there
+        return {}
+
+    store.produce("stage", {}, [], finish, log=messages.append)
+    assert any("resuming an interrupted attempt" in m for m in messages)
+    assert (folder / "done.json").is_file()
+
+
+def test_an_artifact_changed_by_hand_is_refused(tmp_path):
+    store = ArtifactStore(tmp_path)
+    folder = store.produce("stage", {"x": 1}, [], lambda folder: {}, log=lambda _: None)
+    (folder / "spec.json").write_text('{"stage": "stage", "config": {"x": 2}}')
+    with pytest.raises(PipelineError, match="holds another artifact"):
+        store.produce("stage", {"x": 1}, [], lambda folder: {}, log=lambda _: None)
+
+
+def _slow_make(root: str, counter: str, barrier) -> None:
+    def make(folder):
+        with open(counter, "a") as f:
+            f.write("made\n")
+        time.sleep(1.0)
+        return {}
+
+    barrier.wait()
+    ArtifactStore(root).produce("stage", {"shared": True}, [], make, log=lambda _: None)
+
+
+def test_concurrent_processes_make_a_shared_artifact_once(tmp_path):
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    counter = tmp_path / "count"
+    processes = [context.Process(target=_slow_make, args=(str(tmp_path / "store"), str(counter), barrier))
+                 for _ in range(3)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+        assert p.exitcode == 0
+    assert counter.read_text().count("made") == 1
+
+
+# --- scorers -------------------------------------------------------------------------------------
+
+
+def test_registry_knows_every_method_and_rejects_unknown_ones_and_settings():
+    assert {"fad", "mlp", "attribute", "loss", "oracle", "random"} <= set(names())
+    with pytest.raises(ScorerError, match="no scoring method 'nope'"):
+        create("nope")
+    with pytest.raises(ScorerError, match="fad has no setting bogus"):
+        create("fad", bogus=1)
+    with pytest.raises(ScorerError, match="scoring must be one of"):
+        create("attribute", scoring="sideways")
+
+
+def test_config_holds_what_changes_scores_and_not_where_or_how_fast():
+    fad = create("fad", draws=4)
+    assert fad.config()["draws"] == 4 and fad.config()["method"] == "fad"
+    assert create("fad", draws=4, cache="/elsewhere", batch_size=64).config() == fad.config()
+    assert create("fad", draws=5).config() != fad.config()
+    assert create("attribute", shard="1/4").config() == create("attribute").config()
+
+
+def test_controls_score_by_the_truth_and_by_chance(tiny_data, tmp_path):
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"),
+                       contamination=tiny_data.contamination)
+    oracle = create("oracle").score(task, tmp_path)
+    truth = tiny_data.contamination["tracks"]
+    for track in task.train.ids:
+        assert oracle.scores[track]["all"] == (0.0 if truth[track]["contaminated"] else 1.0)
+        for stem in task.train.stems:
+            assert oracle.scores[track][stem] == (0.0 if stem in truth[track]["stems"] else 1.0)
+    with pytest.raises(ScorerError, match="needs the dataset's ground truth"):
+        create("oracle").score(ScoringTask(task.train, task.reference), tmp_path)
+
+    drawn = create("random", seed=3).score(task, tmp_path).column()
+    assert drawn == create("random", seed=3).score(task, tmp_path).column()
+    assert drawn != create("random", seed=4).score(task, tmp_path).column()
+    # A song's score does not depend on the rest of the pool.
+    alone = ScoringTask(task.train.subset(task.train.ids[:3]), task.reference)
+    assert create("random", seed=3).score(alone, tmp_path).column() == {t: drawn[t] for t in task.train.ids[:3]}
+
+
+def test_scores_are_shared_by_settings_and_inputs(tiny_data, tmp_path):
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    cache = str(tmp_path / "cache")
+    first = stages.score(store, create("fad", draws=2, cache=cache), data, progress=False)
+    assert stages.score(store, create("fad", draws=2, cache=cache, batch_size=2), data, progress=False) == first
+    assert stages.score(store, create("fad", draws=3, cache=cache), data, progress=False) != first
+    table = ScoreTable.read(first)
+    assert sorted(table.tracks) == sorted(tiny_data.manifest("train").ids)
+    clean = stages.filter_scores(store, first, 0.75, "per-target")
+    assert clean == stages.filter_scores(store, first, 0.75, "per-target")
+    assert clean != stages.filter_scores(store, first, 0.5, "per-target")
+
+
+# --- grids ---------------------------------------------------------------------------------------
+
+
+def test_grids_list_exactly_their_experiments():
+    from sepclean.pipeline.local_grid import xps
+
+    sheeps = xps("sepclean.mixed23")
+    conditions = [(s.xp.cfg.arch, s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.mode, s.xp.cfg.seed) for s in sheeps]
+    # 2 architectures x 3 seeds x (3 controls + 7 (method, mode) pairs x 3 ratios)
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 2 * 3 * (3 + 7 * 3) == 144
+    assert {c[0] for c in conditions} == {"openunmix", "hdemucs"}
+    assert ("hdemucs", "attribute", 0.9, "unified", 2) in conditions
+    assert sum(c[1] == "dirty" for c in conditions) == 6  # controls are not repeated per ratio
+    assert all(s.xp.cfg.archs.openunmix.preset is None for s in sheeps)  # full size for GPUs
+
+    demo = xps("sepclean.demo")
+    assert sorted((s.xp.cfg.arch, s.xp.cfg.method) for s in demo) == sorted(
+        (arch, method) for arch in ("openunmix", "hdemucs")
+        for method in ("dirty", "clean_twin", "oracle", "fad", "attribute"))
+    assert all(s.xp.cfg.archs.openunmix.preset == "tiny" for s in demo)  # size=cpu
+    scaling = xps("sepclean.scaling")
+    assert len(scaling) == 3 * 3 * 3 and {s.xp.cfg.method for s in scaling} == {"dirty", "clean_twin", "attribute"}
+    with pytest.raises(PipelineError, match="no grid 'sepclean.nope'"):
+        xps("sepclean.nope")
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+def _run(method, seed, avg, arch="openunmix", ratio=0.75, mode="unified"):
+    return ({"arch": arch, "method": method, "ratio": ratio, "mode": mode, "seed": seed},
+            {"sdr": {"vocals": avg, "avg": avg}, "kept": 10, "converged": True})
+
+
+def test_paired_interval_and_gap_closed():
+    dirty = [1.0, 2.0, 3.0]
+    clean = [2.0, 3.0, 4.0]
+    method = [1.5, 2.7, 3.4]  # differences 0.5, 0.7, 0.4
+    runs = [_run("dirty", s, v) for s, v in enumerate(dirty)] + [_run("clean_twin", s, v) for s, v in enumerate(clean)]
+    runs += [_run("fad", s, v) for s, v in enumerate(method)]
+    rows = {r["method"]: r for r in results.summarise(runs)}
+    fad = rows["fad"]
+    assert fad["delta"] == pytest.approx(0.5333333)
+    sd = math.sqrt(((0.5 - 0.5333333) ** 2 + (0.7 - 0.5333333) ** 2 + (0.4 - 0.5333333) ** 2) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2)
+    assert fad["delta_low"] == pytest.approx(0.5333333 - half) and fad["delta_high"] == pytest.approx(0.5333333 + half)
+    assert fad["gap_closed"] == pytest.approx(0.5333333)  # the clean twin is 1 dB above dirty
+    assert fad["sdr_avg"] == pytest.approx(2.5333333) and fad["sdr_avg_std"] == pytest.approx(0.9609024)
+    assert rows["dirty"]["ratio"] is None and "delta" not in rows["dirty"]
+    table = results.markdown(results.summarise(runs))
+    assert "+0.53 [" in table and "53%" in table
+
+
+def test_seed_pairs_only_count_seeds_both_conditions_have():
+    runs = [_run("dirty", 0, 1.0), _run("dirty", 1, 2.0), _run("fad", 1, 2.5)]
+    fad = next(r for r in results.summarise(runs) if r["method"] == "fad")
+    assert fad["delta"] == pytest.approx(0.5) and math.isnan(fad["delta_low"])
+
+
+def test_unknown_condition_names_the_controls_and_methods(tmp_path):
+    from sepclean.pipeline.experiment import Experiment
+
+    experiment = Experiment({"method": "magic", "seed": 0, "scoring": {}}, ArtifactStore(tmp_path), Path(tmp_path))
+    with pytest.raises(PipelineError, match="no cleaning condition 'magic': the controls are dirty, clean_twin"):
+        experiment.scorer()
