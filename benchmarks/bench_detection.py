@@ -39,7 +39,7 @@ from scipy.stats import rankdata
 
 from sepclean import STEMS
 from sepclean.detection import labels, load_contamination
-from sepclean.filtering import AUTO, clean_manifest
+from sepclean.filtering import auto_keep
 from sepclean.manifest import Manifest
 from sepclean.scan import scan
 from sepclean.scores import UNIFIED, ScoreTable
@@ -412,7 +412,7 @@ def auto_ratio(found: list[tuple[ScoreTable, dict]]) -> tuple[float, float]:
     among the removed ones; NaN where nothing is removed)."""
     kept, precision = [], []
     for table, truth in found:
-        keep = set(clean_manifest(table, AUTO).keep)
+        keep = set(auto_keep(table.column(UNIFIED), table.metadata.get("cut")))
         removed = [t for t in table.tracks if t not in keep]
         kept.append(len(keep) / len(table.tracks))
         if removed:
