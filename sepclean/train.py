@@ -14,8 +14,10 @@ import dora
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+import sepclean.dora_compat  # noqa: F401  (dora's orphan check without a terminal)
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.experiment import Experiment
+from sepclean.pipeline.shards import use_allotted_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ def experiment(cfg: DictConfig, progress: bool = True) -> Experiment:
 def main(cfg: DictConfig) -> None:
     xp = dora.get_xp()
     logging.getLogger("sepclean").setLevel(logging.INFO)
+    use_allotted_cpus()
     if xp.link.history:
         logger.info("XP %s is done: %s", xp.sig, xp.link.history[-1])
         return

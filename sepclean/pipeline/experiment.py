@@ -27,6 +27,7 @@ import yaml
 from sepclean.errors import PipelineError
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.pipeline.shards import Shards
 from sepclean.toolkit import TrainResult, TrainSpec
 
 CONTROLS = {"dirty": "train", "clean_twin": "train_clean", "reference_only": "reference"}
@@ -97,6 +98,10 @@ class Experiment:
             settings["targets"] = self.cfg["archs"][self.cfg["scoring"]["baseline"]].get("targets")
         return create(method, **settings)
 
+    def shards(self) -> Shards:
+        settings = dict(self.cfg.get("shards") or {})
+        return Shards(**settings, slurm=dict(self.cfg.get("slurm") or {}))
+
     def run(self) -> dict:
         """Run (or resume, or read back) every stage; returns the XP's metrics."""
         cfg = self.cfg
@@ -115,7 +120,8 @@ class Experiment:
                 dirty = self.train(base_arch, data, "train")
                 baseline = Baseline(cfg["archs"][base_arch]["toolkit"], dirty.checkpoint)
             self.log(f"[score] {method}")
-            scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress)
+            scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(),
+                                  self.log)
             self.log(f"[filter] ratio {cfg['ratio']}, {cfg['mode']}")
             clean = stages.filter_scores(self.store, scores, cfg["ratio"], cfg["mode"])
             model = self.train(arch, data, "train", clean)

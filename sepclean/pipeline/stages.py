@@ -10,6 +10,7 @@ made once. The dora main, the ``sepclean`` commands and the demo call these func
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sepclean.clean_manifest import CleanManifest
 from sepclean.errors import PipelineError
 from sepclean.manifest import Manifest
 from sepclean.pipeline.artifacts import ArtifactStore, digest, read_json
+from sepclean.pipeline.shards import Shards, score_shard
 from sepclean.scorers import Baseline, Scorer, ScoringTask
 from sepclean.scores import ScoreTable
 from sepclean.toolkit import TrainResult, TrainSpec
@@ -152,8 +154,10 @@ def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
 # --- scoring and filtering -----------------------------------------------------------------------
 
 def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline | None = None,
-          device: str = "cpu", progress: bool = True) -> Path:
-    """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes)."""
+          device: str = "cpu", progress: bool = True, shards: Shards | None = None, log=print) -> Path:
+    """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes).
+    ``shards``: a shardable scorer (one with a ``shard`` setting: ``attribute``) computes its work in
+    that many shards first, here or as a SLURM job array; the table is then merged here."""
     task = ScoringTask(data.manifest("train"), data.manifest("reference"), baseline if scorer.needs_baseline else None,
                        data.contamination if scorer.needs_truth else None, device, progress)
     scorer.check(task)
@@ -164,6 +168,12 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
         inputs.append(digest(task.contamination))
 
     def make(folder: Path) -> dict:
+        if shards is not None and shards.count > 1:
+            if "shard" not in {f.name for f in dataclasses.fields(scorer)}:
+                log(f"{scorer.name} has no shards: it scores in one piece")
+            else:
+                shards.run(functools.partial(score_shard, scorer, task, folder / "work"), folder / "shards",
+                           name=f"sepclean_{scorer.name}_{folder.name}", log=log)
         table = scorer.score(task, folder / "work")
         table.write(folder / "table")
         return {"tracks": len(table.tracks), "targets": table.targets}
