@@ -4,19 +4,24 @@ the toolkit adapter; the pipeline's ``per-stem`` mode sets it for joint models o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
-from sepclean.toolkit import TrainSpec
+from sepclean.pipeline import stages
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.pipeline.experiment import Experiment, metrics
+from sepclean.toolkit import TrainResult, TrainSpec
 from sepclean_plugins.demucs import DemucsToolkit, data, train
 from sepclean_plugins.demucs.toolkit import TRACKS, UNIT, demucs_argv
 
 SOURCES = list(DemucsToolkit.sources)
-EXCERPTS = dict(segment=2.0, shift=0.5, channels=2, normalize=True)  # the tiny_hdemucs variant's
+EXCERPTS = {"segment": 2.0, "shift": 0.5, "channels": 2, "normalize": True}  # the tiny_hdemucs variant's
 
 
 def per_target_clean(manifest) -> CleanManifest:
@@ -115,3 +120,50 @@ def test_per_stem_training_through_the_adapter(tiny_data, tmp_path, monkeypatch)
     assert isinstance(loader.dataset, data.PerStemSet) and loader.dataset.seed == 3
     assert isinstance(loader.sampler, data.EpochSampler) and loader.sampler.epoch == 1
     assert len(loader) == 2  # epoch_updates batches
+
+
+# --- the pipeline ---------------------------------------------------------------------------------
+
+
+def test_the_train_key_is_unchanged_without_per_stem():
+    spec = TrainSpec(train=Path("train.jsonl"), valid=Path("valid.jsonl"), clean=Path("clean.json"), targets=None,
+                     preset="tiny_hdemucs", overrides={"hdemucs.channels": 8, "dora.dir": "/xps"}, epochs=3,
+                     epoch_updates=5, seed=1, device="cpu", quiet=True)
+    store = ArtifactStore("unused")
+    config = stages.train_config("demucs", spec)
+    assert "per_stem" not in config
+    # The key main's stages.train gave this spec before per_stem existed.
+    assert store.key("train", config, ["a", "b", "c"]) == "4069b5531c282b14"
+    on = stages.train_config("demucs", dataclasses.replace(spec, per_stem=True))
+    assert on == {**config, "per_stem": True}
+
+
+def _experiment(mode: str, tmp_path) -> Experiment:
+    archs = {"openunmix": {"toolkit": "openunmix", "targets": ["vocals"], "epochs": 1},
+             "hdemucs": {"toolkit": "demucs", "epochs": 1}}
+    return Experiment({"mode": mode, "seed": 0, "archs": archs}, ArtifactStore(tmp_path), tmp_path)
+
+
+def test_per_stem_mode_is_for_joint_models_with_a_clean_manifest(tmp_path):
+    data_ = stages.Data(tmp_path, {"train": tmp_path / "train.jsonl", "valid": tmp_path / "valid.jsonl"}, None)
+    clean = tmp_path / "clean.json"
+    per_stem = _experiment("per-stem", tmp_path)
+    assert per_stem.spec("hdemucs", data_, "train", clean).per_stem
+    assert not per_stem.spec("hdemucs", data_, "train").per_stem  # controls and the dirty baseline
+    assert not per_stem.spec("openunmix", data_, "train", clean).per_stem  # per-target models: as per-target
+    assert not _experiment("per-target", tmp_path).spec("hdemucs", data_, "train", clean).per_stem
+    # Open-Unmix's per-stem model is its per-target one: the same artifact.
+    assert stages.train_config("openunmix", per_stem.spec("openunmix", data_, "train", clean)) == \
+        stages.train_config("openunmix", _experiment("per-target", tmp_path).spec("openunmix", data_, "train", clean))
+
+
+def test_metrics_count_what_each_source_trained_on(tiny_data):
+    data_ = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    pool = tiny_data.manifest("train").ids
+    lists = per_target_clean(tiny_data.manifest("train")).keep
+    evaluation = {"median": {"vocals": 1.0}, "average": 1.0}
+    out = metrics(data_, TrainResult(Path("xp"), lists, {UNIT: 1}, {UNIT: 2}), evaluation, None)
+    assert out["kept"] == sum(map(len, lists.values())) / 4 and out["kept_per_unit"] == {s: len(v) for s, v in lists.items()}
+    truth = tiny_data.contamination["tracks"]
+    bad = {t for t in pool if truth[t]["contaminated"]}
+    assert out["removed_contaminated"] == sum(len(bad - set(v)) for v in lists.values()) / 4
