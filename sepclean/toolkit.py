@@ -64,6 +64,9 @@ class TrainSpec:
     device: str | None = None
     """None: CUDA when available."""
     quiet: bool = False
+    per_stem: bool = False
+    """Joint models (Demucs): each source from the tracks a per-target clean manifest keeps for it,
+    instead of the tracks kept for every target. Per-target models (Open-Unmix) always train so."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class TrainResult:
     checkpoint: Path
     """What ``Toolkit.load`` takes."""
     tracks: dict[str, list[str]]
-    """unit -> the track ids it really trained on (after the clean manifest)."""
+    """unit -> the track ids it really trained on (after the clean manifest); for a joint model
+    trained ``per_stem``, source -> the track ids that source came from."""
     best_epoch: dict[str, int]
     epochs: dict[str, int]
     """unit -> epochs trained."""

@@ -161,10 +161,14 @@ def test_grids_list_exactly_their_experiments():
 
     sheeps = xps("sepclean.mixed23")
     conditions = [(s.xp.cfg.arch, s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.mode, s.xp.cfg.seed) for s in sheeps]
-    # 2 architectures x 3 seeds x (3 controls + 7 (method, mode) pairs x 3 ratios)
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 2 * 3 * (3 + 7 * 3) == 144
+    # 2 architectures x 3 seeds x (3 controls + 7 (method, mode) pairs x 3 ratios), and HDemucs
+    # per stem: 3 seeds x 2 methods x 3 ratios
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 2 * 3 * (3 + 7 * 3) + 3 * 2 * 3 == 162
     assert {c[0] for c in conditions} == {"openunmix", "hdemucs"}
     assert ("hdemucs", "attribute", 0.9, "unified", 2) in conditions
+    per_stem = {c for c in conditions if c[3] == "per-stem"}
+    assert {c[:2] for c in per_stem} == {("hdemucs", "attribute"), ("hdemucs", "fad")} and len(per_stem) == 18
+    assert ("hdemucs", "attribute", 0.75, "per-target", 0) in conditions  # what per-stem compares to
     assert sum(c[1] == "dirty" for c in conditions) == 6  # controls are not repeated per ratio
     assert all(s.xp.cfg.archs.openunmix.preset is None for s in sheeps)  # full size for GPUs
 

@@ -24,6 +24,7 @@ from typing import Callable
 
 import yaml
 
+from sepclean import toolkit as toolkits
 from sepclean.errors import PipelineError
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
@@ -32,6 +33,11 @@ from sepclean.toolkit import TrainResult, TrainSpec
 
 CONTROLS = {"dirty": "train", "clean_twin": "train_clean", "reference_only": "reference"}
 """Conditions that train on a whole split, without scoring: condition -> split."""
+
+MODES = {"unified": "unified", "per-target": "per-target", "per-stem": "per-target"}
+"""Cleaning mode -> the clean manifest's mode. ``per-stem`` keeps the per-target lists too, and a
+joint model (Demucs) draws each source from its own list (``TrainSpec.per_stem``) instead of
+training on the songs kept for every target; per-target models (Open-Unmix) train as in ``per-target``."""
 
 
 def overrides(items) -> dict:
@@ -73,10 +79,11 @@ class Experiment:
         if settings["toolkit"] == "demucs":
             extra.setdefault("dora.dir", str(self.demucs_dir))
         targets = settings.get("targets")
+        per_stem = clean is not None and self.cfg.get("mode") == "per-stem" and toolkits.get(settings["toolkit"]).joint
         return TrainSpec(train=data.path(split), valid=data.path("valid"), clean=clean,
                          targets=tuple(targets) if targets else None, preset=settings.get("preset"),
                          overrides=extra, epochs=settings["epochs"], epoch_updates=settings.get("epoch_updates"),
-                         seed=self.cfg["seed"], device=self.device, quiet=not self.progress)
+                         seed=self.cfg["seed"], device=self.device, quiet=not self.progress, per_stem=per_stem)
 
     def train(self, arch: str, data: stages.Data, split: str, clean: Path | None = None) -> TrainResult:
         toolkit = self.cfg["archs"][arch]["toolkit"]
@@ -111,6 +118,8 @@ class Experiment:
         if method in CONTROLS:
             model = self.train(arch, data, CONTROLS[method])
         else:
+            if cfg["mode"] not in MODES:
+                raise PipelineError(f"mode must be one of {', '.join(MODES)}; got {cfg['mode']!r}")
             scorer = self.scorer()
             baseline = None
             if scorer.needs_baseline:
@@ -123,7 +132,7 @@ class Experiment:
             scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(),
                                   self.log)
             self.log(f"[filter] ratio {cfg['ratio']}, {cfg['mode']}")
-            clean = stages.filter_scores(self.store, scores, cfg["ratio"], cfg["mode"])
+            clean = stages.filter_scores(self.store, scores, cfg["ratio"], MODES[cfg["mode"]])
             model = self.train(arch, data, "train", clean)
         self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
         targets = cfg["archs"][arch].get("targets")

@@ -132,14 +132,21 @@ def _clean_key(clean: Path | None) -> str | None:
     return digest({"keep": manifest.keep, "dataset": manifest.dataset_hash})
 
 
+def train_config(toolkit: str, spec: TrainSpec) -> dict:
+    """What names a trained model, besides its inputs: the settings of ``spec`` that change it."""
+    identity = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train", "valid", "clean", "device", "quiet")}
+    # Where XPs of other tools live is not what a model is.
+    identity["overrides"] = {k: v for k, v in spec.overrides.items() if not k.startswith("dora.")}
+    if not spec.per_stem:  # recorded only when on: models made before it existed keep their key
+        del identity["per_stem"]
+    return {"toolkit": toolkit, **identity}
+
+
 def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
     """A trained model (resumed when interrupted, reused when done)."""
     from sepclean import toolkit as toolkits
 
     adapter = toolkits.get(toolkit)
-    identity = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train", "valid", "clean", "device", "quiet")}
-    # Where XPs of other tools live is not what a model is.
-    identity["overrides"] = {k: v for k, v in spec.overrides.items() if not k.startswith("dora.")}
     inputs = [Manifest.load(spec.train).hash, Manifest.load(spec.valid).hash, _clean_key(spec.clean)]
 
     def make(folder: Path) -> dict:
@@ -147,7 +154,7 @@ def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
         return {"checkpoint": str(result.checkpoint), "tracks": result.tracks, "best_epoch": result.best_epoch,
                 "epochs": result.epochs}
 
-    summary = store.summary(store.produce("train", {"toolkit": toolkit, **identity}, inputs, make))
+    summary = store.summary(store.produce("train", train_config(toolkit, spec), inputs, make))
     return TrainResult(Path(summary["checkpoint"]), summary["tracks"], summary["best_epoch"], summary["epochs"])
 
 

@@ -1,15 +1,19 @@
-"""demucs' own dataset, ``demucs.wav.Wavset``, over the tracks of a sepclean manifest."""
+"""demucs' own dataset, ``demucs.wav.Wavset``, over the tracks of a sepclean manifest; and the
+per-stem training set, whose every source comes from the tracks kept for that source."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+import torch
 from demucs.repitch import RepitchedWrapper
 from demucs.wav import MIXTURE, Wavset
-from torch.utils.data import ConcatDataset, Dataset
+from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest, Track
@@ -148,3 +152,123 @@ def keep(manifest: Manifest, clean: CleanManifest, targets: list[str], allow_oth
             )
     logger.info("clean manifest keeps %d of %d tracks (%d dropped)", len(kept), len(manifest), len(manifest) - len(kept))
     return manifest.subset(kept)
+
+
+def example_origin(dataset, index: int) -> tuple[str, int]:
+    """(track id, excerpt number within the track) of a Wavset dataset's example ``index``."""
+    if index < 0:
+        raise IndexError(index)
+    for w in wavsets(dataset):
+        for name, count in zip(w.metadata, w.num_examples):
+            if index < count:
+                return name, index
+            index -= count
+    raise IndexError(f"example {index} is past the dataset's end")
+
+
+@functools.lru_cache(maxsize=256)
+def _order(seed: int, epoch: int, source: int, lap: int, size: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch, source, lap]).permutation(size)
+
+
+class PerStemSet(Dataset):
+    """Demucs training examples ``(sources, channels, frames)`` whose source ``s`` is always an
+    excerpt of a track kept for ``s``: per-stem cleaning of a joint model, with no solver change.
+
+    One ``Wavset`` per source over that source's kept tracks gives its excerpts (demucs' own
+    loading, resampling, normalisation by the track's mixture statistics, padding). An example
+    stacks one excerpt per source, from different songs in general, as demucs' ``Remix``
+    augmentation mixes them; the solver trains on their sum, as it does for every batch.
+
+    How excerpts are drawn: an epoch has ``len(self)`` examples, the most excerpts any source has.
+    Within epoch ``e``, source ``s`` walks through its ``M_s`` excerpts in laps, each lap a random
+    order seeded by ``(seed, e, s, lap)``: every kept excerpt of ``s`` is used ⌊len/M_s⌋ or
+    ⌈len/M_s⌉ times an epoch, and evenly across epochs (each track in proportion to its length, as
+    in a ``Wavset``). The draw is a function of ``(epoch, index)`` and the seed only, so a resumed
+    run draws what an uninterrupted one does. ``dataset[i]`` is epoch 0's example ``i``;
+    ``dataset[(e, i)]`` is epoch ``e``'s, the indices ``EpochSampler`` yields.
+    """
+
+    def __init__(self, sets: dict[str, Dataset], seed: int = 0):
+        empty = [s for s, w in sets.items() if not len(w)]
+        if not sets or empty:
+            raise ToolkitError(f"per-stem training set: no excerpt for {', '.join(empty) or 'any source'}")
+        self.sets = dict(sets)
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return max(len(w) for w in self.sets.values())
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.sets)
+
+    def draw(self, index: int, epoch: int = 0) -> dict[str, int]:
+        """Source -> the index, in that source's Wavset, of its excerpt in example ``index`` of ``epoch``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"example {index} of a per-stem set of {len(self)}")
+        drawn = {}
+        for k, (source, excerpts) in enumerate(self.sets.items()):
+            size = len(excerpts)
+            drawn[source] = int(_order(self.seed, epoch, k, index // size, size)[index % size])
+        return drawn
+
+    def origin(self, index: int, epoch: int = 0) -> dict[str, tuple[str, int]]:
+        """Source -> (track id, excerpt number within the track) of example ``index`` of ``epoch``."""
+        return {s: example_origin(self.sets[s], j) for s, j in self.draw(index, epoch).items()}
+
+    def kept(self) -> dict[str, list[str]]:
+        """Source -> the tracks its excerpts come from."""
+        return {s: track_ids(w) for s, w in self.sets.items()}
+
+    def __getitem__(self, index) -> torch.Tensor:
+        epoch, index = index if isinstance(index, tuple) else (0, index)
+        return torch.cat([self.sets[s][j] for s, j in self.draw(index, epoch).items()])
+
+
+class EpochSampler(Sampler):
+    """``(epoch, index)`` for each index of ``sampler``: a ``PerStemSet`` draws every epoch anew.
+
+    demucs' solver iterates its train loader once an epoch, so each pass is the next epoch,
+    counted from ``first_epoch`` (the epochs a resumed XP has already trained).
+    """
+
+    def __init__(self, sampler, first_epoch: int = 0):
+        self.sampler = sampler
+        self.epoch = first_epoch
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return ((epoch, index) for index in self.sampler)
+
+
+def per_stem_set(
+    manifest: Manifest,
+    sources: list[str],
+    clean: CleanManifest | None = None,
+    *,
+    seed: int = 0,
+    allow_other_dataset: bool = False,
+    metadata: dict[str, dict] | None = None,
+    **options,
+) -> PerStemSet:
+    """The per-stem training set: each source over the tracks ``clean`` keeps for it (its own list
+    in a per-target clean manifest, the one list of a unified one; every track without one).
+    ``options`` are ``wavset``'s (segment, shift, samplerate, channels, normalize)."""
+    if metadata is None:
+        metadata = build_metadata(manifest)
+    sets = {}
+    for source in sources:
+        kept = manifest.ids if clean is None else clean.check(manifest, source, allow_other_dataset)
+        sets[source] = wavset(manifest.subset(kept), [source], metadata=metadata, **options)
+        logger.info("per-stem: %s from %d of %d tracks", source, len(kept), len(manifest))
+    return PerStemSet(sets, seed)
+
+
+def trained_tracks(dataset) -> list[str] | dict[str, list[str]]:
+    """What a training set holds: its track ids, or per source for a per-stem set."""
+    inner = dataset.dataset if isinstance(dataset, RepitchedWrapper) else dataset
+    return inner.kept() if isinstance(inner, PerStemSet) else track_ids(dataset)

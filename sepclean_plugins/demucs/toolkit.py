@@ -29,7 +29,8 @@ XP_RECORD = "SEPCLEAN_DEMUCS_XP_RECORD"
 """Environment variable: a file where the plugin's dora main records its XP (signature, folder)."""
 
 TRACKS = "tracks.json"
-"""Written into the XP folder: the track ids the model trains on (after the clean manifest)."""
+"""Written into the XP folder: the track ids the model trains on (after the clean manifest), or
+with ``dset.per_stem`` source -> the track ids that source comes from."""
 
 
 def demucs_argv(spec: TrainSpec, overrides: dict) -> list[str]:
@@ -39,7 +40,8 @@ def demucs_argv(spec: TrainSpec, overrides: dict) -> list[str]:
                            f"targets {list(spec.targets)} cannot be trained alone")
     settings = {"dset.manifest": str(spec.train), "dset.valid_manifest": str(spec.valid),
                 "dset.clean_manifest": str(spec.clean) if spec.clean else None, "seed": spec.seed,
-                "epochs": spec.epochs, "epoch_updates": spec.epoch_updates, "test.enabled": False, **overrides}
+                "epochs": spec.epochs, "epoch_updates": spec.epoch_updates, "test.enabled": False,
+                "dset.per_stem": True if spec.per_stem else None, **overrides}
     # variant is a config group: its value is a name, not a string literal.
     argv = [f"variant={spec.preset}"] if spec.preset else []
     return argv + [f"{key}={json.dumps(value)}" for key, value in settings.items() if value is not None]
@@ -112,7 +114,9 @@ class DemucsToolkit(Toolkit):
         values = [epoch["valid"][metric] for epoch in history]
         best = (max if metric.startswith("nsdr") else min)(range(len(values)), key=values.__getitem__)
         tracks = json.loads((folder / TRACKS).read_text())
-        return TrainResult(folder, {UNIT: tracks}, {UNIT: best + 1}, {UNIT: len(history)})
+        if not isinstance(tracks, dict):  # per-stem training records each source's tracks
+            tracks = {UNIT: tracks}
+        return TrainResult(folder, tracks, {UNIT: best + 1}, {UNIT: len(history)})
 
     def _check_unit(self, unit: str) -> None:
         if unit != UNIT:

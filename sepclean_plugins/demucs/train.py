@@ -3,8 +3,9 @@
 demucs' own training (``demucs.train``'s builders, ``demucs.solver.Solver``) with this package's
 hydra config (``conf/``), since the demucs wheel ships none. The training tracks come from a folder
 (``dset.wav``) or a sepclean manifest (``dset.manifest``), and ``dset.clean_manifest`` keeps only
-the tracks it names. XPs live in ``dora.dir`` (``./outputs``, or ``$SEPCLEAN_DEMUCS_DIR``); running
-an XP again resumes it from the ``checkpoint.th`` in its folder.
+the tracks it names (with ``dset.per_stem``, each source's own list). XPs live in ``dora.dir``
+(``./outputs``, or ``$SEPCLEAN_DEMUCS_DIR``); running an XP again resumes it from the
+``checkpoint.th`` in its folder.
 """
 
 from __future__ import annotations
@@ -82,32 +83,45 @@ def _metadata(manifest: Manifest, dset: DictConfig) -> dict[str, dict]:
     return _cached(file, lambda: data.build_metadata(manifest), _write_json, lambda f: json.loads(f.read_text()))
 
 
-def _keep(manifest: Manifest, dset: DictConfig) -> Manifest:
+def _with_clean(manifest: Manifest, dset: DictConfig, apply):
+    """``apply(clean)`` with the clean manifest of ``dset``, its errors naming the setting."""
     clean = CleanManifest.load(dset.clean_manifest)
     try:
-        return data.keep(manifest, clean, list(dset.sources), dset.allow_other_dataset)
+        return apply(clean)
     except CleanManifestError as e:
         other = clean.dataset_hash not in (None, manifest.hash)
         hint = " (dset.allow_other_dataset=true)" if other else ""
         raise CleanManifestError(f"dset.clean_manifest={dset.clean_manifest}: {e}{hint}") from None
 
 
+def _keep(manifest: Manifest, dset: DictConfig) -> Manifest:
+    return _with_clean(manifest, dset, lambda clean: data.keep(manifest, clean, list(dset.sources),
+                                                                 dset.allow_other_dataset))
+
+
 def get_datasets(args: DictConfig):
-    """demucs' train and valid sets (Wavsets): the train tracks those the clean manifest keeps."""
+    """demucs' train and valid sets (Wavsets): the train tracks those the clean manifest keeps, or
+    with ``dset.per_stem`` each source over the tracks kept for it (``data.PerStemSet``)."""
     audio_compat.install()
     dset = args.dset
     sources = list(dset.sources)
     train = split_tracks(dset, "manifest", "train")
     train_metadata = _metadata(train, dset)  # of every track: shared by all retrainings
-    if dset.clean_manifest:
-        train = _keep(train, dset)
     valid = split_tracks(dset, "valid_manifest", "valid")
     options = dict(samplerate=dset.samplerate, channels=dset.channels, normalize=dset.normalize)
-    train_set = data.wavset(
-        train, sources, metadata=train_metadata, segment=dset.segment, shift=dset.shift, **options
-    )
-    excerpts = {} if dset.full_cv else dict(segment=dset.segment, shift=dset.shift)
-    valid_set = data.wavset(valid, [MIXTURE, *sources], metadata=_metadata(valid, dset), **excerpts, **options)
+    excerpts = dict(segment=dset.segment, shift=dset.shift)
+    if dset.per_stem:
+        def per_stem(clean):
+            return data.per_stem_set(train, sources, clean, seed=args.seed, metadata=train_metadata,
+                                     allow_other_dataset=dset.allow_other_dataset, **excerpts, **options)
+
+        train_set = _with_clean(train, dset, per_stem) if dset.clean_manifest else per_stem(None)
+    else:
+        if dset.clean_manifest:
+            train = _keep(train, dset)
+        train_set = data.wavset(train, sources, metadata=train_metadata, **excerpts, **options)
+    valid_set = data.wavset(valid, [MIXTURE, *sources], metadata=_metadata(valid, dset),
+                            **({} if dset.full_cv else excerpts), **options)
     return train_set, valid_set
 
 
@@ -140,11 +154,18 @@ def get_solver(args: DictConfig):
         )
     logger.info("train/valid set size: %d %d", len(train_set), len(valid_set))
     loader = functools.partial(distrib.loader, num_workers=args.misc.num_workers)
+    sampler = None
     if args.epoch_updates:
         if distrib.world_size > 1:
             raise ToolkitError("epoch_updates is for single-process training (distributed training shards each epoch)")
         # Without replacement: every example is drawn once before any is drawn again.
         sampler = RandomSampler(train_set, num_samples=args.epoch_updates * args.batch_size)
+    if args.dset.per_stem:
+        if distrib.world_size > 1:
+            raise ToolkitError("dset.per_stem is for single-process training (its sampler counts the epochs)")
+        # Epochs the checkpoint holds are done: a resumed XP draws the next epoch's examples.
+        sampler = data.EpochSampler(sampler or RandomSampler(train_set), first_epoch=len(solver.history))
+    if sampler is not None:
         train_loader = loader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True)
     else:
         train_loader = loader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
@@ -174,7 +195,7 @@ def main(args: DictConfig) -> None:
         _write_json({"sig": xp.sig, "folder": str(xp.folder)}, Path(os.environ[XP_RECORD]))
     solver = get_solver(args)
     if distrib.rank == 0:
-        _write_json(data.track_ids(solver.loaders["train"].dataset), xp.folder / TRACKS)
+        _write_json(data.trained_tracks(solver.loaders["train"].dataset), xp.folder / TRACKS)
     # demucs' Solver tests on <dset.musdb>/test every test.every epochs and after the last one, with
     # no switch to turn it off; test.enabled=false replaces exactly that call, for this run only.
     with mock.patch.object(demucs.solver, "evaluate", demucs.solver.evaluate if args.test.enabled else _no_test):
