@@ -155,6 +155,7 @@ def roc_curves(tables: list[tuple[str, ScoreTable, dict]], path: Path) -> Path:
     colour = colours(label for label, _, _ in tables)
     for ax, column in zip(axes, columns):
         ax.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1, label="chance (0.50)")
+        drawn = 0
         for label, table, truth in tables:
             if column != UNIFIED and column not in table.targets:
                 continue
@@ -163,8 +164,12 @@ def roc_curves(tables: list[tuple[str, ScoreTable, dict]], path: Path) -> Path:
             fpr, tpr = roc_curve(scores, bad)
             if np.isnan(tpr).any():
                 continue  # no contaminated (or no clean) song for this target: no curve
+            drawn += 1
             ax.plot(fpr, tpr, color=colour[label], linewidth=1.6,
                     label=f"{label} ({auroc(scores, bad):.2f})")
+        if not drawn:
+            ax.text(0.5, 0.55, "no curve: no song whose stem\nof this target was contaminated (or none clean)",
+                    ha="center", va="center", fontsize=8, transform=ax.transAxes)
         ax.set_title("all (unified score)" if column == UNIFIED else f"{column} (its stem contaminated)", fontsize=10)
         ax.set_xlim(-0.02, 1.02)  # curves along the frame stay visible
         ax.set_ylim(-0.02, 1.02)

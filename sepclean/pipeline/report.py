@@ -194,6 +194,7 @@ class _Report:
         self.plots: list[Path] = []
 
     def write(self) -> Written:
+        self.named = self._artifacts()
         body = [*self._conditions(), *self._sdr(), *self._scores(), *self._removed()]
         head = [Heading(f"sepclean report: grid {self.found.name}", 1), Text(self._overview())]
         if self.reader.problems:
@@ -292,11 +293,9 @@ class _Report:
 
     def _scores(self) -> list:
         blocks = [Heading("Scores: how they separate clean from contaminated songs")]
-        named = self._artifacts()
-        self.named = named
         # One scores table per method: the lowest seed's (the seeds' AUROCs are in the condition table).
         chosen: dict[str, dict[int, dict[str, str | None]]] = {}
-        for cfg, art in named:
+        for cfg, art in self.named:
             if art.get("scores"):
                 chosen.setdefault(cfg["method"], {}).setdefault(int(cfg["seed"]), {})[art["scores"]] = art.get("data")
         if not chosen:
