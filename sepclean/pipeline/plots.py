@@ -59,6 +59,9 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
             ax = axes[0][i] if len(targets) == 1 else axes[i][j]
             first_column, last_row = (i == 0, True) if len(targets) == 1 else (j == 0, i == len(archs) - 1)
             key, std = f"sdr_{target}", f"sdr_{target}_std"
+            if not any(finite(r.get(key)) for r in rows if r["arch"] == arch):
+                ax.text(0.5, 0.5, f"no {target} SDR: {arch} was not trained for it", ha="center", va="center",
+                        fontsize=9, transform=ax.transAxes)
             for control, (style, label) in CONTROL_STYLES.items():
                 row = next((r for r in rows if r["arch"] == arch and r["method"] == control), None)
                 if row is None or not finite(row.get(key)):
