@@ -70,6 +70,19 @@ def _evaluation(arch: str, method: str, ratio: float | None, seed: int) -> dict:
     return {"median": sdr, "average": float(np.mean(list(sdr.values())))}
 
 
+def _xp(root: Path, data: Data, arch: str, method: str, seed: int, ratio=0.75, mode="per-target", scores=None,
+        clean=None) -> tuple[dict, dict]:
+    """One XP's (config, metrics), as the pipeline records them."""
+    kept = CleanManifest.load(clean) if clean else None
+    if arch == "openunmix":  # one model per target, each on its own kept list
+        tracks = {t: kept.kept(t) if kept else POOL for t in sepclean.STEMS}
+    else:  # one joint model, on the songs kept for every target
+        tracks = {"all": kept.kept(None) if kept else POOL}
+    model = TrainResult(root / "models" / arch / method, tracks, {u: 3 for u in tracks}, {u: 5 for u in tracks})
+    cfg = {"arch": arch, "method": method, "ratio": ratio, "mode": mode, "seed": seed}
+    return cfg, metrics(data, model, _evaluation(arch, method, ratio if scores else None, seed), scores, clean)
+
+
 def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SEEDS, truth=True) -> Path:
     """A summary.json as ``sepclean grid`` writes it: every XP's metrics made by the pipeline's own
     ``experiment.metrics``, naming real artifact files (scores tables, clean manifests, ground truth)."""
@@ -86,26 +99,14 @@ def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SE
             tables[method] = root / "artifacts" / "scores" / f"{method}-{seed}" / "table"
             _scores(method, seed, ground, pool).write(tables[method])
         for arch in archs:
-            def xp(method, ratio=0.75, mode="per-target", scores=None, clean=None):
-                kept = CleanManifest.load(clean) if clean else None
-                if arch == "openunmix":  # one model per target, each on its own kept list
-                    tracks = {t: kept.kept(t) if kept else POOL for t in sepclean.STEMS}
-                else:  # one joint model, on the songs kept for every target
-                    tracks = {"all": kept.kept(None) if kept else POOL}
-                model = TrainResult(root / "models" / arch / method, tracks, {u: 3 for u in tracks},
-                                    {u: 5 for u in tracks})
-                cfg = {"arch": arch, "method": method, "ratio": ratio, "mode": mode, "seed": seed}
-                runs.append((cfg, metrics(data, model, _evaluation(arch, method, ratio if scores else None, seed),
-                                          scores, clean)))
-
-            xp("dirty")
-            xp("clean_twin")
+            runs.append(_xp(root, data, arch, "dirty", seed))
+            runs.append(_xp(root, data, arch, "clean_twin", seed))
             for method, mode in methods:
                 for ratio in ratios:
                     path = root / "artifacts" / "filter" / f"{method}-{seed}-{ratio}" / "clean.json"
                     if not path.exists():
                         clean_manifest(ScoreTable.read(tables[method]), ratio, mode).write(path)
-                    xp(method, ratio, mode, scores=tables[method], clean=path)
+                    runs.append(_xp(root, data, arch, method, seed, ratio, mode, tables[method], path))
     summary = root / "grid_results" / "hand" / "summary.json"
     write_json(summary, {"grid": "hand", "conditions": results.summarise(runs),
                          "xps": [{"config": c, "metrics": m} for c, m in runs]})

@@ -169,7 +169,8 @@ class _Reader:
 
         if data is None:
             return None
-        return self._once("train manifest", str(Path(data) / "manifests" / "train.jsonl"), lambda p: Manifest.load(p).ids)
+        path = Path(data) / "manifests" / "train.jsonl"
+        return self._once("train manifest", str(path), lambda p: Manifest.load(p).ids)
 
 
 def _missing(path: Path):
@@ -428,7 +429,7 @@ def to_markdown(blocks: list) -> str:
     return "\n\n".join(out) + "\n"
 
 
-STYLE = """body { font-family: system-ui, sans-serif; max-width: 1500px; margin: 2em auto; padding: 0 1em; color: #222; }
+STYLE = """body { font-family: system-ui, sans-serif; max-width: 1500px; margin: 2em auto; padding: 0 1em; }
 table { border-collapse: collapse; font-size: 13px; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; }
 th { background: #f2f2f2; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -441,8 +442,8 @@ def to_html(blocks: list, folder: Path, title: str) -> str:
     def inline(text: str) -> str:
         return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
 
-    out = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body>"]
+    out = [(f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>")]
     for block in blocks:
         if isinstance(block, Heading):
             out.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
