@@ -115,7 +115,7 @@ def score_histograms(tables: list[tuple[str, ScoreTable, dict | None]], path: Pa
         for j, column in enumerate(columns):
             ax = axes[i][j]
             if column != UNIFIED and column not in table.targets:
-                ax.text(0.5, 0.5, f"no {column} scores", ha="center", va="center", transform=ax.transAxes)
+                ax.text(0.5, 0.5, f"{label}: no {column} scores", ha="center", va="center", transform=ax.transAxes)
                 ax.set_axis_off()
                 continue
             scores = table.column(column)
@@ -136,6 +136,7 @@ def score_histograms(tables: list[tuple[str, ScoreTable, dict | None]], path: Pa
                 ax.set_title(f"{label}: {name}" + (f"  AUROC {found:.2f}" if math.isfinite(found) else ""), fontsize=9)
             ax.tick_params(labelsize=7)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # FAD distances have long tick labels
             if i == len(tables) - 1:
                 ax.set_xlabel("score (higher = keep)", fontsize=8)
             if j == 0:

@@ -378,7 +378,7 @@ class _Report:
             if clean.per_target:
                 row.append(", ".join(t for t, ids in kept.items() if track not in ids))
             if table is not None:
-                row += [f"{table.scores[track][c]:.4g}" for c in ["all", *targets]]
+                row += [_score(table.scores[track][c]) for c in ["all", *targets]]
             rows.append(row)
         counts = ", ".join(f"{t} {len(ids)}" for t, ids in lists.items()) if clean.per_target else str(len(clean.keep))
         line = f"Kept of {len(pool)} songs: {counts}. Removed (for any target): {len(removed)}"
@@ -389,6 +389,11 @@ class _Report:
             line += " (no ground truth: contamination unknown)"
         line += f". Clean manifest: `{path}`" + ("." if table is not None else "; its scores table could not be read.")
         return [title, Text(line), Table(header, rows) if rows else Text("No song removed.")]
+
+
+def _score(value: float) -> str:
+    """Four significant digits, without an exponent for large ones (FAD distances run to 1e5)."""
+    return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
 
 
 def _contaminated(truth: dict | None, track: str) -> str:
