@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
     "evaluate": ("sepclean.commands.evaluate", "separate a test manifest and score it with museval"),
     "grid": ("sepclean.commands.grid", "run a dora grid of experiments on this machine (no SLURM needed)"),
+    "report": ("sepclean.commands.report", "write a grid's results as a report (Markdown, HTML, PNG plots)"),
     "demo": ("sepclean.commands.demo", "run the main job on the embedded synthetic default"),
 }
 

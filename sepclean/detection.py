@@ -46,6 +46,22 @@ def auroc(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> floa
     return float((ranks[~bad].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
 
 
+def roc_curve(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve of flagging the lowest-scored tracks as contaminated, over the tracks in both
+    maps: (false positive rates, true positive rates), from (0, 0) to (1, 1), one point per distinct
+    score (tied tracks are flagged together). Its area (trapezoids) is ``auroc``."""
+    tracks = [t for t in scores if t in contaminated]
+    values = np.array([scores[t] for t in tracks], dtype=np.float64)
+    bad = np.array([bool(contaminated[t]) for t in tracks])
+    n_bad, n_good = int(bad.sum()), int((~bad).sum())
+    if n_bad == 0 or n_good == 0:
+        return np.array([0.0, 1.0]), np.array([np.nan, np.nan])
+    thresholds = np.unique(values)  # ascending: flag every track scored <= threshold
+    flagged_bad = np.array([(values[bad] <= t).sum() for t in thresholds])
+    flagged_good = np.array([(values[~bad] <= t).sum() for t in thresholds])
+    return np.concatenate([[0.0], flagged_good / n_good]), np.concatenate([[0.0], flagged_bad / n_bad])
+
+
 def labels(contamination: dict, kind: str | None = None, target: str | None = None) -> dict[str, bool]:
     """track -> contaminated. ``kind``: only that kind counts, other contaminated tracks are left
     out; ``target``: contaminated means that target's stem was affected."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = "sepclean.ci"
@@ -116,3 +117,35 @@ def test_the_clean_manifest_changes_what_each_model_trained_on(grid):
     logged = [json.loads(f.read_text()) for f in dora_dir.glob("artifacts/train/*/model/vocals.json")]
     assert sorted(len(h["sepclean"]["train_tracks"]) for h in logged) == sorted(
         [8] + [len(CleanManifest.load(f / "clean.json").kept("vocals")) for f in _artifacts(dora_dir, "filter")])
+
+
+def test_the_report_of_the_grid(grid, tmp_path):
+    """``sepclean report sepclean.ci``: every figure a valid PNG of real content, every condition
+    named, each removed-songs table exactly what its XP's clean manifest drops."""
+    from test_report import PLOTS, _removed_tables, assert_real_png
+
+    dora_dir, _, _, summary = grid
+    env = {**os.environ, "SEPCLEAN_DORA_DIR": str(dora_dir)}
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "sepclean", "report", GRID, "-o", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in PLOTS:
+        assert_real_png(out / name)
+    text = (out / "report.md").read_text()
+    for row in summary["conditions"]:
+        assert f"| {row['arch']} | {row['method']} | {'-' if row['ratio'] is None else row['ratio']} |" in text
+    # The ci grid has one ratio, one seed and no clean twin: the report says so.
+    assert "One ratio only (0.75)" in text and "One seed per condition" in text and "No clean_twin XP" in text
+    assert "report.html" in done.stdout and (out / "report.html").stat().st_size > 10_000
+    tables = _removed_tables(text)
+    assert sorted(tables) == ["fad, ratio 0.75, per-target (seed 0)", "loss, ratio 0.75, per-target (seed 0)"]
+    for xp in summary["xps"]:
+        art = xp["metrics"]["artifacts"]
+        if art["clean"] is None:
+            continue
+        pool = Manifest.load(Path(art["data"]) / "manifests" / "train.jsonl").ids
+        dropped = set(pool) - set(CleanManifest.load(art["clean"]).kept(None))
+        rows = tables[f"{xp['config']['method']}, ratio 0.75, per-target (seed 0)"]
+        assert sorted(row[0] for row in rows) == sorted(dropped)
+        assert all(row[1] in ("no",) or row[1].startswith("yes: ") for row in rows)  # ground truth known

@@ -139,11 +139,14 @@ class Experiment:
         evaluation = stages.evaluate(self.store, cfg["archs"][arch]["toolkit"], model, data.manifest("test"),
                                      list(targets) if targets else None, self.device, cfg["evaluate"]["workers"],
                                      cfg["evaluate"]["sdr_only"], self.progress)
-        return metrics(data, model, evaluation, scores)
+        return metrics(data, model, evaluation, scores, clean if scores is not None else None)
 
 
-def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Path | None) -> dict:
-    """What the explorer tables: what the model trained on, what the scores found, its SDR."""
+def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Path | None,
+            clean: Path | None = None) -> dict:
+    """What the explorer tables: what the model trained on, what the scores found, its SDR; and
+    where its artifacts are (``sepclean report`` reads the scores, the clean manifest and the data's
+    ground truth from there)."""
     pool = data.manifest("train").ids
     trained = {unit: set(ids) for unit, ids in model.tracks.items()}
     out = {
@@ -153,6 +156,9 @@ def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Pat
         "epochs": model.epochs,
         "converged": all(model.best_epoch[u] < model.epochs[u] for u in model.epochs),
         "sdr": {**evaluation["median"], "avg": evaluation["average"]},
+        "artifacts": {"data": str(Path(data.folder).resolve()), "model": str(Path(model.checkpoint).resolve()),
+                      "scores": None if scores is None else str(Path(scores).resolve()),
+                      "clean": None if clean is None else str(Path(clean).resolve())},
     }
     truth = (data.contamination or {}).get("tracks")
     if truth is not None:
