@@ -114,7 +114,7 @@ class Experiment:
         cfg = self.cfg
         arch, method = cfg["arch"], cfg["method"]
         data = self.data()
-        scores = None
+        scores = clean = None
         if method in CONTROLS:
             model = self.train(arch, data, CONTROLS[method])
         else:
@@ -139,7 +139,7 @@ class Experiment:
         evaluation = stages.evaluate(self.store, cfg["archs"][arch]["toolkit"], model, data.manifest("test"),
                                      list(targets) if targets else None, self.device, cfg["evaluate"]["workers"],
                                      cfg["evaluate"]["sdr_only"], self.progress)
-        return metrics(data, model, evaluation, scores, clean if scores is not None else None)
+        return metrics(data, model, evaluation, scores, clean)
 
 
 def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Path | None,
