@@ -289,3 +289,10 @@ def test_demucs_joint_unit(tiny_data, tmp_path):
     assert spearmanr(per_stem["exact"].ravel(), per_stem["linear"].ravel()).statistic > 0.6
     train_norm, reference_norm = run.norms()
     assert reference_norm.shape == (2, 4) and len(set(reference_norm[0].round(12))) == 4  # one per target
+
+
+@pytest.mark.parametrize("content", ["{\"fingerprint\": ", "[1, 2]"])
+def test_a_damaged_run_description_is_named(tiny_data, umx, tmp_path, content):
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(AttributionError, match="run.json: not a"):
+        make_run(tiny_data, umx, tmp_path).compute()

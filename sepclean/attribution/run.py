@@ -198,7 +198,14 @@ class Run:
     def _claim(self) -> None:
         path = self.out / "run.json"
         if path.is_file():
-            held = json.loads(path.read_text())
+            try:
+                held = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise AttributionError(f"{path}: not a readable run description ({e}); it was not written by "
+                                       "sepclean (its writes are atomic): remove the output directory to start "
+                                       "again") from None
+            if not isinstance(held, dict):
+                raise AttributionError(f"{path}: not a run description (a JSON {type(held).__name__})")
             if held.get("fingerprint") != self.description["fingerprint"]:
                 raise AttributionError(
                     f"{self.out} holds another attribution run (different models, manifests or settings); "
