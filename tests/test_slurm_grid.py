@@ -130,8 +130,7 @@ def attribution_task(tmp_path_factory):
 
 
 def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tmp_path, monkeypatch):
-    for key in ("SLURM_CONF",):
-        monkeypatch.setenv(key, cluster[key])
+    monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])  # for submitit's sbatch and sacct
     scorer, task = attribution_task
     work = tmp_path / "work"
     shard0 = [work / "parts" / unit / f"ref_{j:05d}.npz" for unit in ("vocals", "bass") for j in (0, 2, 4, 6)]
