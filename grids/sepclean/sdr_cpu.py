@@ -1,0 +1,22 @@
+"""The SDR table that two CPU cores can run in about two hours: Open-Unmix only, 3 seeds.
+
+Open-Unmix tiny on the small mixed23 heavy pool (40 songs, half contaminated, 8 references), 40
+test songs, all four targets, every condition 400 optimizer updates per target (``size=cpu``).
+The conditions are the ones that answer "does blind cleaning help the model": the two controls
+that bound the gap (dirty, clean twin), the oracle at the paper's ratio, the paper's unlearning
+filter (per-target, r = 0.75), and the two best detectors at ``--ratio auto``. ``mixed23_cpu``
+is the whole grid (162 XPs, HDemucs included) for machines with the time.
+"""
+
+from ._explorers import CleaningExplorer, launch_conditions
+
+METHODS = [("oracle", "unified"), ("attribute", "per-target")]
+AUTO = [("fad", "per-target"), ("mlp", "per-target")]
+SEEDS = [0, 1, 2]
+
+
+@CleaningExplorer
+def explorer(launcher):
+    launcher.bind_({"size": "cpu", "data.synth.sizes.test": 40})
+    launch_conditions(launcher, ["openunmix"], METHODS, [0.75], SEEDS, controls=("dirty", "clean_twin"))
+    launch_conditions(launcher, ["openunmix"], AUTO, ["auto"], SEEDS, controls=())
