@@ -2,9 +2,10 @@
 
 - ``dora grid sepclean.ci_slurm``, plain dora: every XP is submitted through submitit, runs as a SLURM
   job, and the explorer's table (monitored until every XP is done) shows each XP COMPLETED with its SDR.
-- The attribution stage as a job array of 2 shards: one shard is killed (SIGKILL) after its first
-  finished piece; it is submitted again, resumes without recomputing that piece, and the merged scores
-  equal an unsharded run's.
+- The attribution stage in 2 shards: shard 0 in the asking process, shard 1 as a job array, killed
+  (SIGKILL) after its first finished piece; it is submitted again, resumes without recomputing that
+  piece, and the merged scores equal an unsharded run's. A shard that raises is not resubmitted; if it
+  is the one computed here, the array is cancelled.
 - dora's orphan check, which calls ``os.getlogin()``, works without a terminal (sepclean.dora_compat).
 
 The cluster: the one ``.ci/run`` started (``$SLURM_CONF`` set and answering), else one this module
@@ -17,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import operator
 import os
 import re
 import shutil
@@ -109,7 +111,7 @@ def _accounted(env: dict, job: str) -> str:
 
 @pytest.fixture(scope="module")
 def attribution_task(tmp_path_factory):
-    """Tiny data with 8 references (so each of 2 shards has 8 pieces: 4 references x 2 targets), and
+    """Tiny data with 8 references (each of 3 shards has 2 or 3 references x 2 targets as pieces), and
     an Open-Unmix baseline trained briefly on its noisy pool."""
     from conftest import make_synth_data
 
@@ -133,9 +135,10 @@ def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tm
     monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])  # for submitit's sbatch and sacct
     scorer, task = attribution_task
     work = tmp_path / "work"
-    shard0 = [work / "parts" / unit / f"ref_{j:05d}.npz" for unit in ("vocals", "bass") for j in (0, 2, 4, 6)]
+    # shard 0/3 runs in this process; the array's task 0 is shard 1/3 (references 1, 4, 7)
+    shard1 = [work / "parts" / unit / f"ref_{j:05d}.npz" for unit in ("vocals", "bass") for j in (1, 4, 7)]
     logs: list[str] = []
-    shards = Shards(count=2, launcher="slurm", retries=1, poll=0.5)
+    shards = Shards(count=3, launcher="slurm", retries=1, poll=0.5)
     failure: list[BaseException] = []
 
     def launch():
@@ -148,20 +151,21 @@ def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tm
     thread = threading.Thread(target=launch)
     thread.start()
     deadline = time.monotonic() + 600
-    while not any(p.is_file() for p in shard0):
-        assert thread.is_alive() and time.monotonic() < deadline, f"no piece of shard 0 was written: {logs}"
+    while not any(p.is_file() for p in shard1):
+        assert thread.is_alive() and time.monotonic() < deadline, f"no piece of shard 1 was written: {logs}"
         time.sleep(0.05)
     array = re.search(r"SLURM job array (\d+)", " ".join(logs))[1]
     # SIGKILL, as the OOM killer or a lost node would: nothing in the shard can catch it. (scancel
     # sends SIGTERM first, which submitit ignores, and the shard would finish within KillWait.)
     for pid in _job_processes(array, 0):
         os.kill(pid, signal.SIGKILL)
-    kept = {p: p.stat().st_mtime_ns for p in shard0 if p.is_file()}
+    kept = {p: p.stat().st_mtime_ns for p in shard1 if p.is_file()}
     thread.join(timeout=900)
     assert not thread.is_alive() and not failure, (failure, logs)
-    assert any(re.search(r"shard 0/2 \(job \d+_0\) ended \w+ before finishing", line) for line in logs), logs
-    assert any("submitting shard(s) 0/2 again" in line for line in logs), logs
-    assert all(p.is_file() for p in shard0)
+    assert "shard 0/3 here, in this job" in logs, logs
+    assert any(re.search(r"shard 1/3 \(job \d+_0\) ended \w+ before finishing", line) for line in logs), logs
+    assert any("submitting shard(s) 1/3 again" in line for line in logs), logs
+    assert all(p.is_file() for p in shard1)
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in kept.items()), "a finished piece was computed again"
     sharded = scorer.score(task, work)  # the merge, as the scoring stage does once every shard is done
     whole = scorer.score(task, tmp_path / "whole")
@@ -219,6 +223,23 @@ def test_a_shard_that_raises_is_not_resubmitted(cluster, tmp_path, monkeypatch):
 
     monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])
     logs: list[str] = []
-    with pytest.raises(PipelineError, match=r"(?s)shard 0/2 \(job \d+_0\) raised; its log: .*ValueError"):
-        Shards(count=2, launcher="slurm", poll=0.5).run(int, tmp_path, log=logs.append)  # int("0/2") raises
+    raises_in_shard_1 = operator.methodcaller("index", "0")  # "0/2".index("0") is 0; "1/2".index("0") raises
+    # one shard left for SLURM: submitit submits it as a plain job (id N), not an array (N_0)
+    with pytest.raises(PipelineError, match=r"(?s)shard 1/2 \(job \d+\) raised; its log: .*ValueError"):
+        Shards(count=2, launcher="slurm", poll=0.5).run(raises_in_shard_1, tmp_path, log=logs.append)
     assert len([line for line in logs if line.startswith("submitted")]) == 1, logs
+
+
+def test_the_shard_computed_here_raising_cancels_the_array(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])
+    logs: list[str] = []
+    raises_in_shard_0 = operator.methodcaller("index", "1")  # "0/3".index("1") raises, here
+    with pytest.raises(ValueError, match="substring not found"):
+        Shards(count=3, launcher="slurm", poll=0.5).run(raises_in_shard_0, tmp_path, log=logs.append)
+    cancelled = re.search(r"shard 0/3 raised here: cancelled SLURM job\(s\) (\d+)_0, \1_1", " ".join(logs))
+    assert cancelled, logs
+    # slurmctld's own view: an array cancelled while pending never reaches sacct
+    shown = subprocess.run(["scontrol", "-o", "show", "job", cancelled[1]], env=cluster, capture_output=True,
+                           text=True, check=True).stdout
+    states = re.findall(r"JobState=(\w+)", shown)
+    assert states and set(states) <= {"CANCELLED", "COMPLETED"}, shown  # a task may finish before the cancel

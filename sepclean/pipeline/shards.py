@@ -6,8 +6,8 @@ that is killed (preempted, timed out, cancelled, its node lost) is simply submit
 resumes; a shard whose code raised is not retried, since it would raise again. Once every shard is
 done the stage's own process merges the pieces, as an unsharded scorer would.
 
-On SLURM the XP that asks for the scores waits for the array while holding its own allocation: a
-cluster must have room for one more job than the grid runs at once.
+On SLURM the XP that asks for the scores computes shard 0 itself while a job array computes the
+others, then waits for them: its allocation works instead of idling (``count=1`` runs entirely in it).
 """
 
 from __future__ import annotations
@@ -99,11 +99,16 @@ class Shards:
         from submitit.core.utils import FailedJobError
 
         executor = self.executor(folder, name)
-        pending = list(shards)
+        here, pending = shards[0], shards[1:]
         for attempt in range(1, self.retries + 2):
-            jobs = executor.map_array(job, pending)
-            log(f"submitted {len(pending)} shard(s) as SLURM job array {jobs[0].job_id.split('_')[0]}"
-                + (f" (attempt {attempt})" if attempt > 1 else "") + f"; logs in {folder}")
+            jobs = executor.map_array(job, pending) if pending else []
+            if jobs:
+                log(f"submitted shard(s) {', '.join(pending)} as SLURM job{' array' * (len(jobs) > 1)} "
+                    f"{jobs[0].job_id.split('_')[0]}"
+                    + (f" (attempt {attempt})" if attempt > 1 else "") + f"; logs in {folder}")
+            if here is not None:
+                self._run_here(job, here, jobs, log)
+                here = None
             while not all(j.done() for j in jobs):
                 time.sleep(self.poll)
             killed, failed = [], []
@@ -123,3 +128,16 @@ class Shards:
                 log(f"submitting shard(s) {', '.join(pending)} again: each resumes from its finished pieces")
         raise PipelineError(f"shard(s) {', '.join(pending)} did not finish after {self.retries + 1} attempts; "
                             f"their logs are in {folder}")
+
+    @staticmethod
+    def _run_here(job, shard: str, jobs: list, log) -> None:
+        """One shard in this process, while the array runs; if it raises, the array is cancelled."""
+        log(f"shard {shard} here, in this job")
+        try:
+            job(shard)
+        except BaseException:
+            for j in jobs:
+                j.cancel(check=False)
+            if jobs:
+                log(f"shard {shard} raised here: cancelled SLURM job(s) {', '.join(j.job_id for j in jobs)}")
+            raise
