@@ -9,6 +9,9 @@ every track of it: a table that does not is refused, never turned into a smaller
 The fraction is a number, or ``auto`` (:func:`auto_keep`): the scores are taken as a mixture of a
 kept and a dropped population, as DivideMix does with per-sample losses, and the songs that more
 likely belong to the higher one are kept; no retraining sweep is needed to choose it.
+
+:func:`matched_manifest` keeps, by one table's scores, as many songs per list as another clean
+manifest keeps: the oracle and random controls at the size a method chose with ``auto``.
 """
 
 from __future__ import annotations
@@ -37,8 +40,14 @@ def top_fraction(scores: dict[str, float], ratio: float) -> list[str]:
     """
     if not 0.0 < ratio <= 1.0:
         raise CleanManifestError(f"ratio is the fraction of songs kept, in (0, 1]; got {ratio}")
+    return top_count(scores, max(1, round(ratio * len(scores))))
+
+
+def top_count(scores: dict[str, float], count: int) -> list[str]:
+    """The ``count`` best-scoring tracks, in the table's track order (ties broken by that order)."""
     order = list(scores)
-    count = max(1, round(ratio * len(order)))
+    if not 0 < count <= len(order):
+        raise CleanManifestError(f"cannot keep {count} of {len(order)} tracks")
     ranked = sorted(order, key=lambda t: -scores[t])  # stable: ties stay in table order
     kept = set(ranked[:count])
     return [t for t in order if t in kept]
@@ -149,6 +158,28 @@ def clean_manifest(table: ScoreTable, ratio: float | str, mode: str = "unified")
         methods=[table.method],
         extra=extra,
     )
+
+
+def matched_manifest(table: ScoreTable, like: CleanManifest) -> CleanManifest:
+    """Keep by ``table`` as many songs as ``like`` keeps: per target for a per-target manifest, one
+    set otherwise. ``like`` must filter the dataset ``table`` scores."""
+    dataset = covered_dataset(table)
+    if like.dataset_hash != dataset["hash"]:
+        raise CleanManifestError(f"{table.method} scores dataset {dataset['hash'][:12]}, the clean manifest to "
+                                 f"match filters {str(like.dataset_hash)[:12]}: not the same songs")
+    if like.per_target:
+        absent = [t for t in like.keep if t not in table.targets]
+        if absent:
+            raise CleanManifestError(f"{table.method} scores have no column for {', '.join(absent)}: cannot match "
+                                     "a per-target clean manifest")
+        keep: list[str] | dict[str, list[str]] = {t: top_count(table.column(t), len(ids)) for t, ids in like.keep.items()}
+    else:
+        keep = top_count(table.column(UNIFIED), len(like.keep))
+    lists = keep if isinstance(keep, dict) else {UNIFIED: keep}
+    return CleanManifest(keep=keep, dataset_hash=dataset["hash"], dataset_tracks=dataset["tracks"], mode=like.mode,
+                         ratio=None, methods=[table.method],
+                         extra={"matched": {"methods": like.methods, "ratio": like.ratio,
+                                            "kept": {t: len(k) for t, k in lists.items()}}})
 
 
 def covered_dataset(table: ScoreTable) -> dict:

@@ -11,7 +11,7 @@ from conftest import read_only, tree_state
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.cli import main
 from sepclean.detection import auroc, labels, report
-from sepclean.filtering import auto_keep, clean_manifest, top_fraction
+from sepclean.filtering import auto_keep, clean_manifest, matched_manifest, top_fraction
 from sepclean.scores import ScoresError, ScoreTable, dataset_record
 
 
@@ -41,6 +41,27 @@ def test_scores_table_roundtrip(tiny_data, tmp_path):
 def test_scores_reject_non_finite():
     with pytest.raises(ScoresError, match="non-finite"):
         ScoreTable("m", {"a": {"all": float("nan")}})
+
+
+def test_a_matched_manifest_keeps_as_many_songs_per_list_as_the_one_it_matches(tiny_data):
+    table = _table(tiny_data)
+    ids = tiny_data.manifest("train").ids  # 8 songs; "all" and "other" rise with the index, "vocals" falls
+    like = CleanManifest({"vocals": ids[:2], "bass": ids[:5], "drums": ids, "other": ids[3:6]},
+                         table.metadata["dataset"]["hash"], len(ids), "per-target", "auto", ["fad"])
+    matched = matched_manifest(table, like)
+    assert {t: len(k) for t, k in matched.keep.items()} == {"vocals": 2, "bass": 5, "drums": 8, "other": 3}
+    assert matched.keep["vocals"] == ids[:2] and matched.keep["other"] == ids[5:]  # by the table's own scores
+    assert matched.mode == "per-target" and matched.ratio is None and matched.methods == ["test"]
+    assert matched.extra["matched"] == {"methods": ["fad"], "ratio": "auto",
+                                        "kept": {"vocals": 2, "bass": 5, "drums": 8, "other": 3}}
+    unified = matched_manifest(table, CleanManifest(ids[:3], like.dataset_hash, len(ids), "unified", 0.4, ["mlp"]))
+    assert unified.keep == ids[5:] and unified.mode == "unified"
+
+    with pytest.raises(CleanManifestError, match="not the same songs"):
+        matched_manifest(table, CleanManifest(ids[:3], "another", len(ids), "unified", 0.4, ["mlp"]))
+    no_columns = _table(tiny_data, per_target=False)
+    with pytest.raises(CleanManifestError, match="no column for vocals, bass, drums, other"):
+        matched_manifest(no_columns, like)
 
 
 def test_top_fraction_is_deterministic_and_keeps_order():
@@ -106,6 +127,13 @@ def test_filter_cli(tiny_data, tmp_path, capsys):
     assert CleanManifest.load(out).per_target
     assert main(["filter", str(tmp_path / "nowhere"), "--ratio", "0.5", "-o", str(out)]) == 2
     assert "not a scores directory" in capsys.readouterr().err
+
+    like = tmp_path / "like.json"
+    assert main(["filter", str(tmp_path / "s"), "--like", str(out), "-o", str(like)]) == 0
+    assert f"as many songs as {out}, per-target" in capsys.readouterr().out
+    assert {t: len(k) for t, k in CleanManifest.load(like).keep.items()} == {t: 6 for t in CleanManifest.load(out).keep}
+    with pytest.raises(SystemExit):  # one size: a ratio or another manifest's, not both
+        main(["filter", str(tmp_path / "s"), "--like", str(out), "--ratio", "0.5", "-o", str(like)])
 
 
 def test_auroc():

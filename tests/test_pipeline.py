@@ -153,6 +153,33 @@ def test_scores_are_shared_by_settings_and_inputs(tiny_data, tmp_path):
     assert clean != stages.filter_scores(store, first, 0.5, "per-target")
 
 
+
+def test_a_control_keeps_as_many_songs_as_another_method_chose(tiny_data, tmp_path):
+    """``random`` at ratio ``oracle@auto``: per target, as many random songs as the oracle keeps itself."""
+    from sepclean.clean_manifest import CleanManifest
+    from sepclean.pipeline.experiment import Experiment, matched_ratio
+
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    experiment = Experiment({"seed": 0, "scoring": {}}, store, tmp_path, progress=False, log=lambda _: None)
+    _, oracle = experiment.cleaning(data, "oracle", "auto", "per-target")
+    _, matched = experiment.cleaning(data, "random", "oracle@auto", "per-target")
+    like, clean = CleanManifest.load(oracle), CleanManifest.load(matched)
+    assert {t: len(k) for t, k in clean.keep.items()} == {t: len(k) for t, k in like.keep.items()}
+    assert clean.methods == ["random"] and clean.extra["matched"]["methods"] == ["oracle"]
+    random_scores = ScoreTable.read(experiment.cleaning(data, "random", 0.5, "per-target")[0])
+    for target, kept in clean.keep.items():  # the best random scores, not the oracle's songs
+        ranked = sorted(random_scores.tracks, key=lambda t: -random_scores.column(target)[t])
+        assert set(kept) == set(ranked[:len(kept)])
+    assert experiment.cleaning(data, "random", "oracle@auto", "per-target")[1] == matched  # one shared artifact
+
+    assert matched_ratio("mlp@0.5") == ("mlp", 0.5) and matched_ratio(0.5) is None and matched_ratio("auto") is None
+    for bad, message in [("dirty@auto", "names a scoring method"), ("@auto", "names a scoring method"),
+                         ("fad@most", "neither a fraction nor auto"), ("fad@mlp@auto", "names a scoring method")]:
+        with pytest.raises(PipelineError, match=message):
+            experiment.cleaning(data, "random", bad, "per-target")
+
+
 # --- grids ---------------------------------------------------------------------------------------
 
 
@@ -161,9 +188,11 @@ def test_grids_list_exactly_their_experiments():
 
     sheeps = xps("sepclean.mixed23")
     conditions = [(s.xp.cfg.arch, s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.mode, s.xp.cfg.seed) for s in sheeps]
-    # 2 architectures x 3 seeds x (3 controls + 7 (method, mode) pairs x 3 ratios), and HDemucs
-    # per stem: 3 seeds x 2 methods x 3 ratios
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 2 * 3 * (3 + 7 * 3) + 3 * 2 * 3 == 162
+    # 2 architectures x 3 seeds x (3 controls + 7 (method, mode) pairs x 3 ratios), HDemucs per
+    # stem: 3 seeds x 2 methods x 3 ratios, and 2 x 3 x 3 methods at ratio auto, each with 2 matched controls
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 2 * 3 * (3 + 7 * 3) + 3 * 2 * 3 + 2 * 3 * 3 * 3 == 216
+    assert ("openunmix", "random", "attribute@auto", "per-target", 1) in conditions
+    assert ("hdemucs", "mlp", "auto", "per-target", 0) in conditions
     assert {c[0] for c in conditions} == {"openunmix", "hdemucs"}
     assert ("hdemucs", "attribute", 0.9, "unified", 2) in conditions
     per_stem = {c for c in conditions if c[3] == "per-stem"}
@@ -224,4 +253,4 @@ def test_unknown_condition_names_the_controls_and_methods(tmp_path):
 
     experiment = Experiment({"method": "magic", "seed": 0, "scoring": {}}, ArtifactStore(tmp_path), Path(tmp_path))
     with pytest.raises(PipelineError, match="no cleaning condition 'magic': the controls are dirty, clean_twin"):
-        experiment.scorer()
+        experiment.scorer("magic")

@@ -85,3 +85,12 @@ def launch_conditions(launcher, archs, methods, ratios, seeds, controls=tuple(CO
             for method, mode in methods:
                 for ratio in ratios:
                     sub(method=method, ratio=ratio, mode=mode)
+
+
+def launch_auto(launcher, archs, methods, seeds) -> None:
+    """Each ``(method, mode)`` at ratio ``auto``, with the oracle and random controls keeping as many
+    songs as it chose (ratio ``METHOD@auto``): what its choice of songs adds to the choice of a size."""
+    for method, mode in methods:
+        launch_conditions(launcher, archs, [(method, mode)], ["auto"], seeds, controls=())
+        launch_conditions(launcher, archs, [("oracle", mode), ("random", mode)], [f"{method}@auto"], seeds,
+                          controls=())

@@ -5,7 +5,8 @@ test songs, all four targets, every condition 400 optimizer updates per target (
 The conditions are the ones that answer "does blind cleaning help the model": the two controls
 that bound the gap (dirty, clean twin), the oracle at the paper's ratio, the paper's unlearning
 filter (per-target, r = 0.75), and the two best detectors at ``--ratio auto``. ``mixed23_cpu``
-is the whole grid (162 XPs, HDemucs included) for machines with the time.
+is the whole grid (216 XPs: HDemucs, every ratio, the controls matched to ``auto``) for machines
+with the time.
 """
 
 from ._explorers import CleaningExplorer, launch_conditions

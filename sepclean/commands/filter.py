@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from sepclean.filtering import AUTO, MODES, clean_manifest
+from sepclean.clean_manifest import CleanManifest
+from sepclean.filtering import AUTO, MODES, clean_manifest, matched_manifest
 from sepclean.scores import ScoreTable
 
 
 def configure(parser) -> None:
     parser.add_argument("scores", help="a scores directory (scores.csv + meta.json) written by a scoring method")
-    parser.add_argument("--ratio", type=_ratio, required=True,
-                        help="fraction of songs kept, e.g. 0.75, or 'auto': a two-component mixture fitted to "
-                        "the scores decides (exactly the scores >= the table's cut when it has one)")
-    parser.add_argument("--mode", choices=MODES, default="unified", help="one kept set, or one per target")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--ratio", type=_ratio,
+                      help="fraction of songs kept, e.g. 0.75, or 'auto': a two-component mixture fitted to "
+                      "the scores decides (exactly the scores >= the table's cut when it has one)")
+    size.add_argument("--like", metavar="CLEAN_JSON",
+                      help="keep as many songs per list as this clean manifest does, in its mode (e.g. the "
+                      "random control at the size another method chose with --ratio auto)")
+    parser.add_argument("--mode", choices=MODES, default="unified",
+                        help="one kept set, or one per target (with --like: that manifest's mode)")
     parser.add_argument("-o", "--output", required=True, help="clean manifest to write (.json)")
     parser.add_argument(
         "--contamination", help="a synthetic dataset's contamination.json: also report what was removed"
@@ -31,7 +37,12 @@ def _ratio(text: str) -> float | str:
 
 def run(args) -> int:
     table = ScoreTable.read(args.scores)
-    clean = clean_manifest(table, args.ratio, args.mode)
+    if args.like:
+        clean = matched_manifest(table, CleanManifest.load(args.like))
+        how = f"as many songs as {args.like}"
+    else:
+        clean = clean_manifest(table, args.ratio, args.mode)
+        how = f"ratio {args.ratio}"
     truth = None
     if args.contamination:
         from sepclean.detection import load_contamination
@@ -39,7 +50,7 @@ def run(args) -> int:
         truth = load_contamination(args.contamination)["tracks"]
     clean.write(args.output)
     lists = clean.keep if clean.per_target else {"all targets": clean.keep}
-    print(f"wrote {args.output}: {table.method} scores, ratio {args.ratio}, {args.mode}")
+    print(f"wrote {args.output}: {table.method} scores, {how}, {clean.mode}")
     for target, kept in lists.items():
         kept_set = set(kept)
         removed = [t for t in table.tracks if t not in kept_set]

@@ -7,7 +7,9 @@ A condition is a control or a scoring method at a ratio and mode:
 ``reference_only``  the trusted references alone
 ``<method>``        any registered scoring method (``fad``, ``mlp``, ``attribute``, ``loss``, the
                     ``oracle`` and ``random`` controls, ...): score the pool, keep ``ratio`` of it
-                    (one set, or one per target), retrain
+                    (one set, or one per target), retrain. ``ratio`` is a fraction, ``auto``, or
+                    ``OTHER@RATIO``: as many songs per list as method OTHER keeps at RATIO, e.g.
+                    ``random`` at ``fad@auto`` is the random control at the size fad chose itself
 
 Identical cleaning across architectures: the scores, and so the kept songs, do not depend on the
 architecture being retrained (attribution unlearns from ``scoring.baseline``'s dirty model,
@@ -90,10 +92,9 @@ class Experiment:
         self.log(f"[train] {arch} on {split}" + (f" kept by {clean}" if clean else ""))
         return stages.train(self.store, toolkit, self.spec(arch, data, split, clean))
 
-    def scorer(self):
+    def scorer(self, method: str):
         from sepclean.scorers import create, names, scorer_class
 
-        method = self.cfg["method"]
         if method not in names():
             raise PipelineError(f"no cleaning condition {method!r}: the controls are {', '.join(CONTROLS)}, "
                                 f"the scoring methods {', '.join(names())}")
@@ -118,21 +119,7 @@ class Experiment:
         if method in CONTROLS:
             model = self.train(arch, data, CONTROLS[method])
         else:
-            if cfg["mode"] not in MODES:
-                raise PipelineError(f"mode must be one of {', '.join(MODES)}; got {cfg['mode']!r}")
-            scorer = self.scorer()
-            baseline = None
-            if scorer.needs_baseline:
-                from sepclean.scorers import Baseline
-
-                base_arch = cfg["scoring"]["baseline"]
-                dirty = self.train(base_arch, data, "train")
-                baseline = Baseline(cfg["archs"][base_arch]["toolkit"], dirty.checkpoint)
-            self.log(f"[score] {method}")
-            scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(),
-                                  self.log)
-            self.log(f"[filter] ratio {cfg['ratio']}, {cfg['mode']}")
-            clean = stages.filter_scores(self.store, scores, cfg["ratio"], MODES[cfg["mode"]])
+            scores, clean = self.cleaning(data, method, cfg["ratio"], cfg["mode"])
             model = self.train(arch, data, "train", clean)
         self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
         targets = cfg["archs"][arch].get("targets")
@@ -140,6 +127,46 @@ class Experiment:
                                      list(targets) if targets else None, self.device, cfg["evaluate"]["workers"],
                                      cfg["evaluate"]["sdr_only"], self.progress)
         return metrics(data, model, evaluation, scores, clean)
+
+
+    def cleaning(self, data: stages.Data, method: str, ratio, mode: str) -> tuple[Path, Path]:
+        """The scores of ``method`` on the pool and the clean manifest kept from them at ``ratio``."""
+        if mode not in MODES:
+            raise PipelineError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        matched = matched_ratio(ratio)
+        scorer = self.scorer(method)
+        baseline = None
+        if scorer.needs_baseline:
+            from sepclean.scorers import Baseline
+
+            base_arch = self.cfg["scoring"]["baseline"]
+            dirty = self.train(base_arch, data, "train")
+            baseline = Baseline(self.cfg["archs"][base_arch]["toolkit"], dirty.checkpoint)
+        self.log(f"[score] {method}")
+        scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(), self.log)
+        if matched is None:
+            self.log(f"[filter] ratio {ratio}, {mode}")
+            return scores, stages.filter_scores(self.store, scores, ratio, MODES[mode])
+        other, at = matched
+        _, like = self.cleaning(data, other, at, mode)
+        self.log(f"[filter] as many songs as {other} keeps at ratio {at}, {mode}")
+        return scores, stages.match_scores(self.store, scores, like)
+
+
+def matched_ratio(ratio) -> tuple[str, float | str] | None:
+    """``"fad@auto"`` -> ``("fad", "auto")``, ``"mlp@0.5"`` -> ``("mlp", 0.5)``; None for a plain ratio."""
+    if not isinstance(ratio, str) or "@" not in ratio:
+        return None
+    other, _, at = ratio.partition("@")
+    if other in CONTROLS or not other or "@" in at:
+        raise PipelineError(f"ratio {ratio!r}: OTHER@RATIO names a scoring method and its ratio (a fraction or "
+                            "auto), e.g. fad@auto")
+    if at == "auto":
+        return other, at
+    try:
+        return other, float(at)
+    except ValueError:
+        raise PipelineError(f"ratio {ratio!r}: {at!r} is neither a fraction nor auto") from None
 
 
 def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Path | None,

@@ -202,6 +202,21 @@ def filter_scores(store: ArtifactStore, scores: Path, ratio: float | str, mode: 
     return store.produce("filter", {"ratio": ratio, "mode": mode}, [scores_key], make) / "clean.json"
 
 
+def match_scores(store: ArtifactStore, scores: Path, like: Path) -> Path:
+    """The clean manifest keeping by ``scores`` as many songs per list as the clean manifest ``like``
+    (a filter artifact's ``clean.json``) keeps."""
+    from sepclean.clean_manifest import CleanManifest
+    from sepclean.filtering import matched_manifest
+
+    def make(folder: Path) -> dict:
+        clean = matched_manifest(ScoreTable.read(scores), CleanManifest.load(like))
+        clean.write(folder / "clean.json")
+        return {"kept": clean.extra["matched"]["kept"]}
+
+    keys = [read_json(scores.parent / "spec.json")["key"], read_json(like.parent / "spec.json")["key"]]
+    return store.produce("filter", {"match": True}, keys, make) / "clean.json"
+
+
 # --- evaluation ----------------------------------------------------------------------------------
 
 def evaluate(store: ArtifactStore, toolkit: str, model: TrainResult, test: Manifest, targets: list[str] | None = None,
