@@ -208,7 +208,8 @@ def test_grids_list_exactly_their_experiments():
     assert all(s.xp.cfg.archs.openunmix.preset == "tiny" for s in demo)  # size=cpu
     sdr_cpu = [(s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.seed) for s in xps("sepclean.sdr_cpu")]
     assert len(sdr_cpu) == len(set(sdr_cpu)) == 6 * 3 and ("fad", "auto", 2) in sdr_cpu
-    assert all(s.xp.cfg.data.synth.sizes.test == 40 for s in xps("sepclean.sdr_cpu"))
+    assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150
+               for s in xps("sepclean.sdr_cpu"))
     scaling = xps("sepclean.scaling")
     assert len(scaling) == 3 * 3 * 3 and {s.xp.cfg.method for s in scaling} == {"dirty", "clean_twin", "attribute"}
     with pytest.raises(PipelineError, match="no grid 'sepclean.nope'"):
