@@ -207,7 +207,8 @@ def test_grids_list_exactly_their_experiments():
         for method in ("dirty", "clean_twin", "oracle", "fad", "attribute"))
     assert all(s.xp.cfg.archs.openunmix.preset == "tiny" for s in demo)  # size=cpu
     sdr_cpu = [(s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.seed) for s in xps("sepclean.sdr_cpu")]
-    assert len(sdr_cpu) == len(set(sdr_cpu)) == 6 * 3 and ("fad", "auto", 2) in sdr_cpu
+    assert len(sdr_cpu) == len(set(sdr_cpu)) == 7 * 3
+    assert ("fad", "auto", 2) in sdr_cpu and ("random", 0.75, 1) in sdr_cpu
     assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150
                for s in xps("sepclean.sdr_cpu"))
     scaling = xps("sepclean.scaling")

@@ -5,7 +5,8 @@ test songs, all four targets, every condition 1,500 optimizer updates per target
 ``size=cpu`` gives 400, over whose last 10 epochs the dirty vocals model's validation loss still
 fell 8%, so that runs stopped there compare unconverged models; measured: 105 minutes here).
 The conditions are the ones that answer "does blind cleaning help the model": the two controls
-that bound the gap (dirty, clean twin), the oracle at the paper's ratio, the paper's unlearning
+that bound the gap (dirty, clean twin), the oracle and random controls at the paper's ratio (the
+size the unlearning filter keeps too: 30 of 40 songs per target), the paper's unlearning
 filter (per-target, r = 0.75), and the two best detectors at ``--ratio auto``. ``mixed23_cpu``
 is the whole grid (216 XPs: HDemucs, every ratio, the controls matched to ``auto``) for machines
 with the time.
@@ -13,7 +14,7 @@ with the time.
 
 from ._explorers import CleaningExplorer, launch_conditions
 
-METHODS = [("oracle", "unified"), ("attribute", "per-target")]
+METHODS = [("oracle", "unified"), ("random", "unified"), ("attribute", "per-target")]
 AUTO = [("fad", "per-target"), ("mlp", "per-target")]
 SEEDS = [0, 1, 2]
 EPOCHS = 150
