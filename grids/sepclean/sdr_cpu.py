@@ -3,7 +3,7 @@
 Open-Unmix tiny on the small mixed23 heavy pool (40 songs, half contaminated, 8 references), 40
 test songs, all four targets, every condition 1,500 optimizer updates per target (150 epochs of 10:
 ``size=cpu`` gives 400, over whose last 10 epochs the dirty vocals model's validation loss still
-fell 8%, so that runs stopped there compare unconverged models; measured: 105 minutes here).
+fell 8%, so that runs stopped there compare unconverged models; its first 18 XPs took 105 minutes here).
 The conditions are the ones that answer "does blind cleaning help the model": the two controls
 that bound the gap (dirty, clean twin), the oracle and random controls at the paper's ratio (the
 size the unlearning filter keeps too: 30 of 40 songs per target), the paper's unlearning
