@@ -29,6 +29,7 @@ import torch
 from sepclean.clean_manifest import CleanManifest
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
+from sepclean.robust import RobustLoss
 
 ENTRY_POINT_GROUP = "sepclean.toolkits"
 
@@ -67,6 +68,8 @@ class TrainSpec:
     per_stem: bool = False
     """Joint models (Demucs): each source from the tracks a per-target clean manifest keeps for it,
     instead of the tracks kept for every target. Per-target models (Open-Unmix) always train so."""
+    robust: RobustLoss | None = None
+    """Robust training (loss truncation, loss masking: ``sepclean.robust``); None trains plainly."""
 
 
 @dataclass(frozen=True)

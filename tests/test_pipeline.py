@@ -256,3 +256,17 @@ def test_unknown_condition_names_the_controls_and_methods(tmp_path):
     experiment = Experiment({"method": "magic", "seed": 0, "scoring": {}}, ArtifactStore(tmp_path), Path(tmp_path))
     with pytest.raises(PipelineError, match="no cleaning condition 'magic': the controls are dirty, clean_twin"):
         experiment.scorer("magic")
+
+
+def test_robust_conditions_are_rows_of_their_own_against_plain_dirty():
+    robust = {"truncate": 0.25, "mask": 0.0, "warmup": 0}
+    runs = [_run("dirty", s, v) for s, v in enumerate([1.0, 2.0, 3.0])]
+    runs += [_run("clean_twin", s, v) for s, v in enumerate([2.0, 3.0, 4.0])]
+    runs += [({**cfg, "robust": robust}, m) for cfg, m in
+             (_run("dirty", s, v) for s, v in enumerate([1.5, 2.5, 3.5]))]
+    rows = {(r["method"], r["robust"]): r for r in results.summarise(runs)}
+    assert set(rows) == {("dirty", None), ("clean_twin", None), ("dirty", "truncate 0.25")}
+    alone = rows["dirty", "truncate 0.25"]
+    assert alone["delta"] == pytest.approx(0.5) and alone["gap_closed"] == pytest.approx(0.5)
+    assert "delta" not in rows["dirty", None]
+    assert "| dirty + truncate 0.25 |" in results.markdown(results.summarise(runs))

@@ -11,6 +11,10 @@ A condition is a control or a scoring method at a ratio and mode:
                     ``OTHER@RATIO``: as many songs per list as method OTHER keeps at RATIO, e.g.
                     ``random`` at ``fad@auto`` is the random control at the size fad chose itself
 
+Any condition may train its model robustly (``robust:``, :mod:`sepclean.robust`): ``dirty`` with
+loss truncation is robust training alone, the comparator every cleaning must beat; a method with
+it is the two combined. The baseline that scores come from always trains plainly.
+
 Identical cleaning across architectures: the scores, and so the kept songs, do not depend on the
 architecture being retrained (attribution unlearns from ``scoring.baseline``'s dirty model,
 whichever architecture the experiment retrains). Fair training: every condition of an architecture
@@ -31,6 +35,7 @@ from sepclean.errors import PipelineError
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.shards import Shards
+from sepclean.robust import RobustLoss
 from sepclean.toolkit import TrainResult, TrainSpec
 
 CONTROLS = {"dirty": "train", "clean_twin": "train_clean", "reference_only": "reference"}
@@ -73,7 +78,8 @@ class Experiment:
         synth["sizes"] = {k: v for k, v in (synth.get("sizes") or {}).items() if v is not None}
         return stages.synthetic_data(self.store, **synth, progress=self.progress)
 
-    def spec(self, arch: str, data: stages.Data, split: str, clean: Path | None = None) -> TrainSpec:
+    def spec(self, arch: str, data: stages.Data, split: str, clean: Path | None = None,
+             robust: RobustLoss | None = None) -> TrainSpec:
         settings = self.cfg["archs"].get(arch)
         if settings is None:
             raise PipelineError(f"no architecture {arch!r} in archs (known: {', '.join(self.cfg['archs'])})")
@@ -85,12 +91,19 @@ class Experiment:
         return TrainSpec(train=data.path(split), valid=data.path("valid"), clean=clean,
                          targets=tuple(targets) if targets else None, preset=settings.get("preset"),
                          overrides=extra, epochs=settings["epochs"], epoch_updates=settings.get("epoch_updates"),
-                         seed=self.cfg["seed"], device=self.device, quiet=not self.progress, per_stem=per_stem)
+                         seed=self.cfg["seed"], device=self.device, quiet=not self.progress, per_stem=per_stem,
+                         robust=robust)
 
-    def train(self, arch: str, data: stages.Data, split: str, clean: Path | None = None) -> TrainResult:
+    def train(self, arch: str, data: stages.Data, split: str, clean: Path | None = None,
+              robust: RobustLoss | None = None) -> TrainResult:
         toolkit = self.cfg["archs"][arch]["toolkit"]
-        self.log(f"[train] {arch} on {split}" + (f" kept by {clean}" if clean else ""))
-        return stages.train(self.store, toolkit, self.spec(arch, data, split, clean))
+        self.log(f"[train] {arch} on {split}" + (f" kept by {clean}" if clean else "")
+                 + (f", robust: {robust.label()}" if robust else ""))
+        return stages.train(self.store, toolkit, self.spec(arch, data, split, clean, robust))
+
+    def robust(self) -> RobustLoss | None:
+        """The robust training of the XP's model (never of the baseline its scores come from)."""
+        return RobustLoss.of(self.cfg.get("robust"))
 
     def scorer(self, method: str):
         from sepclean.scorers import create, names, scorer_class
@@ -114,13 +127,14 @@ class Experiment:
         """Run (or resume, or read back) every stage; returns the XP's metrics."""
         cfg = self.cfg
         arch, method = cfg["arch"], cfg["method"]
+        robust = self.robust()
         data = self.data()
         scores = clean = None
         if method in CONTROLS:
-            model = self.train(arch, data, CONTROLS[method])
+            model = self.train(arch, data, CONTROLS[method], robust=robust)
         else:
             scores, clean = self.cleaning(data, method, cfg["ratio"], cfg["mode"])
-            model = self.train(arch, data, "train", clean)
+            model = self.train(arch, data, "train", clean, robust)
         self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
         targets = cfg["archs"][arch].get("targets")
         evaluation = stages.evaluate(self.store, cfg["archs"][arch]["toolkit"], model, data.manifest("test"),

@@ -77,7 +77,8 @@ def _order(sheep) -> tuple:
 
 def describe(sheep) -> str:
     cfg = sheep.xp.cfg
-    what = cfg.method if cfg.method in CONTROLS else f"{cfg.method} {cfg.ratio} {cfg.mode}"
+    name = results.Condition.of(cfg).name
+    what = name if cfg.method in CONTROLS else f"{name} {cfg.ratio} {cfg.mode}"
     return f"{cfg.arch} {what} seed {cfg.seed} ({sheep.xp.sig})"
 
 

@@ -27,13 +27,23 @@ class Condition:
     method: str
     ratio: float | str | None
     mode: str | None
+    robust: str | None = None
+    """The robust training of the retraining (``RobustLoss.label``); None: plain training."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
         from sepclean.pipeline.experiment import CONTROLS
+        from sepclean.robust import RobustLoss
 
         control = cfg["method"] in CONTROLS
-        return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"])
+        robust = RobustLoss.of(cfg.get("robust"))
+        return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
+                   robust.label() if robust else None)
+
+    @property
+    def name(self) -> str:
+        """The method, with its robust training when there is one: ``dirty + truncate 0.25``."""
+        return self.method + (f" + {self.robust}" if self.robust else "")
 
 
 @dataclass
@@ -81,7 +91,7 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
         sdr = {t: {s: m["sdr"].get(t) for s, m in row.seeds.items() if m["sdr"].get(t) is not None}
                for t in [*sepclean.STEMS, "avg"]}
         line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
-                "mode": condition.mode, "seeds": len(row.seeds)}
+                "mode": condition.mode, "robust": condition.robust, "seeds": len(row.seeds)}
         for key in ("kept", "removed_contaminated", "auroc"):
             line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]
         line["converged"] = all(m.get("converged", True) for m in row.seeds.values())
@@ -89,7 +99,7 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
             line[f"sdr_{target}"], line[f"sdr_{target}_std"] = mean_std(values.values())
         dirty = rows.get(Condition(condition.arch, DIRTY, None, None))
         clean = rows.get(Condition(condition.arch, CLEAN, None, None))
-        if dirty is not None and condition.method != DIRTY:
+        if dirty is not None and condition != dirty.condition:
             dirty_avg = {s: m["sdr"]["avg"] for s, m in dirty.seeds.items()}
             test = paired(sdr["avg"], dirty_avg)
             line.update(delta=test["delta"], delta_low=test["low"], delta_high=test["high"], p=test["p"])
@@ -117,7 +127,8 @@ def markdown(summary: list[dict]) -> str:
         delta = "-"
         if "delta" in row and math.isfinite(row["delta"]):
             delta = f"{row['delta']:+.2f} [{_cell(row['delta_low'], '+.2f')}, {_cell(row['delta_high'], '+.2f')}]"
-        cells = [row["arch"], row["method"], _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
+        method = row["method"] + (f" + {row['robust']}" if row.get("robust") else "")
+        cells = [row["arch"], method, _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
                  _cell(row["kept"], ".1f"), _cell(row["removed_contaminated"], ".1f"), _cell(row["auroc"], ".2f"),
                  *sdrs, delta, _cell(row.get("p"), ".3f"), _cell(row.get("gap_closed"), ".0%"),
                  "yes" if row["converged"] else "NO (best epoch = last)"]

@@ -137,8 +137,11 @@ def train_config(toolkit: str, spec: TrainSpec) -> dict:
     identity = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train", "valid", "clean", "device", "quiet")}
     # Where XPs of other tools live is not what a model is.
     identity["overrides"] = {k: v for k, v in spec.overrides.items() if not k.startswith("dora.")}
-    if not spec.per_stem:  # recorded only when on: models made before it existed keep their key
+    # Recorded only when on: models made before these settings existed keep their key.
+    if not spec.per_stem:
         del identity["per_stem"]
+    if spec.robust is None:
+        del identity["robust"]
     return {"toolkit": toolkit, **identity}
 
 

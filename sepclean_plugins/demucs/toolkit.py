@@ -16,6 +16,7 @@ from demucs.audio import convert_audio
 
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
+from sepclean.robust import RobustLoss
 from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
 
 from . import data
@@ -41,10 +42,18 @@ def demucs_argv(spec: TrainSpec, overrides: dict) -> list[str]:
     settings = {"dset.manifest": str(spec.train), "dset.valid_manifest": str(spec.valid),
                 "dset.clean_manifest": str(spec.clean) if spec.clean else None, "seed": spec.seed,
                 "epochs": spec.epochs, "epoch_updates": spec.epoch_updates, "test.enabled": False,
-                "dset.per_stem": True if spec.per_stem else None, **overrides}
+                "dset.per_stem": True if spec.per_stem else None, **robust_overrides(spec.robust), **overrides}
     # variant is a config group: its value is a name, not a string literal.
     argv = [f"variant={spec.preset}"] if spec.preset else []
     return argv + [f"{key}={json.dumps(value)}" for key, value in settings.items() if value is not None]
+
+
+def robust_overrides(robust: RobustLoss | None) -> dict:
+    """The plugin's ``robust.*`` config keys for ``TrainSpec.robust`` (only those set: XPs trained
+    plainly keep their signatures)."""
+    if robust is None:
+        return {}
+    return {f"robust.{key}": value for key, value in robust.to_dict().items() if value}
 
 
 def source_losses(estimate: torch.Tensor, reference: torch.Tensor, kind: str = "l1") -> torch.Tensor:

@@ -29,11 +29,13 @@ from torch.utils.data import RandomSampler
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.manifest import Manifest
+from sepclean.robust import RobustLoss, RobustLossError
 from sepclean.scan import ScanError, scan
 from sepclean.toolkit import ToolkitError
 
 from . import audio_compat, data
 from .models import demucs_train
+from .robust import robust_losses
 from .toolkit import TRACKS, XP_RECORD
 
 logger = logging.getLogger(__name__)
@@ -177,6 +179,17 @@ def get_solver(args: DictConfig):
     return solver
 
 
+def robust_training(args: DictConfig) -> RobustLoss | None:
+    """The ``robust`` settings, checked before any data is read (None: plain training)."""
+    robust = RobustLoss.of({k: args.robust[k] for k in ("truncate", "mask", "warmup")})
+    if robust is not None:
+        if not isinstance(args.robust.bin, int) or args.robust.bin < 1:
+            raise RobustLossError(f"robust.bin must be a whole number of samples >= 1; got {args.robust.bin!r}")
+        robust.check_batch(args.batch_size)
+        logger.info("robust training: %s", robust.label())
+    return robust
+
+
 def _no_test(solver, compute_sdr=False) -> dict:
     return {}
 
@@ -193,11 +206,13 @@ def main(args: DictConfig) -> None:
     logger.info("XP folder (logs, checkpoints): %s", xp.folder)
     if os.environ.get(XP_RECORD) and distrib.rank == 0:  # DemucsToolkit.train asks where its XP is
         _write_json({"sig": xp.sig, "folder": str(xp.folder)}, Path(os.environ[XP_RECORD]))
+    robust = robust_training(args)
     solver = get_solver(args)
     if distrib.rank == 0:
         _write_json(data.trained_tracks(solver.loaders["train"].dataset), xp.folder / TRACKS)
     # demucs' Solver tests on <dset.musdb>/test every test.every epochs and after the last one, with
     # no switch to turn it off; test.enabled=false replaces exactly that call, for this run only.
-    with mock.patch.object(demucs.solver, "evaluate", demucs.solver.evaluate if args.test.enabled else _no_test):
+    with mock.patch.object(demucs.solver, "evaluate", demucs.solver.evaluate if args.test.enabled else _no_test), \
+            robust_losses(solver, robust, args.robust.bin):
         solver.train()
 

@@ -11,6 +11,7 @@ from openunmix.model import Separator
 import sepclean
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
+from sepclean.robust import RobustLoss
 from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
 from sepclean_plugins.openunmix import audio_compat, checkpoint
 from sepclean_plugins.openunmix.clean import kept_ids, track_ids
@@ -171,7 +172,7 @@ def training_argv(spec: TrainSpec, target: str, output: Path) -> list[str]:
             "--output", str(output), "--seed", str(spec.seed)]
     options = {"preset": spec.preset, "clean_manifest": spec.clean, "epochs": spec.epochs,
                "epoch_updates": spec.epoch_updates, "no_cuda": spec.device == "cpu", "quiet": spec.quiet,
-               **spec.overrides}
+               **robust_options(spec.robust), **spec.overrides}
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is None or value is False:
@@ -183,6 +184,14 @@ def training_argv(spec: TrainSpec, target: str, output: Path) -> list[str]:
         else:
             argv += [flag, str(value)]
     return argv
+
+
+def robust_options(robust: RobustLoss | None) -> dict:
+    """The training script's options for ``TrainSpec.robust``."""
+    if robust is None:
+        return {}
+    return {"loss_truncation": robust.truncate or None, "loss_masking": robust.mask or None,
+            "robust_warmup": robust.warmup or None}
 
 
 def _common_stft(models: dict[str, torch.nn.Module]) -> StftConfig:

@@ -50,8 +50,12 @@ def magnitude_mse(unmix: torch.nn.Module, encoder: torch.nn.Module, x: torch.Ten
     magnitude spectrogram; its mean over the batch is exactly scripts/train.py's
     ``mse_loss(unmix(encoder(x)), encoder(y))`` (every example has the same shape).
     """
-    estimate = unmix(encoder(x))
-    return (estimate - encoder(y)).pow(2).flatten(1).mean(1)
+    return magnitude_errors(unmix, encoder, x, y).flatten(1).mean(1)
+
+
+def magnitude_errors(unmix: torch.nn.Module, encoder: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The squared errors ``magnitude_mse`` averages: ``(batch, channels, bins, frames)``."""
+    return (unmix(encoder(x)) - encoder(y)).pow(2)
 
 
 def attach(model: torch.nn.Module, stft: StftConfig) -> torch.nn.Module:

@@ -45,10 +45,11 @@ import sepclean
 from sepclean.clean_manifest import CleanManifest
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
+from sepclean.robust import RobustLoss
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint, clean, presets
 from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
-from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_mse, make_encoder
+from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_errors, make_encoder
 
 MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "bandwidth")
 """Arguments that shape the model: resuming or fine-tuning a run must keep the run's."""
@@ -109,6 +110,15 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     training.add_argument("--lr-decay-gamma", type=float, default=0.3, help="gamma of learning rate scheduler decay")
     training.add_argument("--weight-decay", type=float, default=0.00001, help="weight decay")
     training.add_argument("--seed", type=int, default=42, metavar="S", help="random seed (default: 42)")
+    training.add_argument("--loss-truncation", type=float, metavar="FRACTION",
+                          help="robust training: in each batch, this fraction of the examples with the highest "
+                          "loss gets no gradient (loss truncation, as CCOM trained on MDX23's label noise)")
+    training.add_argument("--loss-masking", type=float, metavar="FRACTION",
+                          help="robust training: in each batch, this fraction of the (example, STFT frame) cells "
+                          "with the highest loss gets no gradient (loss masking, as KUIELab trained on MDX23's "
+                          "bleeding)")
+    training.add_argument("--robust-warmup", type=int, metavar="EPOCHS",
+                          help="epochs of plain training before truncation and masking start (default: 0)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--seq-dur", type=float, default=6.0,
@@ -243,13 +253,26 @@ def input_statistics(encoder: torch.nn.Module, dataset, device, quiet: bool) -> 
     return moments.mean, np.maximum(std, 1e-4 * std.max())
 
 
-def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True) -> float:
-    """One pass over ``loader``: a training epoch with an optimizer, else a validation pass."""
+def robust_loss(args: argparse.Namespace) -> RobustLoss | None:
+    """The robust training the options ask for (None: plain training)."""
+    robust = RobustLoss.of({"truncate": args.loss_truncation, "mask": args.loss_masking, "warmup": args.robust_warmup})
+    if robust is not None:
+        robust.check_batch(args.batch_size)
+    return robust
+
+
+def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True, robust: RobustLoss | None = None,
+              epoch: int = 0) -> float:
+    """One pass over ``loader``: a training epoch with an optimizer (robust from its ``epoch``, counted
+    from 0, when asked), else a validation pass."""
     unmix.train(optimizer is not None)
     meter = utils.AverageMeter()
     with torch.set_grad_enabled(optimizer is not None):
         for x, y in tqdm.tqdm(loader, desc="Training batch", disable=quiet or optimizer is None, leave=False):
-            loss = magnitude_mse(unmix, encoder, x.to(device), y.to(device)).mean()
+            errors = magnitude_errors(unmix, encoder, x.to(device), y.to(device))[:, None]  # one source
+            if optimizer is not None and robust is not None:
+                errors = errors * robust.weights(errors, epoch)
+            loss = errors.mean()
             if optimizer is not None:
                 optimizer.zero_grad()
                 loss.backward()
@@ -310,6 +333,9 @@ class Training:
         else:
             print(f"training {target} on {len(self.toolkit.dataset_tracks(self.train_dataset))} tracks")
 
+        robust = robust_loss(args)
+        if robust is not None:
+            print(f"robust training: {robust.label()}")
         torch.manual_seed(args.seed)
         random.seed(args.seed)
         np.random.seed(args.seed)
@@ -347,7 +373,8 @@ class Training:
         for epoch in epochs:
             epochs.set_description("Training epoch")
             start = time.time()
-            train_loss = run_epoch(unmix, encoder, train_loader, device, optimizer, quiet=args.quiet)
+            train_loss = run_epoch(unmix, encoder, train_loader, device, optimizer, quiet=args.quiet,
+                                   robust=robust, epoch=epoch - 1)
             valid_loss = run_epoch(unmix, encoder, valid_loader, device)
             scheduler.step(valid_loss)
             stop = stopping.step(valid_loss)
