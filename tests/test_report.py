@@ -34,7 +34,7 @@ SEEDS = (0, 1)
 POOL = [f"song_{i:04d}" for i in range(16)]
 KINDS = {1: ("label_noise", ["vocals", "other"]), 4: ("bleeding", ["bass"]), 7: ("bleeding", ["vocals"]),
          10: ("label_noise", ["drums", "bass"]), 13: ("bleeding", ["other"])}
-PLOTS = ("sdr_avg.png", "sdr_per_target.png", "score_histograms.png", "roc.png")
+PLOTS = ("gains.png", "sdr_avg.png", "sdr_per_target.png", "score_histograms.png", "roc.png")
 
 
 def _truth() -> dict:
@@ -64,14 +64,14 @@ def _scores(method: str, seed: int, truth: dict, pool: Manifest) -> ScoreTable:
 
 def _evaluation(arch: str, method: str, ratio: float | None, seed: int) -> dict:
     base = {"openunmix": 3.0, "hdemucs": 4.0}[arch] + 0.1 * seed
-    lift = {"dirty": 0.0, "clean_twin": 0.6}.get(method, 0.1 * len(method) * (ratio or 0))
+    lift = {"dirty": 0.0, "clean_twin": 0.6, "robust": 0.3}.get(method, 0.1 * len(method) * (ratio or 0))
     rng = np.random.default_rng([ARCHS.index(arch), *map(ord, method), int(100 * (ratio or 0)), seed])
     sdr = {t: base + lift + 0.5 * i + float(rng.normal(0, 0.15)) for i, t in enumerate(sepclean.STEMS)}
     return {"median": sdr, "average": float(np.mean(list(sdr.values())))}
 
 
 def _xp(root: Path, data: Data, arch: str, method: str, seed: int, ratio=0.75, mode="per-target", scores=None,
-        clean=None) -> tuple[dict, dict]:
+        clean=None, robust=None) -> tuple[dict, dict]:
     """One XP's (config, metrics), as the pipeline records them."""
     kept = CleanManifest.load(clean) if clean else None
     if arch == "openunmix":  # one model per target, each on its own kept list
@@ -79,8 +79,9 @@ def _xp(root: Path, data: Data, arch: str, method: str, seed: int, ratio=0.75, m
     else:  # one joint model, on the songs kept for every target
         tracks = {"all": kept.kept(None) if kept else POOL}
     model = TrainResult(root / "models" / arch / method, tracks, {u: 3 for u in tracks}, {u: 5 for u in tracks})
-    cfg = {"arch": arch, "method": method, "ratio": ratio, "mode": mode, "seed": seed}
-    return cfg, metrics(data, model, _evaluation(arch, method, ratio if scores else None, seed), scores, clean)
+    cfg = {"arch": arch, "method": method, "ratio": ratio, "mode": mode, "seed": seed, "robust": robust}
+    evaluated = "robust" if robust else method
+    return cfg, metrics(data, model, _evaluation(arch, evaluated, ratio if scores else None, seed), scores, clean)
 
 
 def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SEEDS, truth=True) -> Path:
@@ -101,6 +102,7 @@ def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SE
         for arch in archs:
             runs.append(_xp(root, data, arch, "dirty", seed))
             runs.append(_xp(root, data, arch, "clean_twin", seed))
+            runs.append(_xp(root, data, arch, "dirty", seed, robust={"truncate": 0.25}))
             for method, mode in methods:
                 for ratio in ratios:
                     path = root / "artifacts" / "filter" / f"{method}-{seed}-{ratio}" / "clean.json"
@@ -152,7 +154,9 @@ def test_the_markdown_names_every_condition_and_links_every_plot(written):
     text = out.markdown.read_text()
     for row in json.loads(summary.read_text())["conditions"]:
         ratio = "-" if row["ratio"] is None else format(row["ratio"], "")
-        assert f"| {row['arch']} | {row['method']} | {ratio} | {row['mode'] or '-'} |" in text, row
+        method = row["method"] + (f" + {row['robust']}" if row.get("robust") else "")
+        assert f"| {row['arch']} | {method} | {ratio} | {row['mode'] or '-'} |" in text, row
+    assert "| openunmix | dirty + truncate 0.25 | - | - |" in text
     for name in PLOTS:
         assert f"]({name})" in text
     assert "What cannot be drawn" not in text  # everything could be drawn
@@ -234,7 +238,7 @@ def test_without_ground_truth_the_report_says_what_it_cannot_draw(tmp_path):
     out = report.write(str(build_grid(tmp_path, truth=False)), tmp_path / "report")
     text = out.markdown.read_text()
     assert "No ground truth (contamination.json)" in text and "No ROC curves" in text
-    assert sorted(p.name for p in out.plots) == ["score_histograms.png", "sdr_avg.png", "sdr_per_target.png"]
+    assert sorted(p.name for p in out.plots) == ["gains.png", "score_histograms.png", "sdr_avg.png", "sdr_per_target.png"]
     assert "| song_0000 | unknown |" in text or "| unknown |" in text
     for path in out.plots:
         assert_real_png(path)
@@ -253,9 +257,9 @@ def test_one_ratio_one_seed_and_an_old_summary(tmp_path):
     text = out.markdown.read_text()
     assert "One ratio only (0.75): SDR is drawn as points, not lines." in text
     assert "One seed per condition: no error bars" in text
-    assert "8 of 8 XPs' metrics name no artifacts" in text
+    assert "10 of 10 XPs' metrics name no artifacts" in text
     assert "Not drawn: no XP names a scores table." in text and "Not drawn: no XP names a clean manifest." in text
-    assert sorted(p.name for p in out.plots) == ["sdr_avg.png", "sdr_per_target.png"]
+    assert sorted(p.name for p in out.plots) == ["gains.png", "sdr_avg.png", "sdr_per_target.png"]
     assert not (folder / "roc.png").exists()
     for path in out.plots:
         assert_real_png(path)

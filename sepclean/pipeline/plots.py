@@ -40,6 +40,7 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
     lines with a band of ± one standard deviation over seeds."""
     methods = [r for r in rows if r["method"] not in CONTROL_STYLES and isinstance(r["ratio"], (int, float))]
     ratios = sorted({float(r["ratio"]) for r in methods})
+    methods = [{**r, "method": r["method"] + (f" + {r['robust']}" if r.get("robust") else "")} for r in methods]
     series = sorted({(r["method"], r["mode"]) for r in methods})
     colour = colours(m for m, _ in series)
     # A small horizontal offset per series keeps error bars at the same ratio apart.
@@ -63,7 +64,8 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
                 ax.text(0.5, 0.5, f"no {target} SDR: {arch} was not trained for it", ha="center", va="center",
                         fontsize=9, transform=ax.transAxes)
             for control, (style, label) in CONTROL_STYLES.items():
-                row = next((r for r in rows if r["arch"] == arch and r["method"] == control), None)
+                row = next((r for r in rows if r["arch"] == arch and r["method"] == control and not r.get("robust")),
+                           None)
                 if row is None or not finite(row.get(key)):
                     continue
                 line = ax.axhline(row[key], color="black", linestyle=style, linewidth=1.2)
@@ -100,6 +102,52 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
                frameon=False)
     height = fig.get_figheight()
     fig.tight_layout(rect=(0, (0.1 + 0.22 * legend_rows) / height, 1, 1 - 0.15 / height))
+    return _save(fig, path)
+
+
+def condition_name(row: dict) -> str:
+    """A summary row's condition as a reader names it: ``mlp auto per-target + truncate 0.25``."""
+    name = row["method"]
+    if row.get("ratio") is not None:
+        name += f" {row['ratio']:g}" if isinstance(row["ratio"], (int, float)) else f" {row['ratio']}"
+    if row.get("mode"):
+        name += f" {row['mode']}"
+    return name + (f" + {row['robust']}" if row.get("robust") else "")
+
+
+def gains(rows: list[dict], archs: list[str], path: Path, title: str) -> Path:
+    """Each condition's paired difference in average SDR against dirty (same architecture and seed)
+    with its 95% t-interval, one panel per architecture, the clean twin's as the dotted line the gap
+    ends at. Intervals that exclude zero are drawn in colour, the others in grey."""
+    per_arch = {arch: [r for r in rows if r["arch"] == arch and finite(r.get("delta"))] for arch in archs}
+    height = max(len(v) for v in per_arch.values())
+    fig = Figure(figsize=(6.8 * len(archs), 0.42 * height + 1.6), dpi=DPI)
+    axes = fig.subplots(1, len(archs), squeeze=False)[0]
+    for ax, arch in zip(axes, archs):
+        shown = per_arch[arch]
+        for y, row in enumerate(reversed(shown)):
+            low, high = row.get("delta_low"), row.get("delta_high")
+            resolved = finite(low) and finite(high) and (low > 0 or high < 0)
+            colour = ("tab:green" if row["delta"] > 0 else "tab:red") if resolved else "tab:gray"
+            if finite(low) and finite(high):
+                ax.plot([low, high], [y, y], color=colour, linewidth=2)
+            ax.plot([row["delta"]], [y], marker="o", color=colour, markersize=5)
+        ax.set_yticks(range(len(shown)))
+        ax.set_yticklabels([f"{condition_name(r)} (n={r['seeds']})" for r in reversed(shown)], fontsize=8)
+        ax.axvline(0, color="black", linewidth=1)
+        twin = next((r for r in shown if r["method"] == "clean_twin" and not r.get("robust")), None)
+        if twin is not None:
+            ax.axvline(twin["delta"], color="black", linestyle=":", linewidth=1.2)
+        lows = [r["delta_low"] for r in shown if finite(r.get("delta_low"))] + [r["delta"] for r in shown]
+        highs = [r["delta_high"] for r in shown if finite(r.get("delta_high"))] + [r["delta"] for r in shown]
+        if lows:  # at least 0.5 dB wide, so that noise never looks like an effect
+            middle, half = (min(lows + [0]) + max(highs + [0])) / 2, max((max(highs + [0]) - min(lows + [0])) / 2, 0.25)
+            ax.set_xlim(middle - half * 1.1, middle + half * 1.1)
+        ax.set_xlabel("Δ average SDR against dirty (dB), 95% interval")
+        ax.set_title(f"{arch}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
     return _save(fig, path)
 
 

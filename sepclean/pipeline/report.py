@@ -32,7 +32,7 @@ from sepclean.pipeline.artifacts import atomic_write_text
 from sepclean.pipeline.experiment import CONTROLS
 
 SUMMARY_FILE = "summary.json"
-PLOT_FILES = ("sdr_avg.png", "sdr_per_target.png", "score_histograms.png", "roc.png")
+PLOT_FILES = ("gains.png", "sdr_avg.png", "sdr_per_target.png", "score_histograms.png", "roc.png")
 """Every figure a report may draw; those a new report does not draw are removed from its folder."""
 
 
@@ -196,7 +196,7 @@ class _Report:
 
     def write(self) -> Written:
         self.named = self._artifacts()
-        body = [*self._conditions(), *self._sdr(), *self._scores(), *self._removed()]
+        body = [*self._conditions(), *self._gains(), *self._sdr(), *self._scores(), *self._removed()]
         head = [Heading(f"sepclean report: grid {self.found.name}", 1), Text(self._overview())]
         if self.reader.problems:
             head += [Heading("Problems: recorded files that could not be read"),
@@ -241,6 +241,20 @@ class _Report:
                      "songs (0.5 is chance)."),
                 _pipe_table(results.markdown(self.summary))]
 
+    def _gains(self) -> list:
+        blocks = [Heading("Gains over dirty training")]
+        rows = [r for r in self.summary if plots.finite(r.get("delta"))]
+        if not rows:
+            self.limits.append("No condition has a dirty XP of the same architecture and seed: no gains figure.")
+            return blocks + [Text("Not drawn: no condition has a paired dirty XP.")]
+        archs = sorted({r["arch"] for r in rows})
+        self._plot(plots.gains, "gains.png", self.summary, archs, title=f"Gains over dirty ({self.found.name})")
+        return blocks + [Image("gains.png", "Each condition's mean paired difference in average SDR from the dirty "
+                                            "model of the same architecture and seed, with its 95% t-interval "
+                                            "(none with one seed). Coloured: the interval excludes zero (green "
+                                            "above, red below); grey: it does not. Dotted: the clean twin, where "
+                                            "the gap ends.")]
+
     def _sdr(self) -> list:
         rows = self.summary
         blocks = [Heading("SDR against the ratio kept")]
@@ -263,7 +277,7 @@ class _Report:
         if max(r["seeds"] for r in rows) < 2:
             self.limits.append("One seed per condition: no error bars and no intervals.")
             notes.append("one seed: no error bars")
-        controls = [c for c in CONTROLS if any(r["method"] == c for r in rows)]
+        controls = [c for c in CONTROLS if any(r["method"] == c and not r.get("robust") for r in rows)]
         missing = [c for c in ("dirty", "clean_twin") if c not in controls]
         if missing:
             self.limits.append(f"No {' or '.join(missing)} XP: no such horizontal line in the SDR figures.")
