@@ -44,7 +44,7 @@ class CleaningExplorer(Explorer):
                 sheep.xp.link.load()
                 if sheep.xp.link.history:
                     runs.append((sheep.xp.cfg, sheep.xp.link.history[-1]))
-            rows = {(r["arch"], r["method"], r["ratio"], r["mode"], r["robust"]): r for r in summarise(runs)}
+            rows = {(r["arch"], r["name"], r["ratio"], r["mode"]): r for r in summarise(runs)}
             self._cache = (time.time(), rows)
         return rows
 
@@ -60,8 +60,7 @@ class CleaningExplorer(Explorer):
                          "auroc": metrics.get("auroc"), "conv": "yes" if metrics.get("converged") else "NO"}
         line["sdr"] = {t: v for t, v in metrics["sdr"].items() if v is not None}
         condition = Condition.of(cfg)
-        row = self._summary().get((condition.arch, condition.method, condition.ratio, condition.mode,
-                                   condition.robust))
+        row = self._summary().get((condition.arch, condition.name, condition.ratio, condition.mode))
         if row is not None:
             seeds = {"n": row["seeds"], "avg": row["sdr_avg"], "std": row["sdr_avg_std"]}
             if row.get("delta") is not None:

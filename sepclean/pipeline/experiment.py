@@ -128,12 +128,13 @@ class Experiment:
         cfg = self.cfg
         arch, method = cfg["arch"], cfg["method"]
         robust = self.robust()
+        rounds = self.rounds()
         data = self.data()
         scores = clean = None
         if method in CONTROLS:
             model = self.train(arch, data, CONTROLS[method], robust=robust)
         else:
-            scores, clean = self.cleaning(data, method, cfg["ratio"], cfg["mode"])
+            scores, clean = self.cleaning(data, method, cfg["ratio"], cfg["mode"], rounds)
             model = self.train(arch, data, "train", clean, robust)
         self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
         targets = cfg["archs"][arch].get("targets")
@@ -143,28 +144,59 @@ class Experiment:
         return metrics(data, model, evaluation, scores, clean)
 
 
-    def cleaning(self, data: stages.Data, method: str, ratio, mode: str) -> tuple[Path, Path]:
-        """The scores of ``method`` on the pool and the clean manifest kept from them at ``ratio``."""
+    def rounds(self) -> int:
+        """Rounds of cleaning, checked before any work: a second round re-scores the pool with a model,
+        so the method must score with one."""
+        rounds = self.cfg.get("rounds")
+        rounds = 1 if rounds is None else rounds
+        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
+            raise PipelineError(f"rounds must be a whole number >= 1; got {rounds!r}")
+        method, ratio = self.cfg["method"], self.cfg.get("ratio")
+        if rounds > 1 and method not in CONTROLS:
+            scorer = self.scorer(matched_ratio(ratio)[0] if matched_ratio(ratio) else method)
+            if not scorer.needs_baseline:
+                raise PipelineError(f"rounds={rounds}: {scorer.name} scores without a model, so every round would "
+                                    "score the same; rounds re-score with the model the round before trained "
+                                    "(attribute, loss, refloss scoring=reducible|ratio, fusion of them)")
+        return rounds
+
+    def baseline(self, data: stages.Data, clean: Path | None = None):
+        """The model a method scores with: the baseline architecture trained plainly on the pool, or on
+        what ``clean`` keeps of it (a later round)."""
+        from sepclean.scorers import Baseline
+
+        base_arch = self.cfg["scoring"]["baseline"]
+        model = self.train(base_arch, data, "train", clean)
+        return Baseline(self.cfg["archs"][base_arch]["toolkit"], model.checkpoint)
+
+    def cleaning(self, data: stages.Data, method: str, ratio, mode: str, rounds: int = 1) -> tuple[Path, Path]:
+        """The scores of ``method`` on the pool and the clean manifest kept from them at ``ratio``.
+
+        With ``rounds`` k > 1 (CCOM's filtering in rounds): round r scores the whole pool again with the
+        baseline architecture retrained on what round r − 1 kept, and filters it at the same ratio;
+        each round's model, scores and clean manifest are shared artifacts, so a rerun resumes after
+        the last finished round. The last round's scores and clean manifest are returned."""
         if mode not in MODES:
             raise PipelineError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         matched = matched_ratio(ratio)
-        scorer = self.scorer(method)
-        baseline = None
-        if scorer.needs_baseline:
-            from sepclean.scorers import Baseline
-
-            base_arch = self.cfg["scoring"]["baseline"]
-            dirty = self.train(base_arch, data, "train")
-            baseline = Baseline(self.cfg["archs"][base_arch]["toolkit"], dirty.checkpoint)
-        self.log(f"[score] {method}")
-        scores = stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(), self.log)
-        if matched is None:
+        if matched is not None:  # a control at the size another method (after its rounds) chose
+            other, at = matched
+            _, like = self.cleaning(data, other, at, mode, rounds)
+            scores = self._score(data, method, None)
+            self.log(f"[filter] as many songs as {other} keeps at ratio {at}, {mode}")
+            return scores, stages.match_scores(self.store, scores, like)
+        clean = None
+        for round_ in range(1, rounds + 1):
+            scores = self._score(data, method, clean, f", round {round_} of {rounds}" if rounds > 1 else "")
             self.log(f"[filter] ratio {ratio}, {mode}")
-            return scores, stages.filter_scores(self.store, scores, ratio, MODES[mode])
-        other, at = matched
-        _, like = self.cleaning(data, other, at, mode)
-        self.log(f"[filter] as many songs as {other} keeps at ratio {at}, {mode}")
-        return scores, stages.match_scores(self.store, scores, like)
+            clean = stages.filter_scores(self.store, scores, ratio, MODES[mode])
+        return scores, clean
+
+    def _score(self, data: stages.Data, method: str, clean: Path | None, note: str = "") -> Path:
+        scorer = self.scorer(method)
+        baseline = self.baseline(data, clean) if scorer.needs_baseline else None
+        self.log(f"[score] {method}{note}")
+        return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(), self.log)
 
 
 def matched_ratio(ratio) -> tuple[str, float | str] | None:

@@ -40,7 +40,7 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
     lines with a band of ± one standard deviation over seeds."""
     methods = [r for r in rows if r["method"] not in CONTROL_STYLES and isinstance(r["ratio"], (int, float))]
     ratios = sorted({float(r["ratio"]) for r in methods})
-    methods = [{**r, "method": r["method"] + (f" + {r['robust']}" if r.get("robust") else "")} for r in methods]
+    methods = [{**r, "method": r.get("name", r["method"])} for r in methods]
     series = sorted({(r["method"], r["mode"]) for r in methods})
     colour = colours(m for m, _ in series)
     # A small horizontal offset per series keeps error bars at the same ratio apart.
@@ -64,8 +64,7 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
                 ax.text(0.5, 0.5, f"no {target} SDR: {arch} was not trained for it", ha="center", va="center",
                         fontsize=9, transform=ax.transAxes)
             for control, (style, label) in CONTROL_STYLES.items():
-                row = next((r for r in rows if r["arch"] == arch and r["method"] == control and not r.get("robust")),
-                           None)
+                row = next((r for r in rows if r["arch"] == arch and r.get("name", r["method"]) == control), None)
                 if row is None or not finite(row.get(key)):
                     continue
                 line = ax.axhline(row[key], color="black", linestyle=style, linewidth=1.2)
@@ -112,7 +111,7 @@ def condition_name(row: dict) -> str:
         name += f" {row['ratio']:g}" if isinstance(row["ratio"], (int, float)) else f" {row['ratio']}"
     if row.get("mode"):
         name += f" {row['mode']}"
-    return name + (f" + {row['robust']}" if row.get("robust") else "")
+    return name + row.get("name", row["method"])[len(row["method"]):]  # its rounds and robust training
 
 
 def gains(rows: list[dict], archs: list[str], path: Path, title: str) -> Path:
@@ -135,7 +134,7 @@ def gains(rows: list[dict], archs: list[str], path: Path, title: str) -> Path:
         ax.set_yticks(range(len(shown)))
         ax.set_yticklabels([f"{condition_name(r)} (n={r['seeds']})" for r in reversed(shown)], fontsize=8)
         ax.axvline(0, color="black", linewidth=1)
-        twin = next((r for r in shown if r["method"] == "clean_twin" and not r.get("robust")), None)
+        twin = next((r for r in shown if r.get("name", r["method"]) == "clean_twin"), None)
         if twin is not None:
             ax.axvline(twin["delta"], color="black", linestyle=":", linewidth=1.2)
         lows = [r["delta_low"] for r in shown if finite(r.get("delta_low"))] + [r["delta"] for r in shown]

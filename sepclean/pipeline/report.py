@@ -277,7 +277,7 @@ class _Report:
         if max(r["seeds"] for r in rows) < 2:
             self.limits.append("One seed per condition: no error bars and no intervals.")
             notes.append("one seed: no error bars")
-        controls = [c for c in CONTROLS if any(r["method"] == c and not r.get("robust") for r in rows)]
+        controls = [c for c in CONTROLS if any(r.get("name", r["method"]) == c for r in rows)]
         missing = [c for c in ("dirty", "clean_twin") if c not in controls]
         if missing:
             self.limits.append(f"No {' or '.join(missing)} XP: no such horizontal line in the SDR figures.")

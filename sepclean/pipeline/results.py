@@ -29,6 +29,8 @@ class Condition:
     mode: str | None
     robust: str | None = None
     """The robust training of the retraining (``RobustLoss.label``); None: plain training."""
+    rounds: int = 1
+    """Rounds of scoring and filtering (``Experiment.cleaning``)."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -38,12 +40,14 @@ class Condition:
         control = cfg["method"] in CONTROLS
         robust = RobustLoss.of(cfg.get("robust"))
         return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
-                   robust.label() if robust else None)
+                   robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1))
 
     @property
     def name(self) -> str:
-        """The method, with its robust training when there is one: ``dirty + truncate 0.25``."""
-        return self.method + (f" + {self.robust}" if self.robust else "")
+        """The method, with its rounds and robust training when it has them: ``loss, 2 rounds``,
+        ``dirty + truncate 0.25``."""
+        return (self.method + (f", {self.rounds} rounds" if self.rounds > 1 else "")
+                + (f" + {self.robust}" if self.robust else ""))
 
 
 @dataclass
@@ -91,7 +95,8 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
         sdr = {t: {s: m["sdr"].get(t) for s, m in row.seeds.items() if m["sdr"].get(t) is not None}
                for t in [*sepclean.STEMS, "avg"]}
         line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
-                "mode": condition.mode, "robust": condition.robust, "seeds": len(row.seeds)}
+                "mode": condition.mode, "robust": condition.robust, "rounds": condition.rounds,
+                "name": condition.name, "seeds": len(row.seeds)}
         for key in ("kept", "removed_contaminated", "auroc"):
             line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]
         line["converged"] = all(m.get("converged", True) for m in row.seeds.values())
@@ -127,8 +132,7 @@ def markdown(summary: list[dict]) -> str:
         delta = "-"
         if "delta" in row and math.isfinite(row["delta"]):
             delta = f"{row['delta']:+.2f} [{_cell(row['delta_low'], '+.2f')}, {_cell(row['delta_high'], '+.2f')}]"
-        method = row["method"] + (f" + {row['robust']}" if row.get("robust") else "")
-        cells = [row["arch"], method, _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
+        cells = [row["arch"], row.get("name", row["method"]), _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
                  _cell(row["kept"], ".1f"), _cell(row["removed_contaminated"], ".1f"), _cell(row["auroc"], ".2f"),
                  *sdrs, delta, _cell(row.get("p"), ".3f"), _cell(row.get("gap_closed"), ".0%"),
                  "yes" if row["converged"] else "NO (best epoch = last)"]
