@@ -297,3 +297,13 @@ def test_xp_metrics_name_their_artifacts_as_strings(written):
         else:
             assert ScoreTable.read(art["scores"]).method == xp["config"]["method"]
             assert CleanManifest.load(art["clean"]).ratio == xp["config"]["ratio"]
+
+
+def test_the_gains_figure_of_a_two_condition_grid_is_readable(tmp_path):
+    """The smallest grid (one condition beside the clean twin) still gets a full-height figure: the
+    ci grid's two rows once made it 268 pixels tall."""
+    from sepclean.pipeline import plots
+
+    rows = [{"arch": "openunmix", "method": name, "ratio": None, "mode": None, "seeds": 2, "delta": delta,
+             "delta_low": delta - 0.3, "delta_high": delta + 0.3} for name, delta in (("clean_twin", 0.9), ("random", 0.1))]
+    assert_real_png(plots.gains(rows, ["openunmix"], tmp_path / "gains.png", "two conditions"))

@@ -120,7 +120,8 @@ def gains(rows: list[dict], archs: list[str], path: Path, title: str) -> Path:
     ends at. Intervals that exclude zero are drawn in colour, the others in grey."""
     per_arch = {arch: [r for r in rows if r["arch"] == arch and finite(r.get("delta"))] for arch in archs}
     height = max(len(v) for v in per_arch.values())
-    fig = Figure(figsize=(6.8 * len(archs), 0.42 * height + 1.6), dpi=DPI)
+    # never shorter than the other figures: a grid with two conditions still gets a readable panel
+    fig = Figure(figsize=(6.8 * len(archs), max(0.42 * height + 1.6, 3.2)), dpi=DPI)
     axes = fig.subplots(1, len(archs), squeeze=False)[0]
     for ax, arch in zip(axes, archs):
         shown = per_arch[arch]
