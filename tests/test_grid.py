@@ -1,6 +1,6 @@
 """A whole grid, for real: ``sepclean grid sepclean.ci`` (Open-Unmix and HDemucs, ``loss`` and
 ``fad`` at one ratio, one seed, on the tiny profile) run in fresh processes as a user runs it,
-killed once mid-training and run again; then what the XPs report is checked against what their
+killed once mid-training and run again two XPs at a time (``--jobs 2``); then what the XPs report is checked against what their
 models really trained on, and ``dora grid --dry_run`` tables the same XPs."""
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def sepclean_grid(dora_dir: Path, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
-    """The ci grid, killed (SIGKILL, whole process group) during its first training, then resumed."""
+    """The ci grid, killed (SIGKILL, whole process group) during its first training, then resumed
+    with two XPs side by side."""
     dora_dir = tmp_path_factory.mktemp("dora")
     first = sepclean_grid(dora_dir, start_new_session=True)
     deadline = time.time() + 600
@@ -40,7 +41,7 @@ def grid(tmp_path_factory):
         time.sleep(0.1)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    second = sepclean_grid(dora_dir)
+    second = sepclean_grid(dora_dir, "--jobs", "2")
     output = second.communicate(timeout=1800)[0]
     summary = json.loads((dora_dir / "grid_results" / GRID / "summary.json").read_text())
     return dora_dir, second.returncode, output, summary
@@ -57,6 +58,15 @@ def test_grid_finishes_after_a_kill_with_a_result_for_every_xp(grid):
     conditions = {(c["arch"], c["method"]) for c in summary["conditions"]}
     assert conditions == {(a, m) for a in ("openunmix", "hdemucs") for m in ("dirty", "loss", "fad")}
     assert "| openunmix | fad | 0.75 | per-target |" in output  # the condition table is printed
+    assert "2 at a time with 1 thread(s) each" in output
+
+
+def test_each_xp_run_side_by_side_has_its_own_log(grid):
+    dora_dir = grid[0]
+    logs = sorted(dora_dir.glob("xps/*/run.log"))
+    assert len(logs) == 6
+    for path in logs:
+        assert f"XP {path.parent.name} done:" in path.read_text(), path
 
 
 def test_running_it_again_runs_nothing(grid):

@@ -1,7 +1,7 @@
 """``sepclean grid NAME``: run a dora grid of experiments on this machine, then table it.
 
 The same grid as ``dora grid NAME`` on a SLURM cluster (same XPs, signatures and folders); XPs run
-one after the other, controls first. Run it again to resume an interrupted grid.
+controls first, ``--jobs N`` of them side by side. Run it again to resume an interrupted grid.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ class Args:
     grid: str
     patterns: list[str] = field(default_factory=list)
     table: bool = False
+    jobs: int = 1
 
 
 def configure(parser) -> None:
     parser.add_argument("grid", help="grid name as dora takes it, e.g. sepclean.mixed23_cpu (grids/sepclean/*.py)")
     parser.add_argument("patterns", nargs="*", help="only XPs whose name contains one of these (or signatures)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="XPs run side by side, each with cores/N torch threads and its own run.log in its "
+                             "folder (default 1: one XP with every core, its output here)")
     parser.add_argument("--table", action="store_true", help="only print the tables of what has run")
 
 
@@ -36,7 +40,7 @@ def run(args) -> int:
             print()
             print(local_grid.table(args.grid))
             return 0
-        grid = local_grid.run(args.grid, args.patterns)
+        grid = local_grid.run(args.grid, args.patterns, args.jobs)
     except PipelineError as e:
         raise CommandError(str(e)) from None
     print()

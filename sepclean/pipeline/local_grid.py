@@ -3,15 +3,20 @@
 dora 0.1.13 has no local launcher (``dora grid`` needs ``srun``). This evaluates the grid with
 dora's own machinery (``dora.grid.run_grid`` in dry-run mode: the same XPs, signatures and folders
 as on a cluster), then runs each XP that has no result yet as ``dora run -f SIG`` in a fresh
-process, one at a time, controls first (their trainings are what the other XPs reuse). Stages are
-shared artifacts, so an interrupted grid resumes where it stopped when run again, and
-``dora grid NAME --dry_run`` afterwards tables the same XPs with their metrics.
+process, controls first (their trainings are what the other XPs reuse). ``jobs`` XPs run side by
+side, each with ``cores // jobs`` torch threads and its output in ``<xp folder>/run.log``: the
+small models of these grids use two threads badly, so on two cores two one-thread XPs finish more
+XPs per hour than one two-thread XP (``benchmarks/bench_jobs.py``). Stages are shared artifacts
+under the store's locks, so two XPs that need the same stage make it once, an interrupted grid
+resumes where it stopped when run again, and ``dora grid NAME --dry_run`` afterwards tables the
+same XPs with their metrics.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +37,7 @@ class GridRun:
     sheeps: list
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    jobs: int = 1
 
     def runs(self) -> list[tuple[dict, dict]]:
         from omegaconf import OmegaConf
@@ -82,29 +88,74 @@ def describe(sheep) -> str:
     return f"{cfg.arch} {what} seed {cfg.seed} ({sheep.xp.sig})"
 
 
-def run(name: str, patterns: list[str] | None = None, log=print) -> GridRun:
-    """Run every XP of grid ``name`` lacking a result; failed XPs are reported, the others still run."""
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) -> GridRun:
+    """Run every XP of grid ``name`` lacking a result, ``jobs`` at a time; failed XPs are reported,
+    the others still run."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise PipelineError(f"jobs must be a positive number of XPs run side by side, not {jobs!r}")
     main = _main()
     start = time.time()
-    grid = GridRun(name, xps(name))
+    grid = GridRun(name, xps(name), jobs=jobs)
     chosen = grid.sheeps
     if patterns:
         chosen = [s for s in chosen if any(p in main.get_name(s.xp) or p == s.xp.sig for p in patterns)]
     todo = [s for s in sorted(chosen, key=_order) if not main.get_xp_history(s.xp)]
+    threads = max(1, cores() // jobs)
     log(f"grid {name}: {len(grid.sheeps)} XPs, {len(chosen)} chosen, {len(chosen) - len(todo)} of them done, "
-        f"{len(todo)} to run")
-    for index, sheep in enumerate(todo, 1):
-        log(f"[{index}/{len(todo)}] {describe(sheep)}")
-        main.init_xp(sheep.xp)
-        command = [sys.executable, "-m", "dora", "-P", main.package, "run", "-f", sheep.xp.sig]
-        status = subprocess.run(command, env=os.environ.copy()).returncode
-        if status or not main.get_xp_history(sheep.xp):
-            grid.failed.append(sheep.xp.sig)
-            log(f"[{index}/{len(todo)}] FAILED (exit status {status}): {describe(sheep)}; "
-                f"its log: {sheep.xp.folder}")
+        f"{len(todo)} to run" + (f", {jobs} at a time with {threads} thread(s) each" if jobs > 1 else ""))
+    env = os.environ.copy()
+    if jobs > 1:
+        env.update(SEPCLEAN_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    queue, running = list(enumerate(todo, 1)), {}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                index, sheep = queue.pop(0)
+                running[_launch(main, sheep, env, jobs > 1, f"[{index}/{len(todo)}]", log)] = (index, sheep)
+            finished = [p for p in running if p.poll() is not None] or [_wait_any(running)]
+            for process in finished:
+                index, sheep = running.pop(process)
+                if process.returncode or not main.get_xp_history(sheep.xp):
+                    grid.failed.append(sheep.xp.sig)
+                    log(f"[{index}/{len(todo)}] FAILED (exit status {process.returncode}): {describe(sheep)}; "
+                        f"its log: {sheep.xp.folder}" + ("/run.log" if jobs > 1 else ""))
+                elif jobs > 1:
+                    log(f"[{index}/{len(todo)}] done: {describe(sheep)}")
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the XPs too (same process group); a kill of this process alone does not
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in running:
+            process.wait()
+        raise
     grid.seconds = time.time() - start
     write_summary(grid)
     return grid
+
+
+def _launch(main, sheep, env: dict, own_log: bool, tag: str, log) -> subprocess.Popen:
+    main.init_xp(sheep.xp)
+    command = [sys.executable, "-m", "dora", "-P", main.package, "run", "-f", sheep.xp.sig]
+    if not own_log:
+        log(f"{tag} {describe(sheep)}")
+        return subprocess.Popen(command, env=env)
+    path = Path(sheep.xp.folder) / "run.log"
+    log(f"{tag} {describe(sheep)}: log in {path}")
+    with open(path, "a") as out:  # appended: a resumed XP keeps the log of its interrupted attempt
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_any(running: dict) -> subprocess.Popen:
+    while True:
+        for process in running:
+            if process.poll() is not None:
+                return process
+        time.sleep(0.5)
 
 
 def write_summary(grid: GridRun) -> Path:

@@ -25,14 +25,17 @@ LAUNCHERS = ("local", "slurm")
 
 
 def use_allotted_cpus() -> None:
-    """In a SLURM job, as many torch threads as CPUs it was given. Torch otherwise starts one per
-    core of the node, and on a shared node its threads spin waiting for each other: measured here, a
-    shard beside one other job ran 20 times slower."""
+    """As many torch threads as CPUs this process was given: by SLURM (``SLURM_CPUS_PER_TASK``) or by
+    ``sepclean grid --jobs N`` (``SEPCLEAN_THREADS``). Torch otherwise starts one per core of the
+    node, and on a shared node its threads spin waiting for each other: measured here, a shard beside
+    one other job ran 20 times slower."""
     import torch
 
-    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if cpus and cpus.isdigit():
-        torch.set_num_threads(int(cpus))
+    for variable in ("SEPCLEAN_THREADS", "SLURM_CPUS_PER_TASK"):
+        cpus = os.environ.get(variable)
+        if cpus and cpus.isdigit() and int(cpus) > 0:
+            torch.set_num_threads(int(cpus))
+            return
 
 
 def score_shard(scorer, task, workdir: Path, shard: str) -> str:
