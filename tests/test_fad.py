@@ -152,3 +152,20 @@ def test_cli_writes_a_scores_table(tiny_data, tmp_path):
     assert set(table.tracks) == set(tiny_data.manifest("train").ids)
     assert table.column(UNIFIED) and table.targets == ["vocals", "bass", "drums", "other"]
     assert main([*argv[:-1], "--embedding", "spectral", "--layer", "3"]) == 2  # not a spectral option
+
+
+@pytest.mark.parametrize("frames", [20, 32, 90])  # n < d, n = d, n > d
+def test_batched_distances_equal_textbook_sqrtm(frames):
+    rng = np.random.default_rng(11)
+    d = 32
+    reference = random_gaussian(rng, d, frames=2000)
+    songs = [(rng.normal(size=(frames + k % 2, d)) @ (rng.normal(size=(d, d)) / 6) + k).astype(np.float32)
+             for k in range(5)]  # two lengths: two batches
+    fad = FrechetReference(reference, device="cpu")
+    batched = fad.distances_to_frames(songs, batch_size=2)
+    expected = [frechet_distance_sqrtm(reference, Gaussian.fit(song)) for song in songs]
+    one_by_one = [fad.distance_to_frames(song) for song in songs]
+    np.testing.assert_allclose(batched, expected, rtol=1e-6)
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-12)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        fad.distances_to_frames([songs[0][:1]])
