@@ -270,3 +270,30 @@ def test_robust_conditions_are_rows_of_their_own_against_plain_dirty():
     assert alone["delta"] == pytest.approx(0.5) and alone["gap_closed"] == pytest.approx(0.5)
     assert "delta" not in rows["dirty", None]
     assert "| dirty + truncate 0.25 |" in results.markdown(results.summarise(runs))
+
+
+def _on(preset, run, overrides=()):
+    cfg, metrics = run
+    return ({**cfg, "data": {"synth": {"preset": preset, "severity": "heavy"}, "roots": {"train": []}},
+             "archs": {cfg["arch"]: {"overrides": list(overrides)}}}, metrics)
+
+
+def test_conditions_on_other_data_are_rows_of_their_own_against_their_own_dirty():
+    runs = [_on("mixed23", _run("dirty", s, v)) for s, v in enumerate([1.0, 2.0])]
+    runs += [_on("heldout", _run("dirty", s, v)) for s, v in enumerate([5.0, 6.0])]
+    runs += [_on("heldout", _run("clean_twin", s, v)) for s, v in enumerate([7.0, 8.0])]
+    runs += [_on("heldout", _run("mlp", s, v)) for s, v in enumerate([6.0, 7.0])]
+    rows = {r["name"]: r for r in results.summarise(runs)}
+    assert set(rows) == {"dirty", "dirty on heldout", "clean_twin on heldout", "mlp on heldout"}
+    assert rows["dirty"]["sdr_avg"] == pytest.approx(1.5) and rows["dirty on heldout"]["sdr_avg"] == pytest.approx(5.5)
+    mlp = rows["mlp on heldout"]
+    assert mlp["delta"] == pytest.approx(1.0) and mlp["gap_closed"] == pytest.approx(0.5)
+    models = [_on("mixed23", _run("dirty", 0, 1.0), [f"hdemucs.channels={c}"]) for c in (24, 48)]
+    assert {r["name"] for r in results.summarise(models)} == {"dirty on hdemucs.channels=24",
+                                                              "dirty on hdemucs.channels=48"}
+
+
+def test_two_xps_of_one_condition_and_seed_are_an_error_not_one_hiding_the_other():
+    runs = [_run("dirty", 0, 1.0), ({**_run("dirty", 0, 2.0)[0], "size": "gpu"}, _run("dirty", 0, 2.0)[1])]
+    with pytest.raises(PipelineError, match="two XPs are seed 0 of condition openunmix dirty"):
+        results.summarise(runs)

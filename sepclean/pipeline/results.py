@@ -1,7 +1,8 @@
 """From XP metrics to the table a researcher reads: which cleaning helped which model, by how much,
 and how sure we are.
 
-Rows are conditions (architecture, method, ratio, mode); seeds are replicates. For each condition:
+Rows are conditions (architecture, method, ratio, mode, and the data and model variant when a grid
+varies them); seeds are replicates. For each condition:
 the mean and standard deviation over seeds of every SDR, and against ``dirty`` of the same
 architecture, the *paired* difference (seed s of the method minus seed s of dirty: the seed fixes
 the data order and initialisation of both), its 95% t-interval, and the share of the dirty →
@@ -11,14 +12,17 @@ clean-twin gap the condition closes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
 
 import sepclean
+from sepclean.errors import PipelineError
 
 DIRTY, CLEAN = "dirty", "clean_twin"
+DEFAULT_DATA = {"preset": "mixed23", "severity": "heavy"}
+"""The synthetic data a condition names only when it differs (``dirty on heldout``)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class Condition:
     """The robust training of the retraining (``RobustLoss.label``); None: plain training."""
     rounds: int = 1
     """Rounds of scoring and filtering (``Experiment.cleaning``)."""
+    variant: str | None = None
+    """What the XP trained and was tested on, where it is not the default: the synthetic preset and
+    severity, the architecture's overrides (``heldout``, ``hdemucs.channels=24``). Two XPs of one
+    grid on different data are different rows, never seeds of one."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -40,14 +48,30 @@ class Condition:
         control = cfg["method"] in CONTROLS
         robust = RobustLoss.of(cfg.get("robust"))
         return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
-                   robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1))
+                   robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1), _variant(cfg))
 
     @property
     def name(self) -> str:
         """The method, with its rounds and robust training when it has them: ``loss, 2 rounds``,
         ``dirty + truncate 0.25``."""
         return (self.method + (f", {self.rounds} rounds" if self.rounds > 1 else "")
-                + (f" + {self.robust}" if self.robust else ""))
+                + (f" + {self.robust}" if self.robust else "") + (f" on {self.variant}" if self.variant else ""))
+
+    def control(self, method: str) -> "Condition":
+        """The control ``method`` (dirty, clean twin) this condition is compared with: same
+        architecture, same data, plain training."""
+        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1)
+
+
+def _variant(cfg) -> str | None:
+    parts = []
+    data = cfg.get("data") or {}
+    if not any((data.get("roots") or {}).values()):
+        synth = data.get("synth") or {}
+        parts += [str(synth[k]) for k, default in DEFAULT_DATA.items() if synth.get(k) not in (None, default)]
+    arch = (cfg.get("archs") or {}).get(cfg["arch"]) or {}
+    parts += [str(o) for o in arch.get("overrides") or []]
+    return ", ".join(parts) or None
 
 
 @dataclass
@@ -62,7 +86,13 @@ def group(runs: list[tuple[dict, dict]]) -> dict[Condition, Row]:
     rows: dict[Condition, Row] = {}
     for cfg, metrics in runs:
         condition = Condition.of(cfg)
-        rows.setdefault(condition, Row(condition)).seeds[int(cfg["seed"])] = metrics
+        row = rows.setdefault(condition, Row(condition))
+        seed = int(cfg["seed"])
+        if seed in row.seeds:
+            raise PipelineError(f"two XPs are seed {seed} of condition {condition.arch} {condition.name} "
+                                f"{condition.ratio or ''} {condition.mode or ''}: they differ in a setting the "
+                                "table does not name, so neither can stand for the other")
+        row.seeds[seed] = metrics
     return rows
 
 
@@ -95,15 +125,15 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
         sdr = {t: {s: m["sdr"].get(t) for s, m in row.seeds.items() if m["sdr"].get(t) is not None}
                for t in [*sepclean.STEMS, "avg"]}
         line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
-                "mode": condition.mode, "robust": condition.robust, "rounds": condition.rounds,
+                "mode": condition.mode, "robust": condition.robust, "rounds": condition.rounds, "variant": condition.variant,
                 "name": condition.name, "seeds": len(row.seeds)}
         for key in ("kept", "removed_contaminated", "auroc"):
             line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]
         line["converged"] = all(m.get("converged", True) for m in row.seeds.values())
         for target, values in sdr.items():
             line[f"sdr_{target}"], line[f"sdr_{target}_std"] = mean_std(values.values())
-        dirty = rows.get(Condition(condition.arch, DIRTY, None, None))
-        clean = rows.get(Condition(condition.arch, CLEAN, None, None))
+        dirty = rows.get(condition.control(DIRTY))
+        clean = rows.get(condition.control(CLEAN))
         if dirty is not None and condition != dirty.condition:
             dirty_avg = {s: m["sdr"]["avg"] for s, m in dirty.seeds.items()}
             test = paired(sdr["avg"], dirty_avg)
