@@ -29,3 +29,15 @@ def test_an_xp_uses_the_threads_it_was_given(env, threads):
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
                          capture_output=True, text=True, check=True)
     assert int(out.stdout) == threads
+
+
+def test_a_long_grid_runs_seed_by_seed_with_each_seeds_dirty_first(tmp_path, monkeypatch):
+    from sepclean.pipeline.local_grid import _order, xps
+
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
+    order = [(int(s.xp.cfg.seed), s.xp.cfg.method) for s in sorted(xps("sepclean.efficacy_cpu"), key=_order)]
+    assert [seed for seed, _ in order] == sorted(seed for seed, _ in order)
+    for seed in {seed for seed, _ in order}:
+        methods = [method for s, method in order if s == seed]
+        assert methods[0] == "dirty" and set(methods[:methods.count("dirty") + methods.count("clean_twin")]) \
+            == {"dirty", "clean_twin"}, methods

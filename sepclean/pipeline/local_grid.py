@@ -77,8 +77,10 @@ def xps(name: str) -> list:
 
 
 def _order(sheep) -> tuple:
+    """Seed by seed, controls first: a grid stopped part-way (they run for sessions) leaves whole
+    seeds, each method with the dirty XP it is paired with."""
     method = sheep.xp.cfg.method
-    return (method not in CONTROLS, method != "dirty")
+    return (int(sheep.xp.cfg.seed), method not in CONTROLS, method != "dirty")
 
 
 def describe(sheep) -> str:
