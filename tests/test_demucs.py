@@ -59,9 +59,9 @@ def new_xp(argv: list[str]):
 
 
 def history(folder) -> list[dict]:
-    from sepclean_plugins.demucs.models import _read
+    from sepclean_plugins.demucs.models import read_package
 
-    return _read(folder / "checkpoint.th")["history"]
+    return read_package(folder / "checkpoint.th")["history"]
 
 
 def tiny_model_file(path) -> None:
@@ -349,10 +349,47 @@ def test_a_planted_checkpoint_never_runs_its_payload(tmp_path):
     assert marker.exists()
 
 
-def test_solver_state_loads_with_only_its_config_classes_allowed(baseline):
-    # The real checkpoint.th demucs' solver wrote: weights-only, its OmegaConf config read back whole.
-    from sepclean_plugins.demucs.models import _read
-
-    package = _read(baseline.folder / "checkpoint.th")
-    assert OmegaConf.to_container(package["args"], resolve=True)["dset"]["sources"] == list(DemucsToolkit.sources)
+def test_solver_state_is_plain_data(baseline):
+    # The checkpoint.th the solver wrote (through solver_state): weights-only with no class allowed.
+    package = torch.load(baseline.folder / "checkpoint.th", weights_only=True)
+    assert package["args"]["dset"]["sources"] == list(DemucsToolkit.sources)
     assert len(package["history"]) == 2 and isinstance(package["state"], dict)
+    assert all(isinstance(v, float) for v in package["history"][0]["train"].values())
+
+
+def plant(path, marker) -> None:
+    """A solver state whose unpickling would create ``marker``."""
+    torch.save({"state": {}, "optimizer": {}, "history": [], "best_state": None, "note": Payload(marker)}, path)
+
+
+def test_a_planted_solver_state_is_refused_on_resume(tiny_data, xps, tmp_path):
+    xp = new_xp(tiny(tiny_data, "epochs=1", "seed=9431"))
+    marker = tmp_path / "payload-ran"
+    plant(xp.folder / "checkpoint.th", marker)
+    with xp.enter(), pytest.raises(ToolkitError) as refused:
+        train.get_solver(xp.cfg)
+    assert str(refused.value).startswith(f"{xp.folder / 'checkpoint.th'}: refused to load: it names posix.system")
+    assert "\n" not in str(refused.value) and not marker.exists()
+
+
+def test_a_planted_continue_from_state_is_refused(tiny_data, xps, tmp_path):
+    parent = new_xp(tiny(tiny_data, "epochs=1", "seed=9432"))
+    marker = tmp_path / "payload-ran"
+    plant(parent.folder / "checkpoint.th", marker)
+    xp = new_xp(tiny(tiny_data, "epochs=1", "seed=9433", f"continue_from={parent.sig}"))
+    with xp.enter(), pytest.raises(ToolkitError, match=f"{parent.folder / 'checkpoint.th'}: refused to load"):
+        train.get_solver(xp.cfg)
+    assert not marker.exists()
+
+
+def test_a_state_saved_before_plain_data_still_resumes(baseline, tiny_data, xps):
+    # States demucs pickled itself hold an OmegaConf config and numpy metrics: still read weights-only.
+    package = torch.load(baseline.folder / "checkpoint.th", weights_only=True)
+    package["args"] = OmegaConf.create(package["args"])
+    package["history"][0]["valid"]["loss"] = np.float64(package["history"][0]["valid"]["loss"])
+    xp = new_xp(tiny(tiny_data, "epochs=2", "seed=9434"))
+    torch.save(package, xp.folder / "checkpoint.th")
+    with xp.enter():
+        solver = train.get_solver(xp.cfg)
+    assert solver.history == package["history"] and len(solver.history) == 2
+    assert all(torch.equal(a, b) for a, b in zip(solver.model.state_dict().values(), package["state"].values()))

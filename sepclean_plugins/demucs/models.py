@@ -54,10 +54,11 @@ def demucs_train():
         return importlib.import_module("demucs.train")
 
 
-def _read(path: Path) -> dict:
-    """A checkpoint file, unpickled weights-only with exactly demucs' model classes, the OmegaConf
-    pieces of a solver's config and numpy scalars (its history's metrics) allowed, so a file
-    received from someone else cannot run code (demucs' own loaders unpickle in full)."""
+def read_package(path: Path) -> dict:
+    """A checkpoint file, unpickled weights-only with exactly demucs' model classes allowed, and for
+    solver states written before ``solver_state`` saved them as plain data, the OmegaConf pieces of
+    their config and numpy scalars (their history's metrics), so a file received from someone else
+    cannot run code (demucs' own loaders unpickle in full)."""
     allowed = [*MODEL_CLASSES, *SOLVER_CONFIG_GLOBALS, *checkpoints.NUMPY_SCALARS]
     package = checkpoints.load(path, ToolkitError, allowed)
     if not isinstance(package, dict):
@@ -87,17 +88,17 @@ def load_model(checkpoint: str | Path) -> torch.nn.Module:
     an exported model package. In a run folder, ``best.th`` is preferred: both hold the same best
     weights. The returned model carries ``training_args`` (a plain dict; empty when unknown)."""
     path = _checkpoint_file(Path(checkpoint))
-    package = _read(path)
+    package = read_package(path)
     if "klass" in package:  # demucs.states.serialize_model's package: best.th, exported models
         if package["klass"] not in MODEL_CLASSES:
             raise ToolkitError(f"{path}: names model class {package['klass']!r}, not a demucs model")
-        model = _build(path, states.load_model, package)
+        model = build(path, states.load_model, package)
         training_args = package.get("training_args") or {}
-    elif isinstance(package.get("args"), DictConfig) and "state" in package:  # solver state
-        args = package["args"]
-        model = _build(path, demucs_train().get_model, args)
+    elif isinstance(package.get("args"), (dict, DictConfig)) and "state" in package:  # solver state
+        args = OmegaConf.create(package["args"])  # a plain dict since solver_state, a DictConfig before
+        model = build(path, demucs_train().get_model, args)
         best = package.get("best_state")
-        _build(path, model.load_state_dict, package["state"] if best is None else best)
+        build(path, model.load_state_dict, package["state"] if best is None else best)
         training_args = OmegaConf.to_container(args, resolve=True)
     else:
         keys = ", ".join(sorted(map(str, package))[:8])
@@ -109,8 +110,9 @@ def load_model(checkpoint: str | Path) -> torch.nn.Module:
     return model
 
 
-def _build(path: Path, build, *args):
+def build(path: Path, make, *args):
+    """``make(*args)``, an error that says the weights in ``path`` do not fit when they do not."""
     try:
-        return build(*args)
+        return make(*args)
     except (RuntimeError, TypeError, KeyError, ValueError) as e:
         raise ToolkitError(f"{path}: its weights do not fit the model it describes ({e})") from None

@@ -33,7 +33,7 @@ from sepclean.robust import RobustLoss, RobustLossError
 from sepclean.scan import ScanError, scan
 from sepclean.toolkit import ToolkitError
 
-from . import audio_compat, data
+from . import audio_compat, data, solver_state
 from .models import demucs_train
 from .robust import robust_losses
 from .toolkit import TRACKS, XP_RECORD
@@ -139,8 +139,10 @@ def _check_test_set(args: DictConfig) -> None:
 
 
 def get_solver(args: DictConfig):
-    """demucs' Solver over sepclean's datasets, restored from the XP's checkpoint if it has one."""
+    """demucs' Solver over sepclean's datasets, restored from the XP's checkpoint if it has one
+    (read weights-only, see ``solver_state``)."""
     _check_test_set(args)
+    solver_state.install()
     # With model_only, demucs' get_solver seeds torch, builds the model and optimizer and the
     # solver (which restores the checkpoint), and skips the datasets it would build from its own
     # dset keys: the loaders, only read while training, come from sepclean's datasets instead.
