@@ -100,3 +100,13 @@ def read_only(directory: Path, argv: list[str]) -> subprocess.CompletedProcess:
 def tiny_data(tmp_path_factory) -> SynthData:
     """The tiny mixed23 profile (seed 0): read-only, shared by every test of the session."""
     return make_synth_data(tmp_path_factory.mktemp("tiny"))
+
+
+class Payload:
+    """What a malicious checkpoint carries: unpickling it in full runs ``touch marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)

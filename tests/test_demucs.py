@@ -23,6 +23,7 @@ from demucs.htdemucs import HTDemucs
 from demucs.solver import Solver
 from omegaconf import OmegaConf
 from torch.utils.data import ConcatDataset
+from conftest import Payload
 
 from sepclean import STEMS, toolkit
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
@@ -321,18 +322,6 @@ def test_demucs_train_needs_the_import_patch():
     assert plain.returncode != 0 and "MissingConfigException" in plain.stderr
     module = demucs_train()
     assert callable(module.get_model) and callable(module.get_solver)
-
-
-class Payload:
-    """What a malicious checkpoint carries: unpickling it in full runs a shell command."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_a_planted_checkpoint_never_runs_its_payload(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import copy_splits, tree_state
+from conftest import Payload, copy_splits, tree_state
 
 from sepclean import audio
 from sepclean.cli import main
@@ -337,16 +337,6 @@ def test_laion_checkpoint_with_numpy_training_state_loads_weights_only(laion_che
     torch.save({**checkpoint, "epoch": np.int64(45), "lr": np.float64(1e-4), "best": np.float32(0.5)}, path)
     backend = create_backend("clap", weights=str(path), device="cpu")
     assert backend.config()["amodel"] == "HTSAT-tiny"
-
-
-class Payload:
-    """What a malicious checkpoint carries: unpickling it in full runs a shell command."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_laion_checkpoint_with_a_payload_is_refused(laion_checkpoint, tmp_path):

@@ -12,7 +12,7 @@ import openunmix.data
 import openunmix.utils
 import pytest
 import torch
-from conftest import tree_state
+from conftest import Payload, tree_state
 
 from sepclean import STEMS, toolkit
 from sepclean.clean_manifest import CleanManifest
@@ -446,6 +446,24 @@ def test_umx_separates_with_a_model_trained_here(dirty_run, adapter, tiny_data, 
     expected = adapter.separate({"vocals": adapter.load(output, "vocals")}, track.read("mixture"), rate)["vocals"]
     np.testing.assert_allclose(vocals, expected, atol=1e-5)
     assert tree_state(tiny_data.root / "test", output) == before
+
+
+def test_umx_refuses_a_planted_model_by_name(dirty_run, tiny_data, tmp_path, capsys):
+    from sepclean_plugins.openunmix import umx
+
+    _, output, _, _ = dirty_run
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("separator.json", "vocals.json"):
+        (run / name).write_text((output / name).read_text())
+    marker = tmp_path / "payload-ran"
+    torch.save({"input_mean": torch.zeros(3), "note": Payload(marker)}, run / "vocals.pth")
+    mixture = str(tiny_data.manifest("test").tracks[0].path("mixture"))
+    assert umx.main([mixture, "--model", str(run), "--targets", "vocals", "--outdir", str(tmp_path / "out"),
+                     "--no-cuda"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"umx: error: {run / 'vocals.pth'}: refused to load: it names posix.system")
+    assert "\n" not in error and not marker.exists() and not (tmp_path / "out").exists()
 
 
 def test_pop_option():
