@@ -284,6 +284,14 @@ def test_missing_test_set_fails_before_training(tiny_data, xps, tmp_path):
         train.get_solver(xp.cfg)
 
 
+@pytest.mark.parametrize("setting", ["epochs=0", "epochs=-1", "epoch_updates=0", "batch_size=0"])
+def test_counts_below_one_are_refused(tiny_data, xps, setting):
+    xp = new_xp(tiny(tiny_data, setting))
+    key, _, value = setting.partition("=")
+    with pytest.raises(ToolkitError, match=f"^{key} must be a whole number >= 1; got {value}$"):
+        train.check_counts(xp.cfg)
+
+
 def test_bad_checkpoints(tmp_path):
     from openunmix.model import OpenUnmix
 

@@ -250,6 +250,16 @@ def test_validation_manifest_at_another_sample_rate_is_refused(tiny_data, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option, value", [("--epochs", "0"), ("--epochs", "-1"), ("--epoch-updates", "0"),
+                                           ("--batch-size", "0")])
+def test_counts_below_one_are_refused_before_any_data_is_read(tiny_data, tmp_path, capsys, option, value):
+    argv = manifest_argv(tiny_data, tmp_path / "run", option, value)
+    argv[argv.index("--manifest") + 1] = str(tmp_path / "absent.jsonl")  # read first, it would be the error
+    assert train_main(argv) == 2
+    assert capsys.readouterr().err == f"error: {option} must be at least 1; got {value}\n"
+    assert not (tmp_path / "run").exists()
+
+
 def test_upstream_dataset_without_validation_tracks_is_refused(tiny_data, tmp_path, capsys):
     # --dataset musdb on data that is not MUSDB18: its validation subset (MUSDB's songs, by name) is empty.
     import shutil
@@ -327,7 +337,7 @@ def test_clean_manifest_keeping_nothing(adapter, train_manifest):
 
 def test_clean_manifest_made_for_another_dataset(tiny_data, train_manifest, kept, tmp_path, capsys):
     clean_path = write_clean(tmp_path / "c.json", kept, dataset_hash="0" * 64)
-    argv = manifest_argv(tiny_data, tmp_path / "run", "--clean-manifest", str(clean_path), epochs=0)
+    argv = manifest_argv(tiny_data, tmp_path / "run", "--clean-manifest", str(clean_path), epochs=1)
     assert train_main(argv) == 2
     assert "made for another dataset manifest" in capsys.readouterr().err
     training = Training.from_argv(argv + ["--allow-other-dataset"])

@@ -181,6 +181,20 @@ def get_solver(args: DictConfig):
     return solver
 
 
+AT_LEAST_ONE = ("epochs", "batch_size", "epoch_updates", "max_batches")
+"""Config keys that are counts of at least one (the last two may be unset)."""
+
+
+def check_counts(args: DictConfig) -> None:
+    """Refuse a count below one before any data is read (``epochs=0`` would train nothing)."""
+    for key in AT_LEAST_ONE:
+        value = args[key]
+        if value is None and key in ("epoch_updates", "max_batches"):
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ToolkitError(f"{key} must be a whole number >= 1; got {value!r}")
+
+
 def robust_training(args: DictConfig) -> RobustLoss | None:
     """The ``robust`` settings, checked before any data is read (None: plain training)."""
     robust = RobustLoss.of({k: args.robust[k] for k in ("truncate", "mask", "warmup")})
@@ -208,6 +222,7 @@ def main(args: DictConfig) -> None:
     logger.info("XP folder (logs, checkpoints): %s", xp.folder)
     if os.environ.get(XP_RECORD) and distrib.rank == 0:  # DemucsToolkit.train asks where its XP is
         _write_json({"sig": xp.sig, "folder": str(xp.folder)}, Path(os.environ[XP_RECORD]))
+    check_counts(args)
     robust = robust_training(args)
     solver = get_solver(args)
     if distrib.rank == 0:

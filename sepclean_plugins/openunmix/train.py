@@ -138,12 +138,25 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+AT_LEAST_ONE = ("epochs", "epoch_updates", "save_every", "batch_size", "patience", "hidden_size", "nfft", "nhop")
+"""Options that are counts of at least one (None: not given, where that is allowed)."""
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """Refuse a count below one before any data is read (``--epochs 0`` would train nothing)."""
+    for name in AT_LEAST_ONE:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ToolkitError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
+
+
 def parse_and_load_datasets(argv: list[str]):
     """``(args, train dataset, valid dataset, clean manifest Selection or None)``."""
     parser = build_parser(argv)
     args, _ = parser.parse_known_args()
     presets.apply(parser, args.preset)
     args, _ = parser.parse_known_args()
+    check_counts(args)
     audio_compat.install()
     if args.manifest:
         return manifest_datasets(parser, args)
