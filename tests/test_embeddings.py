@@ -37,7 +37,7 @@ from sepclean.embeddings import (
     embed_tracks,
 )
 from sepclean.embeddings.extract import chunk_starts
-from sepclean.manifest import Manifest
+from sepclean.manifest import Manifest, ManifestError
 from sepclean.scan import scan
 from sepclean.scores import ScoreTable
 
@@ -190,6 +190,26 @@ def test_a_touched_but_unchanged_file_is_rehashed_once_and_served(scored_copy, t
     stem.write_bytes(stem.read_bytes())  # new mtime, same audio
     assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache")) == 0
     assert ScoreTable.read(tmp_path / "second").scores == ScoreTable.read(tmp_path / "first").scores
+
+
+@pytest.mark.parametrize("how", ["replaced", "rewritten in place"])
+def test_a_file_changed_with_its_size_and_mtime_restored_is_hashed_again(tiny_data, tmp_path, how):
+    data = copy_splits(tiny_data, tmp_path / "copy", "train")
+    track = Manifest.load(data.manifests["train"])["song_0003"]
+    cache = EmbeddingCache(tmp_path / "cache")
+    cache.verify(track, "vocals")  # recorded: the file holds the manifest's audio
+    stem = track.files("vocals")[0]
+    before = stem.stat()
+    samples, rate = audio.read(stem)
+    if how == "replaced":
+        audio.write(tmp_path / "new.wav", samples * 0.5, rate)
+        os.replace(tmp_path / "new.wav", stem)
+    else:
+        audio.write(stem, samples * 0.5, rate)
+    os.utime(stem, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (stem.stat().st_size, stem.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with pytest.raises(ManifestError, match="no longer holds the audio its manifest hashed"):
+        cache.verify(track, "vocals")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

@@ -7,16 +7,20 @@ It lives in a user cache directory, never inside a dataset: ``$SEPCLEAN_CACHE``,
     embeddings/<backend>-<config digest>/config.json          the backend configuration, to read
     embeddings/<backend>-<config digest>/<ab>/<content>.npz   frames (n, dim) float16, loudness (n,) dBFS
     files/<ab>/<path digest>.json                             a file last seen holding the audio of
-                                                              a content hash: path, size, mtime
+                                                              a content hash: path, size, mtime,
+                                                              inode, ctime
 
 ``<content>`` is the manifest's content hash of the source's audio, so a changed file is a new
 entry; the config digest covers everything that changes embeddings, weights included. Files are
 written atomically, so concurrent runs at worst compute an entry twice.
 
 The cache verifies what it serves. The manifest's hash says what a file held when the manifest was
-written; before a source is looked up, its file's size and mtime are compared with those recorded
-the last time it was found to hold that content, and the file is hashed again when they differ (or
-were never recorded). A file that no longer holds the manifest's audio is an error naming it: its
+written; before a source is looked up, its file's size, mtime, inode and ctime are compared with
+those recorded the last time it was found to hold that content, and the file is hashed again when
+any differs (or they were never recorded). Size and mtime alone can be restored after a file is
+replaced (``os.utime``, ``touch -r``, ``cp -p``); the ctime cannot be set, and moves a file's every
+rewrite, so such a file is hashed again (a ``chmod`` or a new hard link also moves it: one extra
+hash, no wrong answer). A file that no longer holds the manifest's audio is an error naming it: its
 manifest is stale. An entry that cannot be read back (truncated, corrupt, of the wrong shape) is
 reported by path, removed and recomputed.
 """
@@ -152,7 +156,7 @@ class EmbeddingCache:
                 stat = path.stat()
             except FileNotFoundError:
                 raise ManifestError(f"{path} ({track.id}, {source}) is gone since the manifest was written") from None
-            stats.append([str(path), stat.st_size, stat.st_mtime_ns])
+            stats.append([str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns])
         record_path = self._file_record(files)
         seen = {"files": stats, "hash": expected}
         try:
