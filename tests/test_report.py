@@ -276,6 +276,35 @@ def test_a_recorded_artifact_that_cannot_be_read_is_a_problem_and_exit_status_1(
     assert "fad, ratio 0.5, per-target (seed 0)" in text  # the rest is still drawn
 
 
+def _set_sdr(summary: Path, value, keep=lambda cfg: False) -> None:
+    """Every XP's SDRs set to ``value``, but for the XPs ``keep`` picks."""
+    grid = json.loads(summary.read_text())
+    for xp in grid["xps"]:
+        if not keep(xp["config"]):
+            xp["metrics"]["sdr"] = {target: value for target in xp["metrics"]["sdr"]}
+    summary.write_text(json.dumps(grid))  # NaN as JSON's NaN, as write_json writes it
+
+
+def test_results_whose_sdrs_are_all_nan_say_so_and_exit_1(tmp_path, capsys):
+    summary = build_grid(tmp_path, archs=("openunmix",), ratios=(0.75,), seeds=(0,))
+    _set_sdr(summary, float("nan"))
+    assert main(["report", str(summary), "-o", str(tmp_path / "report")]) == 1
+    err = capsys.readouterr().err
+    assert "sepclean report: no XP has a finite SDR: all 5 XPs' SDRs are NaN" in err
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "No XP has a finite SDR" in text and text.count("Not drawn: every SDR is NaN.") == 2
+    assert not (tmp_path / "report" / "sdr_avg.png").exists() and "was not trained" not in text
+
+
+def test_some_nan_sdrs_are_listed_and_the_rest_drawn(tmp_path, capsys):
+    summary = build_grid(tmp_path, archs=("openunmix",), ratios=(0.75,), seeds=(0,))
+    _set_sdr(summary, float("nan"), keep=lambda cfg: cfg["method"] in ("dirty", "clean_twin"))
+    assert main(["report", str(summary), "-o", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "2 of 5 XPs have no finite SDR (NaN): fad openunmix seed 0, loss openunmix seed 0" in text
+    assert (tmp_path / "report" / "sdr_avg.png").exists()
+
+
 def test_roc_curve_area_is_the_auroc():
     rng = np.random.default_rng(0)
     scores = {f"t{i}": float(v) for i, v in enumerate(rng.normal(size=40).round(1))}  # with ties

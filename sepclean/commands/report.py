@@ -18,10 +18,11 @@ def run(args) -> int:
     written = write(args.source, args.output)
     print(f"wrote {written.markdown} and {written.html} (self-contained), "
           f"{len(written.plots)} plot(s): {', '.join(p.name for p in written.plots) or 'none'}")
+    if written.no_sdr:
+        print(f"sepclean report: {written.no_sdr}", file=sys.stderr)
     if written.problems:
         print(f"{len(written.problems)} recorded file(s) could not be read; the report leaves out what needs them:",
               file=sys.stderr)
         for problem in written.problems:
             print(f"  {problem}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if written.problems or written.no_sdr else 0

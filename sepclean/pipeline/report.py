@@ -124,6 +124,8 @@ class Written:
     plots: list[Path]
     problems: list[str]
     """Recorded artifacts that could not be read (the report says what it left out because of them)."""
+    no_sdr: str | None = None
+    """Why nothing can be compared when no XP has a finite SDR (then the command exits 1)."""
 
 
 @dataclass
@@ -196,6 +198,7 @@ class _Report:
 
     def write(self) -> Written:
         self.named = self._artifacts()
+        self.no_sdr = self._check_sdr()
         body = [*self._conditions(), *self._gains(), *self._sdr(), *self._scores(), *self._removed()]
         head = [Heading(f"sepclean report: grid {self.found.name}", 1), Text(self._overview())]
         if self.reader.problems:
@@ -212,7 +215,23 @@ class _Report:
             atomic_write_text(md, to_markdown(blocks))
         with writing(page):
             atomic_write_text(page, to_html(blocks, self.folder, f"sepclean report: {self.found.name}"))
-        return Written(self.folder, md, page, list(self.plots), list(self.reader.problems))
+        return Written(self.folder, md, page, list(self.plots), list(self.reader.problems), self.no_sdr)
+
+    def _check_sdr(self) -> str | None:
+        """XPs without a finite SDR are said under what cannot be drawn; when no XP has one, that is
+        what the report is about (returned: the command exits 1)."""
+        missing = [f"{results.Condition.of(cfg).name} {cfg['arch']} seed {cfg['seed']}" for cfg, m in self.runs
+                   if not any(plots.finite(v) for v in (m.get("sdr") or {}).values())]
+        if not missing:
+            return None
+        if len(missing) < len(self.runs):
+            self.limits.append(f"{len(missing)} of {len(self.runs)} XPs have no finite SDR (NaN): "
+                               f"{', '.join(missing)}; they are blank in the table and the figures.")
+            return None
+        reason = (f"no XP has a finite SDR: all {len(self.runs)} XPs' SDRs are NaN (silent or missing test "
+                  "stems, or a failed evaluation); nothing can be compared or drawn")
+        self.limits.append(reason[0].upper() + reason[1:] + ".")
+        return reason
 
     def _overview(self) -> str:
         configs = [cfg for cfg, _ in self.runs]
@@ -243,6 +262,8 @@ class _Report:
 
     def _gains(self) -> list:
         blocks = [Heading("Gains over dirty training")]
+        if self.no_sdr:
+            return blocks + [Text("Not drawn: every SDR is NaN.")]
         rows = [r for r in self.summary if plots.finite(r.get("delta"))]
         if not rows:
             self.limits.append("No condition has a dirty XP of the same architecture and seed: no gains figure.")
@@ -258,6 +279,8 @@ class _Report:
     def _sdr(self) -> list:
         rows = self.summary
         blocks = [Heading("SDR against the ratio kept")]
+        if self.no_sdr:
+            return blocks + [Text("Not drawn: every SDR is NaN.")]
         archs = sorted({r["arch"] for r in rows})
         scored = [r for r in rows if r["method"] not in CONTROLS]
         on_axis = [r for r in scored if isinstance(r["ratio"], (int, float))]
