@@ -9,6 +9,7 @@ catch the builtin keep working.
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 
 
@@ -31,3 +32,15 @@ def writing(path):
         yield
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+@contextmanager
+def exit_on_user_error(prog: str):
+    """For a process's main that is not the CLI (the dora mains, run by hydra): a ``SepcleanError``
+    is printed as one line, ``prog: error: message``, and the process exits with status 2, as the
+    CLI does. Without it, hydra prints the message at the bottom of its traceback."""
+    try:
+        yield
+    except SepcleanError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

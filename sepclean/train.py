@@ -15,7 +15,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import sepclean.dora_compat  # noqa: F401  (dora's orphan check without a terminal)
+from sepclean.errors import exit_on_user_error
 from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import Experiment
 from sepclean.pipeline.shards import use_allotted_cpus
 
@@ -33,12 +35,15 @@ def experiment(cfg: DictConfig, progress: bool = True) -> Experiment:
 @dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     xp = dora.get_xp()
-    logging.getLogger("sepclean").setLevel(logging.INFO)
-    use_allotted_cpus()
-    if xp.link.history:
-        logger.info("XP %s is done: %s", xp.sig, xp.link.history[-1])
-        return
-    logger.info("XP %s: %s, %s, ratio %s, %s, seed %s", xp.sig, cfg.arch, cfg.method, cfg.ratio, cfg.mode, cfg.seed)
-    metrics = experiment(cfg).run()
-    xp.link.push_metrics(metrics)
-    logger.info("XP %s done: %s", xp.sig, metrics)
+    with exit_on_user_error(f"sepclean XP {xp.sig}"):
+        logging.getLogger("sepclean").setLevel(logging.INFO)
+        use_allotted_cpus()
+        if xp.link.history:
+            logger.info("XP %s is done: %s", xp.sig, xp.link.history[-1])
+            return
+        check(OmegaConf.to_container(cfg, resolve=True))  # before the data stage
+        logger.info("XP %s: %s, %s, ratio %s, %s, seed %s", xp.sig, cfg.arch, cfg.method, cfg.ratio, cfg.mode,
+                    cfg.seed)
+        metrics = experiment(cfg).run()
+        xp.link.push_metrics(metrics)
+        logger.info("XP %s done: %s", xp.sig, metrics)

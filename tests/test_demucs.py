@@ -369,6 +369,26 @@ def test_a_planted_solver_state_is_refused_on_resume(tiny_data, xps, tmp_path):
     assert "\n" not in str(refused.value) and not marker.exists()
 
 
+def test_dora_run_refuses_a_planted_state_in_one_line(tiny_data, xps, tmp_path):
+    argv = tiny(tiny_data, "epochs=1", "seed=9435")
+    folder = train.main.get_xp(argv).folder
+    folder.mkdir(parents=True)
+    marker = tmp_path / "payload-ran"
+    plant(folder / "checkpoint.th", marker)
+    run = subprocess.run(DORA_RUN + argv, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr
+    assert run.stderr.splitlines()[-1].startswith(
+        f"demucs XP {folder.name}: error: {folder / 'checkpoint.th'}: refused to load: it names posix.system")
+    assert not marker.exists()
+
+
+def test_dora_run_refuses_zero_epochs_in_one_line(tiny_data, xps, tmp_path):
+    run = subprocess.run(DORA_RUN + tiny(tiny_data, "epochs=0"), capture_output=True, text=True, cwd=tmp_path,
+                         timeout=300)
+    assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr
+    assert run.stderr.splitlines()[-1].endswith("error: epochs must be a whole number >= 1; got 0")
+
+
 def test_a_planted_continue_from_state_is_refused(tiny_data, xps, tmp_path):
     parent = new_xp(tiny(tiny_data, "epochs=1", "seed=9432"))
     marker = tmp_path / "payload-ran"

@@ -9,6 +9,7 @@ from dora import Explorer
 
 import sepclean
 from sepclean.pipeline.experiment import CONTROLS
+from sepclean.pipeline.local_grid import xp_history
 from sepclean.pipeline.results import Condition, summarise
 
 
@@ -41,9 +42,9 @@ class CleaningExplorer(Explorer):
         if time.time() - stamp > 5:
             runs = []
             for sheep in self._herd.sheeps.values():
-                sheep.xp.link.load()
-                if sheep.xp.link.history:
-                    runs.append((sheep.xp.cfg, sheep.xp.link.history[-1]))
+                history = xp_history(sheep.xp)  # a damaged history.json is an error naming it
+                if history:
+                    runs.append((sheep.xp.cfg, history[-1]))
             rows = {(r["arch"], r["name"], r["ratio"], r["mode"]): r for r in summarise(runs)}
             self._cache = (time.time(), rows)
         return rows
@@ -53,6 +54,7 @@ class CleaningExplorer(Explorer):
         control = cfg.method in CONTROLS
         line = {"xp": {"arch": cfg.arch, "method": Condition.of(cfg).name, "ratio": "-" if control else cfg.ratio,
                        "mode": "-" if control else cfg.mode, "seed": cfg.seed}}
+        history = xp_history(sheep.xp)  # dora's copy is whatever history.json held; this one is checked
         if not history:
             return line
         metrics = history[-1]

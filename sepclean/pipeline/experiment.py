@@ -106,18 +106,7 @@ class Experiment:
         return RobustLoss.of(self.cfg.get("robust"))
 
     def scorer(self, method: str):
-        from sepclean.scorers import create, names, scorer_class
-
-        if method not in names():
-            raise PipelineError(f"no cleaning condition {method!r}: the controls are {', '.join(CONTROLS)}, "
-                                f"the scoring methods {', '.join(names())}")
-        settings = dict((self.cfg.get("scoring") or {}).get(method) or {})
-        fields = {f.name for f in dataclasses.fields(scorer_class(method))}
-        if "seed" in fields and settings.get("seed") is None:
-            settings["seed"] = self.cfg["seed"]  # a seed replicates the whole pipeline, scoring included
-        if "targets" in fields and settings.get("targets") is None:  # what the baseline was trained for
-            settings["targets"] = self.cfg["archs"][self.cfg["scoring"]["baseline"]].get("targets")
-        return create(method, **settings)
+        return create_scorer(self.cfg, method)
 
     def shards(self) -> Shards:
         settings = dict(self.cfg.get("shards") or {})
@@ -197,6 +186,22 @@ class Experiment:
         baseline = self.baseline(data, clean) if scorer.needs_baseline else None
         self.log(f"[score] {method}{note}")
         return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(), self.log)
+
+
+def create_scorer(cfg: dict, method: str):
+    """The scoring method ``method`` with the XP's ``scoring.<method>`` settings."""
+    from sepclean.scorers import create, names, scorer_class
+
+    if method not in names():
+        raise PipelineError(f"no cleaning condition {method!r}: the controls are {', '.join(CONTROLS)}, "
+                            f"the scoring methods {', '.join(names())}")
+    settings = dict((cfg.get("scoring") or {}).get(method) or {})
+    fields = {f.name for f in dataclasses.fields(scorer_class(method))}
+    if "seed" in fields and settings.get("seed") is None:
+        settings["seed"] = cfg["seed"]  # a seed replicates the whole pipeline, scoring included
+    if "targets" in fields and settings.get("targets") is None:  # what the baseline was trained for
+        settings["targets"] = cfg["archs"][cfg["scoring"]["baseline"]].get("targets")
+    return create(method, **settings)
 
 
 def matched_ratio(ratio) -> tuple[str, float | str] | None:

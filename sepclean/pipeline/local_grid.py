@@ -15,6 +15,7 @@ same XPs with their metrics.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from dora.grid import RunGridArgs, run_grid
 from sepclean.errors import PipelineError
 from sepclean.pipeline import results
 from sepclean.pipeline.artifacts import atomic_write_text, write_json
+from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import CONTROLS
 
 
@@ -44,10 +46,24 @@ class GridRun:
 
         out = []
         for sheep in self.sheeps:
-            sheep.xp.link.load()
-            if sheep.xp.link.history:
-                out.append((OmegaConf.to_container(sheep.xp.cfg, resolve=True), sheep.xp.link.history[-1]))
+            history = xp_history(sheep.xp)
+            if history:
+                out.append((OmegaConf.to_container(sheep.xp.cfg, resolve=True), history[-1]))
         return out
+
+
+def xp_history(xp) -> list[dict]:
+    """An XP's metrics history (``history.json`` in its folder; empty when it has none yet). dora
+    reads it with ``json.load`` unguarded: a damaged file is a traceback that names no file."""
+    try:
+        xp.link.load()
+    except ValueError as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PipelineError(f"{xp.history}: damaged XP history ({e}); delete it to run the XP again") from None
+    history = xp.link.history
+    if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
+        raise PipelineError(f"{xp.history}: damaged XP history (not a list of metrics); delete it to run the XP "
+                            "again")
+    return history
 
 
 def _main():
@@ -73,7 +89,16 @@ def explorer(name: str):
 
 def xps(name: str) -> list:
     """The grid's XPs (dora's sheeps), as ``dora grid NAME --dry_run`` lists them."""
-    return run_grid(_main(), explorer(name), name, args=RunGridArgs(dry_run=True, silent=True, monitor=False))
+    main = _main()
+    try:
+        return run_grid(main, explorer(name), name, args=RunGridArgs(dry_run=True, silent=True, monitor=False))
+    except ValueError as e:  # dora reads every XP's history.json with json.load, unguarded
+        for path in sorted((main.dora.dir / main.dora.xps).glob(f"*/{main.dora.history}")):
+            try:
+                json.loads(path.read_text())
+            except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+                raise PipelineError(f"{path}: damaged XP history ({e}); delete it to run the XP again") from None
+        raise
 
 
 def _order(sheep) -> tuple:
@@ -81,6 +106,16 @@ def _order(sheep) -> tuple:
     seeds, each method with the dirty XP it is paired with."""
     method = sheep.xp.cfg.method
     return (int(sheep.xp.cfg.seed), method not in CONTROLS, method != "dirty")
+
+
+def check_xp(sheep) -> None:
+    """``checks.check`` on one XP of the grid, its error naming the XP."""
+    from omegaconf import OmegaConf
+
+    try:
+        check(OmegaConf.to_container(sheep.xp.cfg, resolve=True))
+    except PipelineError as e:
+        raise PipelineError(f"XP {sheep.xp.sig} ({' '.join(sheep.xp.argv) or 'the defaults'}): {e}") from None
 
 
 def describe(sheep) -> str:
@@ -105,7 +140,9 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
     chosen = grid.sheeps
     if patterns:
         chosen = [s for s in chosen if any(p in main.get_name(s.xp) or p == s.xp.sig for p in patterns)]
-    todo = [s for s in sorted(chosen, key=_order) if not main.get_xp_history(s.xp)]
+    todo = [s for s in sorted(chosen, key=_order) if not xp_history(s.xp)]
+    for sheep in todo:  # every XP's settings, before the first one starts any work
+        check_xp(sheep)
     threads = max(1, cores() // jobs)
     log(f"grid {name}: {len(grid.sheeps)} XPs, {len(chosen)} chosen, {len(chosen) - len(todo)} of them done, "
         f"{len(todo)} to run" + (f", {jobs} at a time with {threads} thread(s) each" if jobs > 1 else ""))
@@ -121,7 +158,7 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
             finished = [p for p in running if p.poll() is not None] or [_wait_any(running)]
             for process in finished:
                 index, sheep = running.pop(process)
-                if process.returncode or not main.get_xp_history(sheep.xp):
+                if process.returncode or not _has_result(sheep, log):
                     grid.failed.append(sheep.xp.sig)
                     log(f"[{index}/{len(todo)}] FAILED (exit status {process.returncode}): {describe(sheep)}; "
                         f"its log: {sheep.xp.folder}" + ("/run.log" if jobs > 1 else ""))
@@ -138,6 +175,16 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
     grid.seconds = time.time() - start
     write_summary(grid)
     return grid
+
+
+def _has_result(sheep, log) -> bool:
+    """Whether a finished XP wrote its metrics; a damaged history is logged, naming the file, and
+    counts as a failure (the other XPs still run)."""
+    try:
+        return bool(xp_history(sheep.xp))
+    except PipelineError as e:
+        log(str(e))
+        return False
 
 
 def _launch(main, sheep, env: dict, own_log: bool, tag: str, log) -> subprocess.Popen:
@@ -178,5 +225,7 @@ def table(name: str) -> str:
 
 def show(name: str) -> None:
     """dora's own grid table (one row per XP), as ``dora grid NAME --dry_run`` prints it."""
+    for sheep in xps(name):
+        xp_history(sheep.xp)  # dora reads the histories unguarded: a damaged one is named first
     run_grid(_main(), explorer(name), name, args=RunGridArgs(dry_run=True, monitor=False))
 

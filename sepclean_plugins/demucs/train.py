@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from torch.utils.data import RandomSampler
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
+from sepclean.errors import exit_on_user_error
 from sepclean.manifest import Manifest
 from sepclean.robust import RobustLoss, RobustLossError
 from sepclean.scan import ScanError, scan
@@ -212,6 +213,12 @@ def _no_test(solver, compute_sdr=False) -> dict:
 
 @dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")
 def main(args: DictConfig) -> None:
+    with exit_on_user_error(f"demucs XP {dora.get_xp().sig}"):
+        _main(args)
+
+
+def _main(args: DictConfig) -> None:
+    check_counts(args)
     for key in PATH_KEYS:
         if args.dset[key]:
             args.dset[key] = str(dora.to_absolute_path(args.dset[key]))
@@ -222,7 +229,6 @@ def main(args: DictConfig) -> None:
     logger.info("XP folder (logs, checkpoints): %s", xp.folder)
     if os.environ.get(XP_RECORD) and distrib.rank == 0:  # DemucsToolkit.train asks where its XP is
         _write_json({"sig": xp.sig, "folder": str(xp.folder)}, Path(os.environ[XP_RECORD]))
-    check_counts(args)
     robust = robust_training(args)
     solver = get_solver(args)
     if distrib.rank == 0:
