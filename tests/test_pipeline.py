@@ -65,6 +65,73 @@ def test_an_interrupted_artifact_resumes_and_is_never_marked_done_early(tmp_path
     assert (folder / "done.json").is_file()
 
 
+def _files(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_recorded_paths_are_relative_and_old_absolute_records_still_resolve(tmp_path):
+    old = ArtifactStore(tmp_path / "old" / "artifacts")
+
+    def make(folder):
+        (folder / "model").mkdir()
+        return {"relative": old.record(folder / "model"), "absolute": str(folder / "model"),
+                "gone": str(tmp_path / "nowhere" / "model.pth")}
+
+    folder = old.produce("train", {}, [], make, log=lambda _: None)
+    assert old.summary(folder)["relative"] == f"train/{folder.name}/model"
+    assert old.record(tmp_path / "old" / "demucs" / "xps" / "abc") == "../demucs/xps/abc"  # beside the store
+    (tmp_path / "old").rename(tmp_path / "new")
+    new = ArtifactStore(tmp_path / "new" / "artifacts")
+    moved = new.produce("train", {}, [], lambda folder: pytest.fail("made again"), log=lambda _: None)
+    summary = new.summary(moved)
+    assert new.resolve(summary["relative"], moved) == moved / "model"
+    assert new.resolve(summary["absolute"], moved) == moved / "model"  # a record of before, its old place
+    with pytest.raises(PipelineError, match=f"done.json: records {tmp_path / 'nowhere' / 'model.pth'}, which does "
+                                            "not exist"):
+        new.resolve(summary["gone"], moved)
+
+
+def test_an_artifact_keyed_by_an_absolute_path_before_is_still_found(tmp_path):
+    store = ArtifactStore(tmp_path / "artifacts")
+    model = tmp_path / "artifacts" / "train" / "k" / "model"
+    before = store.produce("scores", {}, ["h", str(model)], lambda folder: {}, log=lambda _: None)  # as keyed before
+    found = store.produce("scores", {}, ["h", store.record(model)], lambda folder: pytest.fail("made again"),
+                          legacy_inputs=["h", str(model)], log=lambda _: None)
+    assert found == before
+
+
+def test_a_moved_or_copied_store_resumes_with_every_stage_done(tiny_data, tmp_path):
+    import shutil
+
+    from sepclean.pipeline.experiment import Experiment
+
+    archs = {"openunmix": {"toolkit": "openunmix", "preset": "tiny", "targets": ["vocals"], "epochs": 1,
+                           "epoch_updates": 1}}
+    cfg = {"arch": "openunmix", "method": "loss", "ratio": 0.75, "mode": "per-target", "seed": 0, "archs": archs,
+           "scoring": {"baseline": "openunmix", "loss": {}}}
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    test = data.manifest("test").subset(data.manifest("test").ids[:1])
+
+    def run(outputs: Path):
+        store = ArtifactStore(outputs / "artifacts")
+        experiment = Experiment(cfg, store, outputs / "demucs", progress=False, log=lambda _: None)
+        scores, clean = experiment.cleaning(data, "loss", 0.75, "per-target")
+        model = experiment.train("openunmix", data, "train", clean)
+        evaluation = stages.evaluate(store, "openunmix", model, test, ["vocals"], progress=False)
+        return model.checkpoint, scores, clean, evaluation
+
+    first = run(tmp_path / "outputs")
+    made = _files(tmp_path / "outputs")
+    shutil.move(tmp_path / "outputs", tmp_path / "elsewhere")
+    shutil.copytree(tmp_path / "elsewhere", tmp_path / "copy")
+    shutil.rmtree(tmp_path / "elsewhere")  # the copy cannot read it: it must read itself
+    again = run(tmp_path / "copy")
+    assert _files(tmp_path / "copy") == made  # nothing made again, nothing rewritten
+    assert [Path(p).relative_to(tmp_path / "copy") for p in again[:3]] == \
+        [Path(p).relative_to(tmp_path / "outputs") for p in first[:3]]
+    assert again[3] == first[3]
+
+
 def test_an_artifact_changed_by_hand_is_refused(tmp_path):
     store = ArtifactStore(tmp_path)
     folder = store.produce("stage", {"x": 1}, [], lambda folder: {}, log=lambda _: None)

@@ -37,7 +37,7 @@ def test_each_round_scores_with_the_model_the_round_before_trained(tiny_data, tm
     kept_first = stages.filter_scores(store, first, 0.75, "per-target")
     retrained = experiment.baseline(data, kept_first)
     assert retrained.checkpoint != dirty.checkpoint
-    assert str(retrained.checkpoint) in read_json(scores.parent / "spec.json")["inputs"]
+    assert store.record(retrained.checkpoint) in read_json(scores.parent / "spec.json")["inputs"]
     assert clean == stages.filter_scores(store, scores, 0.75, "per-target")
     assert len(_folders(store, "train")) == 2 and len(_folders(store, "scores")) == 2
 

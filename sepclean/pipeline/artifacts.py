@@ -12,6 +12,14 @@ setting or input gives a new key. ``produce``:
   killed run never leaves a stale lock), re-checks, and calls ``make(folder)``, which must resume
   from whatever an interrupted attempt left in the folder;
 * refuses a folder whose ``spec.json`` describes something else: never a silent reuse.
+
+Paths an artifact records (a trained model's checkpoint in ``done.json``, a model in another
+artifact's inputs) are relative to the store's root (``record``) and resolved against the root the
+store has now (``resolve``): a store moved or copied with its dora folder (``mv outputs elsewhere``,
+``SEPCLEAN_DORA_DIR=elsewhere``) finds every done stage, and a copy never reads the original tree.
+Stores written before recorded absolute paths: ``resolve`` maps a path inside the artifact's own
+folder at its old location to the same place now, and a recorded path that does not exist is an
+error naming it.
 """
 
 from __future__ import annotations
@@ -71,12 +79,34 @@ class ArtifactStore:
     def folder(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
+    def record(self, path) -> str:
+        """``path`` as an artifact records it: relative to the store's root (``..`` for a path beside
+        the store, such as a Demucs XP in the same dora folder)."""
+        return Path(os.path.relpath(Path(path).absolute(), self.root.absolute())).as_posix()
+
+    def resolve(self, recorded: str, folder: Path) -> Path:
+        """The path an artifact in ``folder`` recorded, where it is now (see the module's notes)."""
+        path = Path(recorded)
+        if not path.is_absolute():
+            return Path(os.path.normpath(self.root / path))
+        # Recorded before paths were relative: the artifact's own files moved with it.
+        own = f"/{folder.parent.name}/{folder.name}"
+        text = path.as_posix()
+        if not path.exists() and (own + "/" in text or text.endswith(own)):
+            path = folder / text.split(own, 1)[1].lstrip("/")
+        if not path.exists():
+            raise PipelineError(f"{folder / DONE}: records {recorded}, which does not exist (moved or deleted?); "
+                                "remove the artifact folder to rebuild it")
+        return path
+
     def is_done(self, stage: str, key: str) -> bool:
         return (self.folder(stage, key) / DONE).is_file()
 
     def produce(self, stage: str, config: dict, inputs: Iterable[str], make: Callable[[Path], object],
-                log: Callable[[str], None] = print) -> Path:
-        """The done folder of (stage, config, inputs), made by ``make`` unless it already is."""
+                log: Callable[[str], None] = print, legacy_inputs: Iterable[str] | None = None) -> Path:
+        """The done folder of (stage, config, inputs), made by ``make`` unless it already is.
+        ``legacy_inputs``: the inputs as a store written before recorded paths were relative named
+        them; a done artifact under that key is used rather than made again."""
         inputs = list(inputs)
         key = self.key(stage, config, inputs)
         folder = self.folder(stage, key)
@@ -84,6 +114,13 @@ class ArtifactStore:
         if (folder / DONE).is_file():
             self._check_spec(folder, spec)
             return folder
+        if legacy_inputs is not None and list(legacy_inputs) != inputs:
+            legacy = list(legacy_inputs)
+            old_key = self.key(stage, config, legacy)
+            old = self.folder(stage, old_key)
+            if (old / DONE).is_file():
+                self._check_spec(old, {"stage": stage, "key": old_key, "config": config, "inputs": legacy})
+                return old
         folder.mkdir(parents=True, exist_ok=True)
         with self._locked(folder, log):
             if (folder / DONE).is_file():  # another process made it while we waited

@@ -154,11 +154,13 @@ def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
 
     def make(folder: Path) -> dict:
         result = adapter.train(spec, folder / "model")
-        return {"checkpoint": str(result.checkpoint), "tracks": result.tracks, "best_epoch": result.best_epoch,
-                "epochs": result.epochs}
+        return {"checkpoint": store.record(result.checkpoint), "tracks": result.tracks,
+                "best_epoch": result.best_epoch, "epochs": result.epochs}
 
-    summary = store.summary(store.produce("train", train_config(toolkit, spec), inputs, make))
-    return TrainResult(Path(summary["checkpoint"]), summary["tracks"], summary["best_epoch"], summary["epochs"])
+    folder = store.produce("train", train_config(toolkit, spec), inputs, make)
+    summary = store.summary(folder)
+    return TrainResult(store.resolve(summary["checkpoint"], folder), summary["tracks"], summary["best_epoch"],
+                       summary["epochs"])
 
 
 # --- scoring and filtering -----------------------------------------------------------------------
@@ -172,10 +174,13 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
                        data.contamination if scorer.needs_truth else None, device, progress)
     scorer.check(task)
     inputs = [task.train.hash, task.reference.hash]
-    if scorer.needs_baseline:
-        inputs.append(str(baseline.checkpoint))  # inside its training artifact, named by what made it
+    legacy = list(inputs)
+    if scorer.needs_baseline:  # inside its training artifact, named by what made it
+        inputs.append(store.record(baseline.checkpoint))
+        legacy.append(str(baseline.checkpoint))
     if scorer.needs_truth:
         inputs.append(digest(task.contamination))
+        legacy.append(inputs[-1])
 
     def make(folder: Path) -> dict:
         if shards is not None and shards.count > 1:
@@ -188,7 +193,7 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
         table.write(folder / "table")
         return {"tracks": len(table.tracks), "targets": table.targets}
 
-    return store.produce("scores", scorer.config(), inputs, make) / "table"
+    return store.produce("scores", scorer.config(), inputs, make, legacy_inputs=legacy) / "table"
 
 
 def filter_scores(store: ArtifactStore, scores: Path, ratio: float | str, mode: str) -> Path:
@@ -236,6 +241,7 @@ def evaluate(store: ArtifactStore, toolkit: str, model: TrainResult, test: Manif
     # The model is named by its training artifact (the checkpoint path is inside it, or a demucs XP
     # named by the same settings).
     config = {"toolkit": toolkit, "targets": targets, "sdr_only": sdr_only}
-    folder = store.produce("evaluate", config, [str(model.checkpoint), test.hash], make)
+    folder = store.produce("evaluate", config, [store.record(model.checkpoint), test.hash], make,
+                           legacy_inputs=[str(model.checkpoint), test.hash])
     return store.summary(folder)
 
