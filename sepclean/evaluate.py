@@ -233,8 +233,8 @@ def evaluate(
 ) -> Evaluation:
     """Separate every track of ``test`` with ``checkpoint`` and score it; writes ``output``.
 
-    ``toolkit``: a registered name or an adapter. ``targets``: those to score (all the toolkit's by
-    default); the separation uses every model the checkpoint holds and the scoring counts the
+    ``toolkit``: a registered name or an adapter. ``targets``: those to score (by default those the
+    checkpoint holds a model for, ``Toolkit.trained_units``); the separation uses every model the checkpoint holds and the scoring counts the
     silent frames of every separated target (see ``score_track``), so a target's numbers do not
     depend on which others are asked for.
     ``workers``: scoring processes (the cores by default; 0 or 1 scores in-process).
@@ -242,7 +242,7 @@ def evaluate(
     from sepclean.toolkit import ToolkitError, get
 
     adapter = get(toolkit) if isinstance(toolkit, str) else toolkit
-    requested = adapter.units(targets)
+    requested = adapter.units(targets) if targets else adapter.trained_units(checkpoint)
     order = adapter.units()
     units = sorted({*requested, *adapter.checkpoint_units(checkpoint)},
                    key=lambda u: (order.index(u) if u in order else len(order), u))

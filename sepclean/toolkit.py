@@ -140,6 +140,14 @@ class Toolkit(abc.ABC):
         separates with every one of them, whichever targets are reported."""
         return self.units()
 
+    def trained_units(self, checkpoint: str | Path) -> list[str]:
+        """The units to use when no targets are asked for: the toolkit's units the checkpoint holds a
+        model for, in the toolkit's order (an Open-Unmix run folder trained for vocals alone gives
+        vocals; the rest of the mixture is then a residual). All of them when it holds none, so that
+        loading says what is wrong with the checkpoint."""
+        held = set(self.checkpoint_units(checkpoint))
+        return [u for u in self.units() if u in held] or self.units()
+
     @abc.abstractmethod
     def loss(self, unit: str, model: torch.nn.Module, batch) -> torch.Tensor:
         """The toolkit's own training loss on a batch of examples: shape ``(batch, targets)``."""

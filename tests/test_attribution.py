@@ -12,6 +12,7 @@ import torch
 from conftest import tree_state
 from scipy.stats import spearmanr
 
+from sepclean import STEMS
 from sepclean.attribution import run as attribution
 from sepclean.attribution.engine import AttributionError
 from sepclean.attribution.run import Run, Settings, Shard, finalize, merge
@@ -213,6 +214,12 @@ def test_cli_and_filter(tiny_data, umx, full, tmp_path, capsys):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["settings"]["parameters"] == "^fc" and meta["alpha"]["vocals"] == pytest.approx(alpha)
     assert cli(["filter", str(out), "--ratio", "0.5", "-o", str(tmp_path / "clean.json")]) == 0
+
+
+def test_without_targets_a_run_attributes_the_targets_it_has(tiny_data, umx, tmp_path):
+    run = Run("openunmix", umx, tiny_data.manifest("train"), tiny_data.manifest("reference"), tmp_path, None,
+              SETTINGS, progress=False)
+    assert run.targets == [t for t in STEMS if t in TARGETS] and sorted(run.models) == sorted(TARGETS)
 
 
 def test_bad_input(tiny_data, umx, tmp_path, capsys):

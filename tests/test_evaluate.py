@@ -176,11 +176,23 @@ def test_bad_checkpoints_and_targets_are_clear_errors(tiny_data, umx_four_target
     assert "no such checkpoint" in error("--checkpoint", str(tmp_path / "missing"))
     assert "looks like a Demucs checkpoint" in error("--checkpoint", str(demucs_file))
     missing_bass = "no Open-Unmix model for target 'bass' (it has models for: vocals)"
-    assert missing_bass in error("--checkpoint", str(vocals_only))
+    assert missing_bass in error("--checkpoint", str(vocals_only), "--targets", "bass")
     assert "no 'karaoke' stem" in error("--checkpoint", str(vocals_only), "--targets", "karaoke")
     argv = ["evaluate", "--toolkit", "openunmix", "--checkpoint", str(vocals_only),
             "--test", str(tmp_path / "no.jsonl"), "-o", str(tmp_path / "out")]
     assert cli(argv) == 2 and "no such manifest file" in capsys.readouterr().err
+
+
+def test_a_run_with_fewer_targets_is_scored_on_its_own(tiny_data, umx_four_targets, tmp_path, capsys):
+    vocals_only = tmp_path / "vocals_only"
+    vocals_only.mkdir()
+    for name in ("separator.json", "vocals.json", "vocals.pth"):
+        (vocals_only / name).write_bytes((umx_four_targets / name).read_bytes())
+    argv = ["evaluate", "--toolkit", "openunmix", "--checkpoint", str(vocals_only), "--test",
+            str(tiny_data.manifests["test"]), "-o", str(tmp_path / "out"), "--workers", "1", "--quiet"]
+    assert cli(argv) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["targets"] == summary["separated"] == ["vocals"]  # the rest of the mixture: a residual
 
 
 def test_demucs_models_go_through_the_same_scoring(tiny_data, tmp_path):

@@ -458,6 +458,31 @@ def test_umx_separates_with_a_model_trained_here(dirty_run, adapter, tiny_data, 
     assert tree_state(tiny_data.root / "test", output) == before
 
 
+def test_umx_without_targets_separates_the_run_folders_own(dirty_run, tiny_data, tmp_path, capsys):
+    from sepclean_plugins.openunmix import umx
+
+    _, output, _, _ = dirty_run
+    mixture = str(tiny_data.manifest("test").tracks[0].path("mixture"))
+    argv = [mixture, "--model", str(output), "--outdir", str(tmp_path / "out"), "--no-cuda",
+            "--audio-backend", "soundfile"]
+    assert umx.with_run_targets(argv) == [*argv, "--targets", "vocals", "--residual", "residual"]
+    assert umx.with_run_targets([*argv, "--residual", "rest"]) == [*argv, "--residual", "rest", "--targets", "vocals"]
+    for given in (["--targets", "bass"], ["--model", "umxl"], ["--model", str(tmp_path / "absent")]):
+        assert umx.with_run_targets([mixture, *given]) == [mixture, *given]  # left to upstream
+    assert umx.main(argv) == 0, capsys.readouterr().err
+    # the README's command as written: the run's vocals, the rest of the mixture as a residual
+    assert sorted(p.name for p in (tmp_path / "out" / "mixture").iterdir()) == ["residual.wav", "vocals.wav"]
+    capsys.readouterr()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "separator.json").write_text((output / "separator.json").read_text())
+    assert umx.main([mixture, "--model", str(empty), "--outdir", str(tmp_path / "none"), "--no-cuda"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"umx: error: {empty}: no Open-Unmix model in this run folder (no <target>.pth with its " \
+        "<target>.json)" and not (tmp_path / "none").exists()
+
+
 def test_umx_refuses_a_planted_model_by_name(dirty_run, tiny_data, tmp_path, capsys):
     from sepclean_plugins.openunmix import umx
 

@@ -171,7 +171,7 @@ class Run:
         self.kit = toolkits.get(toolkit)
         self.train, self.reference, self.out = train, reference, Path(out)
         self.settings, self.device, self.progress = settings, device, progress
-        self.units = self.kit.units(targets)
+        self.units = self.kit.units(targets) if targets else self.kit.trained_units(checkpoint)
         self.models = {u: self.kit.load(checkpoint, u, device).eval() for u in self.units}
         self.targets = [t for u in self.units for t in self.kit.unit_targets(u)]
         self.overlap = overlapping(train, reference)

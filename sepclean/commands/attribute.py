@@ -17,7 +17,7 @@ def configure(parser) -> None:
     parser.add_argument("--train", metavar="MANIFEST", help="the training songs to score")
     parser.add_argument("--reference", metavar="MANIFEST", help="the trusted clean songs to unlearn")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="run directory (scores table)")
-    parser.add_argument("--targets", nargs="+", help="targets to attribute (default: all of the toolkit's)")
+    parser.add_argument("--targets", nargs="+", help="targets to attribute (default: those the checkpoint holds a model for)")
     parser.add_argument("--mode", choices=MODES, default="exact",
                         help="exact: re-score every track after each unlearning step (as the paper); "
                         "linear: first-order estimate, one gradient per song")

@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="DIR",
                         help="writes museval/<track>.json, summary.json and summary.md here")
     parser.add_argument("--targets", nargs="+", metavar="TARGET",
-                        help="targets to score (default: all the model's); the separation always uses every "
+                        help="targets to score (default: those the checkpoint holds a model for); the separation always uses every "
                         "target the checkpoint has, so a target's numbers do not depend on which others are asked")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="scoring processes (default: one per core; 1 scores in this process)")

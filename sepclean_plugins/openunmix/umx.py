@@ -9,11 +9,15 @@ torchaudio >= 2.9 no longer has. ``--model`` takes a run folder written by
 through soundfile). One change while it runs: ``openunmix.utils.load_target_models`` reads a run
 folder's models through ``checkpoint.load_model`` (weights-only, each file checked), so a planted or
 damaged ``.pth`` is a one-line error naming it, not a traceback; released models (``--model umxl``)
-load as upstream loads them. Errors a user can act on print one line and exit with status 2.
+load as upstream loads them. Without ``--targets``, a run folder separates every target it holds a
+model for (upstream asks for ``--targets``), the rest of the mixture as ``residual.wav`` when they are
+not all four stems. Errors a user can act on print one line and exit with
+status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from unittest import mock
@@ -21,7 +25,9 @@ from unittest import mock
 import openunmix.cli
 import openunmix.utils
 
+from sepclean import STEMS
 from sepclean.errors import SepcleanError
+from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint
 
 _upstream_load_target_models = openunmix.utils.load_target_models
@@ -35,11 +41,34 @@ def load_target_models(targets, model_str_or_path="umxl", device="cpu", pretrain
     return {target: checkpoint.load_model(model_str_or_path, target, device) for target in targets}
 
 
+def with_run_targets(argv: list[str]) -> list[str]:
+    """``argv`` with ``--targets`` set to the targets a run folder ``--model`` holds models for, when
+    it names none (upstream refuses a local model without ``--targets``; a run's ``separator.json``
+    holds the STFT settings only, so the targets are the ``<target>.pth`` + ``<target>.json`` pairs).
+    When they are not all four stems and no ``--residual`` is given, the rest of the mixture is a
+    residual source (``residual.wav``), as ``sepclean evaluate`` separates (upstream cannot run its
+    EM on a single target without one)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--model")
+    parser.add_argument("--targets", nargs="+")
+    parser.add_argument("--residual")
+    known, _ = parser.parse_known_args(argv)
+    if known.targets or not known.model or not Path(known.model).expanduser().is_dir():
+        return argv
+    folder = Path(known.model).expanduser()
+    targets = checkpoint.targets_in(folder)
+    if not targets:
+        raise ToolkitError(f"{folder}: no Open-Unmix model in this run folder (no <target>.pth with its "
+                           "<target>.json)")
+    residual = [] if known.residual or set(STEMS) <= set(targets) else ["--residual", "residual"]
+    return [*argv, "--targets", *targets, *residual]
+
+
 def main(argv: list[str] | None = None) -> int:
     audio_compat.install()
     saved = sys.argv
-    sys.argv = ["umx", *(sys.argv[1:] if argv is None else argv)]  # separate() parses sys.argv
     try:
+        sys.argv = ["umx", *with_run_targets(sys.argv[1:] if argv is None else argv)]  # separate() parses sys.argv
         with mock.patch.object(openunmix.utils, "load_target_models", load_target_models):
             openunmix.cli.separate()
     except SepcleanError as e:
