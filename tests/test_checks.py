@@ -54,12 +54,23 @@ def test_every_xp_of_the_grids_passes(grid):
      "scoring.attribute: attribute: checkpoints: give at least one epoch"),
     (["method=fad", "+scoring.fad.nope=1"], "scoring.fad: fad has no setting nope"),
     (["robust.truncate=2"], "robust.truncate must be a fraction in [0, 1); got 2"),
+    (["+robust.nope=1"], "robust: unknown setting(s) nope (known: truncate, mask, warmup)"),
+    (["robust.warmup=-1"], "robust.warmup must be a whole number of epochs >= 0; got -1"),
+    (["rounds=2", "method=fad"], "rounds=2: fad scores without a model, so every round would score the same"),
+    (["rounds=2", "method=random", "ratio=fad@auto"], "rounds=2: fad scores without a model"),
     (["data.roots.train=[/nonexistent]"], "data.roots needs roots for valid, reference, test"),
 ])
 def test_a_setting_that_cannot_work_is_named(argv, message):
     with pytest.raises(PipelineError) as error:
         check(config(*argv))
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_robust_setting_that_is_no_block_is_named():
+    cfg = config()
+    cfg["robust"] = "banana"
+    with pytest.raises(PipelineError, match=r"^robust=banana: a block of truncate, mask, warmup"):
+        check(cfg)
 
 
 def test_dora_run_with_a_bad_override_fails_at_once_with_one_line(tmp_path):

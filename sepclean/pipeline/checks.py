@@ -39,8 +39,18 @@ def check(cfg: dict) -> None:
         _ratio(cfg.get("ratio"))
         for name in {method, *(m[0] for m in [matched_ratio(cfg.get("ratio"))] if m)}:
             _named(f"scoring.{name}", lambda: create_scorer(cfg, name))
-    _whole("rounds", 1 if cfg.get("rounds") is None else cfg.get("rounds"), 1)
-    _named("robust", lambda: RobustLoss.of(cfg.get("robust")))
+    rounds = 1 if cfg.get("rounds") is None else cfg.get("rounds")
+    _whole("rounds", rounds, 1)
+    if rounds > 1 and method not in CONTROLS:
+        name = matched_ratio(cfg.get("ratio"))[0] if matched_ratio(cfg.get("ratio")) else method
+        if not create_scorer(cfg, name).needs_baseline:  # as Experiment.rounds refuses it, before any work
+            raise PipelineError(f"rounds={rounds}: {name} scores without a model, so every round would score the "
+                                "same; rounds re-score with the model the round before trained (attribute, loss, "
+                                "refloss scoring=reducible|ratio, fusion of them)")
+    robust = cfg.get("robust")
+    if robust is not None and not isinstance(robust, dict):
+        raise PipelineError(f"robust={robust}: a block of truncate, mask, warmup (e.g. robust.truncate=0.2)")
+    _named("robust", lambda: RobustLoss.of(robust))
     for arch in dict.fromkeys(used):
         _arch(arch, archs[arch])
     _data(cfg.get("data") or {})
