@@ -20,16 +20,18 @@ from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import Experiment
 from sepclean.pipeline.shards import use_allotted_cpus
+from sepclean.progress import bars
 
 logger = logging.getLogger(__name__)
 
 
-def experiment(cfg: DictConfig, progress: bool = True) -> Experiment:
+def experiment(cfg: DictConfig, progress: bool | None = None) -> Experiment:
+    """The XP's experiment; progress bars (``progress`` None) only when stderr is a terminal."""
     root = main.dora.dir
     store = dora.to_absolute_path(cfg.store) if cfg.store else root / "artifacts"
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return Experiment(OmegaConf.to_container(cfg, resolve=True), ArtifactStore(store), root / "demucs", device,
-                      progress, log=logger.info)
+                      bars() if progress is None else progress, log=logger.info)
 
 
 @dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,22 @@ def test_training_with_a_clean_manifest_sees_exactly_the_kept_tracks(
     removed = [i for i in train_manifest.ids if i not in kept]
     assert history["sepclean"]["removed_tracks"] == removed
     assert f"training vocals on {len(kept)} tracks, removed 2 ({', '.join(removed)})" in stdout
+
+
+def test_training_ends_with_a_summary_line(clean_run):
+    _, output, history, _, stdout = clean_run
+    assert stdout.splitlines()[-1] == (f"vocals: 2 epoch(s) trained; best epoch {history['best_epoch']} (valid loss "
+                                       f"{history['best_loss']:.6g}); model: {output / 'vocals.pth'}")
+
+
+def test_training_into_a_log_file_writes_lines_not_bars(tiny_data, tmp_path, capsys):
+    # stderr is no terminal here (pytest captures it), as in a grid XP's run.log or SLURM's output
+    argv = [a for a in manifest_argv(tiny_data, tmp_path / "run", epochs=1) if a != "--quiet"]
+    Training.from_argv(argv).run()
+    out, err = capsys.readouterr()
+    assert "\r" not in out + err and "it/s" not in err and "\x1b" not in out + err, err[-500:]
+    assert re.search(r"^epoch 1/1: train loss [\d.e+-]+, valid loss [\d.e+-]+ \(best\)$", out, re.M), out
+    assert out.splitlines()[-1].startswith("vocals: 1 epoch(s) trained; best epoch 1 (valid loss ")
 
 
 def test_training_without_a_clean_manifest_reads_every_track(dirty_run, train_manifest, tiny_data):

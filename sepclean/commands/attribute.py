@@ -7,6 +7,7 @@ import warnings
 from sepclean.attribution.run import MODES, Run, compare_modes, merge
 from sepclean.cli import CommandError
 from sepclean.manifest import Manifest
+from sepclean.progress import bars
 from sepclean.scorers import Baseline, ScoringTask, create
 from sepclean.scorers.attribution import ShardPending
 
@@ -53,12 +54,12 @@ def run(args) -> int:
                     batch_size=args.batch_size, shard=args.shard)
     if args.compare_modes:
         attribution = Run(args.toolkit, args.checkpoint, train, reference, args.output, args.targets,
-                          scorer.settings(), args.device, progress=not args.quiet)
+                          scorer.settings(), args.device, progress=bars(not args.quiet))
         for unit, rho in compare_modes(attribution, args.compare_modes).items():
             print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
         return 0
     task = ScoringTask(train, reference, Baseline(args.toolkit, args.checkpoint), device=args.device,
-                       progress=not args.quiet)
+                       progress=bars(not args.quiet))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sepclean.manifest import Manifest
+from sepclean.progress import bars
 from sepclean.toolkit import available
 
 HELP = "separate a test manifest and score it with museval"
@@ -37,7 +38,7 @@ def run(args) -> int:
     test = Manifest.load(args.test)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     evaluation = evaluate(args.toolkit, args.checkpoint, test, args.output, targets=args.targets,
-                          workers=args.workers, device=device, progress=not args.quiet, sdr_only=args.sdr_only)
+                          workers=args.workers, device=device, progress=bars(not args.quiet), sdr_only=args.sdr_only)
     print(evaluation.table())
     for note in evaluation.notes():
         print(f"skipped {note}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 
 import sepclean
+from sepclean.progress import bars
 
 HELP = "score training songs by per-song FAD or the MLP stem classifier"
 
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     train, reference = Manifest.load(args.train), Manifest.load(args.reference)
     scorer = create(args.method, **{name: getattr(args, name) for name in (*COMMON, *SETTINGS[args.method])})
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    table = scorer.score(ScoringTask(train, reference, device=device, progress=not args.quiet), args.output)
+    table = scorer.score(ScoringTask(train, reference, device=device, progress=bars(not args.quiet)), args.output)
 
     table.write(args.output)
     embedding = table.metadata["embedding"]

@@ -7,6 +7,7 @@ import os
 
 from sepclean.cli import CommandError
 from sepclean.errors import OutputError
+from sepclean.progress import bars
 from sepclean.synth import PRESETS, PROFILES, SEVERITIES, EffectsBackendError, generate_dataset
 from sepclean.synth.contamination import DEFAULT_FRACTION
 from sepclean.synth.effects import BACKENDS
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             effects_backend=args.effects_backend,
             workers=args.workers,
             overwrite=args.overwrite,
-            progress=True,
+            progress=bars(),
         )
     except (ValueError, FileExistsError, EffectsBackendError) as e:
         raise CommandError(str(e)) from e

@@ -45,6 +45,7 @@ import sepclean
 from sepclean.clean_manifest import CleanManifest
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest
+from sepclean.progress import bars
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint, clean, presets
@@ -274,6 +275,13 @@ def robust_loss(args: argparse.Namespace) -> RobustLoss | None:
     return robust
 
 
+def summary(target: str, history: dict, best_loss: float, stopped_early: bool, weights: Path) -> str:
+    """The line a training ends with: epochs, best epoch and its validation loss, where the model is."""
+    return (f"{target}: {history['epochs_trained']} epoch(s) trained{', stopped early' if stopped_early else ''}; "
+            f"best epoch {history['best_epoch']} (valid loss {best_loss if best_loss is None else f'{best_loss:.6g}'}); "
+            f"model: {weights}")
+
+
 def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True, robust: RobustLoss | None = None,
               epoch: int = 0) -> float:
     """One pass over ``loader``: a training epoch with an optimizer (robust from its ``epoch``, counted
@@ -382,11 +390,13 @@ class Training:
                 return record
             print(f"resuming {source} after epoch {history['epochs_trained']}")
 
-        epochs = tqdm.trange(history["epochs_trained"] + 1, args.epochs + 1, disable=args.quiet)
+        drawn = bars(not args.quiet)  # not into a log file: one line an epoch there instead
+        epochs = tqdm.trange(history["epochs_trained"] + 1, args.epochs + 1, disable=not drawn)
+        stop = False
         for epoch in epochs:
             epochs.set_description("Training epoch")
             start = time.time()
-            train_loss = run_epoch(unmix, encoder, train_loader, device, optimizer, quiet=args.quiet,
+            train_loss = run_epoch(unmix, encoder, train_loader, device, optimizer, quiet=not drawn,
                                    robust=robust, epoch=epoch - 1)
             valid_loss = run_epoch(unmix, encoder, valid_loader, device)
             scheduler.step(valid_loss)
@@ -400,9 +410,13 @@ class Training:
             history["epochs_trained"] = epoch
             epochs.set_postfix(train_loss=train_loss, val_loss=valid_loss)
             record = self._save(unmix, optimizer, scheduler, stopping, history, is_best, stopped_early=stop)
+            if not drawn and not args.quiet:
+                print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.6g}, valid loss {valid_loss:.6g}"
+                      + (" (best)" if is_best else ""), flush=True)
             if stop:
                 print("Apply Early Stopping")
                 break
+        print(summary(target, history, stopping.best, stop, checkpoint.weights_path(self.output, target)), flush=True)
         return record
 
     def _loaders(self, pin_memory: bool):
@@ -427,7 +441,8 @@ class Training:
                 return checkpoint.load_model(args.model, args.target, device).train()
             unmix = utils.load_target_models(args.target, model_str_or_path=args.model, device=device)[args.target]
             return attach(unmix, stft)
-        mean, scale = input_statistics(encoder, self.train_dataset, device, args.quiet) if scaled else (None, None)
+        quiet = not bars(not args.quiet)
+        mean, scale = input_statistics(encoder, self.train_dataset, device, quiet) if scaled else (None, None)
         max_bin = utils.bandwidth_to_max_bin(stft.sample_rate, args.nfft, args.bandwidth)
         return attach(checkpoint.build_model(vars(args), max_bin, mean, scale).to(device), stft)
 
