@@ -36,9 +36,9 @@ class Condition:
     rounds: int = 1
     """Rounds of scoring and filtering (``Experiment.cleaning``)."""
     variant: str | None = None
-    """What the XP trained and was tested on, where it is not the default: the synthetic preset and
-    severity, the architecture's overrides (``heldout``, ``hdemucs.channels=24``). Two XPs of one
-    grid on different data are different rows, never seeds of one."""
+    """The data the XP trained and was tested on, where it is not the default: the synthetic preset
+    and severity (``heldout``). Two XPs of one grid on different data are different rows, never
+    seeds of one. (The architecture's overrides are not named: most grids set them for every XP.)"""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -69,8 +69,6 @@ def _variant(cfg) -> str | None:
     if not any((data.get("roots") or {}).values()):
         synth = data.get("synth") or {}
         parts += [str(synth[k]) for k, default in DEFAULT_DATA.items() if synth.get(k) not in (None, default)]
-    arch = (cfg.get("archs") or {}).get(cfg["arch"]) or {}
-    parts += [str(o) for o in arch.get("overrides") or []]
     return ", ".join(parts) or None
 
 
