@@ -67,16 +67,26 @@ def auto_keep(scores: dict[str, float], cut: float | None = None) -> list[str]:
     """
     order = list(scores)
     values = np.array([scores[t] for t in order], dtype=np.float64)
-    if cut is not None:
-        keep = values >= cut
-    else:
-        keep = _mixture_keep(values)
+    keep = _posterior(values, cut) >= 0.5
     if not keep.any():
         keep[int(np.argmax(values))] = True
     return [t for t, k in zip(order, keep) if k]
 
 
-def _mixture_keep(values: np.ndarray) -> np.ndarray:
+def clean_posterior(scores: dict[str, float], cut: float | None = None) -> dict[str, float]:
+    """Each song's posterior of the kept ("clean") population under the fit ``ratio="auto"`` makes
+    (:func:`auto_keep` keeps those >= 0.5): the higher-mean component's posterior of the two-Gaussian
+    mixture; 1 for every song where auto keeps every song (the BIC prefers one component, or the
+    higher one would hold less than :data:`AUTO_MIN_KEPT`); with ``cut``, 1 for a score >= cut, else 0.
+    Monotonic in the score. The ``weight`` action's loss weight (``sepclean.actions``)."""
+    order = list(scores)
+    values = np.array([scores[t] for t in order], dtype=np.float64)
+    return dict(zip(order, _posterior(values, cut).tolist()))
+
+
+def _posterior(values: np.ndarray, cut: float | None) -> np.ndarray:
+    if cut is not None:
+        return (values >= cut).astype(np.float64)
     n = values.size
     q1, q3 = np.percentile(values, [25, 75])
     # Tukey's fences: a few extreme scores (a very loud song's ΔL) would otherwise inflate the shared
@@ -84,7 +94,7 @@ def _mixture_keep(values: np.ndarray) -> np.ndarray:
     x = np.clip(values, q1 - 3 * (q3 - q1), q3 + 3 * (q3 - q1)) if q3 > q1 else values
     spread = x.std()
     if n < 4 or spread == 0:
-        return np.ones(n, dtype=bool)
+        return np.ones(n)
     x = (x - x.mean()) / spread
     one_component = -0.5 * n * (math.log(2 * math.pi) + 1)  # the ML fit of one Gaussian to x (variance 1)
     best = None
@@ -94,10 +104,9 @@ def _mixture_keep(values: np.ndarray) -> np.ndarray:
             best = fit
     # BIC: one Gaussian has 2 parameters, two with a shared variance 4.
     if best is None or -2 * best[0] + 4 * math.log(n) >= -2 * one_component + 2 * math.log(n):
-        return np.ones(n, dtype=bool)
-    keep = best[1] >= 0.5
+        return np.ones(n)
     # A handful of high scores is a tail, not the population to train on.
-    return keep if keep.mean() >= AUTO_MIN_KEPT else np.ones(n, dtype=bool)
+    return best[1] if (best[1] >= 0.5).mean() >= AUTO_MIN_KEPT else np.ones(n)
 
 
 def _two_gaussians(x: np.ndarray, mean_low: float, mean_high: float, iterations: int = 500):

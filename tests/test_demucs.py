@@ -22,7 +22,6 @@ from demucs.hdemucs import HDemucs
 from demucs.htdemucs import HTDemucs
 from demucs.solver import Solver
 from omegaconf import OmegaConf
-from torch.utils.data import ConcatDataset
 from conftest import Payload
 
 from sepclean import STEMS, toolkit
@@ -194,7 +193,7 @@ def test_dataset_over_several_roots(tiny_data):
     manifest = Manifest(tiny_data.manifest("train").tracks + tiny_data.manifest("valid").tracks)
     tk = DemucsToolkit()
     dataset = tk.dataset(manifest, UNIT, deterministic=True, segment=1.5)
-    assert isinstance(dataset, ConcatDataset) and len(data.wavsets(dataset)) == 2
+    assert len(data.wavsets(dataset)) == 1  # one Wavset reading each file the manifest names
     assert tk.dataset_tracks(dataset) == manifest.ids
     for track in (manifest.tracks[1], manifest.tracks[-1]):
         indices = tk.examples(dataset, track.id)

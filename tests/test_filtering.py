@@ -106,7 +106,7 @@ def test_clean_manifest_checks_against_dataset(tiny_data, tmp_path):
         CleanManifest(keep={"vocals": ["song_0001"]}).check(manifest, target="drums")
 
 
-@pytest.mark.parametrize("content, message", [("{", "not JSON"), ('{"format": "x"}', "not a version-1")])
+@pytest.mark.parametrize("content, message", [("{", "not JSON"), ('{"format": "x"}', "not a sepclean clean manifest")])
 def test_clean_manifest_load_errors(tmp_path, content, message):
     path = tmp_path / "c.json"
     path.write_text(content)

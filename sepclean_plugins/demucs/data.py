@@ -46,8 +46,8 @@ def build_metadata(manifest: Manifest) -> dict[str, dict]:
         return dict(zip(manifest.ids, pool.map(track_metadata, manifest)))
 
 
-def _wavset_location(track: Track, sources: list[str]) -> tuple[Path, str]:
-    """The (root, extension) a ``Wavset`` reads the track from: it opens root/<name>/<source><ext>."""
+def _check_readable(track: Track, sources: list[str]) -> None:
+    """Demucs reads one audio file per source (and the mixture's file, for validation)."""
     if track.streams is not None:
         raise ToolkitError(
             f"track {track.id!r}: demucs reads one audio file per source, and {track.path(MIXTURE)} is "
@@ -68,14 +68,22 @@ def _wavset_location(track: Track, sources: list[str]) -> tuple[Path, str]:
             f"track {track.id!r} has no mixture file: demucs validates on mixture files, so "
             "validation tracks need a mixture.wav"
         )
-    ext = track.path(sources[-1]).suffix
-    misplaced = [str(track.path(s)) for s in sources if track.path(s) != track.folder / f"{s}{ext}"]
-    if track.folder.name != track.id or misplaced:
-        raise ToolkitError(
-            f"track {track.id!r}: demucs reads <folder named after the track>/<source>{ext}, "
-            f"which does not match its files {', '.join(misplaced) or track.folder}"
-        )
-    return track.folder.parent, ext
+
+
+class ManifestWavset(Wavset):
+    """demucs' ``Wavset`` (its reading, resampling, normalisation by the track's mixture statistics,
+    excerpts and padding) reading each source from the file the manifest names, instead of
+    ``root/<track>/<source><ext>``: tracks from several roots, and a clean manifest's repaired stems
+    (stored in the artifact store, ``CleanManifest.apply``), in one dataset."""
+
+    def __init__(self, tracks: list[Track], metadata: dict[str, dict], sources: list[str], **options):
+        for track in tracks:
+            _check_readable(track, sources)
+        self.files = {t.id: {s: t.path(s) for s in sources} for t in tracks}
+        super().__init__(Path(tracks[0].root), {t.id: metadata[t.id] for t in tracks}, list(sources), **options)
+
+    def get_file(self, name, source):
+        return self.files[name][source]
 
 
 def wavset(
@@ -89,25 +97,15 @@ def wavset(
     channels: int = 2,
     normalize: bool = True,
 ) -> Dataset:
-    """A ``Wavset`` over the manifest's tracks; one per folder holding tracks, concatenated.
-
-    A ``Wavset`` names each track by its folder inside its root, so tracks from several roots need
-    one each. Examples are ``(len(sources), channels, frames)`` tensors.
-    """
+    """demucs' dataset over the manifest's tracks, in its order (a :class:`ManifestWavset`).
+    Examples are ``(len(sources), channels, frames)`` tensors."""
     audio_compat.install()
     if not len(manifest):
         raise ToolkitError("no track to build a dataset from")
     if metadata is None:
         metadata = build_metadata(manifest)
-    groups: dict[tuple[Path, str], dict] = {}
-    for track in manifest:
-        groups.setdefault(_wavset_location(track, sources), {})[track.id] = metadata[track.id]
-    sets = [
-        Wavset(root, meta, list(sources), segment=segment, shift=shift, normalize=normalize,
-               samplerate=samplerate, channels=channels, ext=ext)
-        for (root, ext), meta in groups.items()
-    ]
-    return sets[0] if len(sets) == 1 else ConcatDataset(sets)
+    return ManifestWavset(manifest.tracks, metadata, list(sources), segment=segment, shift=shift,
+                          normalize=normalize, samplerate=samplerate, channels=channels)
 
 
 def wavsets(dataset) -> list[Wavset]:
@@ -138,12 +136,13 @@ def example_indices(dataset, track_id: str) -> list[int]:
 
 
 def keep(manifest: Manifest, clean: CleanManifest, targets: list[str], allow_other_dataset: bool = False) -> Manifest:
-    """The tracks of ``manifest`` a clean manifest keeps, for one joint model of ``targets``.
+    """The tracks of ``manifest`` a clean manifest keeps, for one joint model of ``targets``, with
+    their repaired stems (``CleanManifest.apply``).
 
     A per-target clean manifest is reduced to the tracks kept for every target; what that drops
     is logged, target by target.
     """
-    kept = clean.check(manifest, None, allow_other_dataset)
+    kept = clean.apply(manifest, None, allow_other_dataset)
     for target, dropped in clean.joint_reduction(targets).items():
         if dropped:
             logger.warning(
@@ -151,7 +150,9 @@ def keep(manifest: Manifest, clean: CleanManifest, targets: list[str], allow_oth
                 "the tracks kept for every target: %s", len(dropped), target, ", ".join(dropped),
             )
     logger.info("clean manifest keeps %d of %d tracks (%d dropped)", len(kept), len(manifest), len(manifest) - len(kept))
-    return manifest.subset(kept)
+    if clean.replace:
+        logger.info("clean manifest: stems of %d kept track(s) repaired", sum(t in clean.replace for t in kept.ids))
+    return kept
 
 
 def example_origin(dataset, index: int) -> tuple[str, int]:
@@ -262,13 +263,43 @@ def per_stem_set(
         metadata = build_metadata(manifest)
     sets = {}
     for source in sources:
-        kept = manifest.ids if clean is None else clean.check(manifest, source, allow_other_dataset)
-        sets[source] = wavset(manifest.subset(kept), [source], metadata=metadata, **options)
+        kept = manifest if clean is None else clean.apply(manifest, source, allow_other_dataset)
+        sets[source] = wavset(kept, [source], metadata=metadata, **options)
         logger.info("per-stem: %s from %d of %d tracks", source, len(kept), len(manifest))
     return PerStemSet(sets, seed)
 
 
+class WeightedSet(Dataset):
+    """A training set whose examples come with their loss weights: ``(example, weights)``, weights
+    ``(sources,)`` in the order of the example's sources, each the weight of the (track, source) pair
+    the source was cut from (a clean manifest's ``weight`` action). Indices are the inner set's
+    (``(epoch, index)`` for a per-stem set)."""
+
+    def __init__(self, dataset: Dataset, sources: list[str], weights: dict[str, dict[str, float]]):
+        missing = [s for s in sources if s not in weights]
+        if missing:
+            raise ToolkitError(f"the clean manifest has no loss weights for {', '.join(missing)}")
+        self.dataset, self.sources, self.weights = dataset, list(sources), weights
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def origins(self, index) -> list[str]:
+        """The track each source of example ``index`` comes from."""
+        inner = self.dataset.dataset if isinstance(self.dataset, RepitchedWrapper) else self.dataset
+        if isinstance(inner, PerStemSet):
+            epoch, i = index if isinstance(index, tuple) else (0, index)
+            origin = inner.origin(i, epoch)
+            return [origin[s][0] for s in self.sources]
+        return [example_origin(inner, index)[0]] * len(self.sources)
+
+    def __getitem__(self, index):
+        weights = [self.weights[s][t] for s, t in zip(self.sources, self.origins(index))]
+        return self.dataset[index], torch.tensor(weights, dtype=torch.float32)
+
+
 def trained_tracks(dataset) -> list[str] | dict[str, list[str]]:
     """What a training set holds: its track ids, or per source for a per-stem set."""
+    dataset = dataset.dataset if isinstance(dataset, WeightedSet) else dataset
     inner = dataset.dataset if isinstance(dataset, RepitchedWrapper) else dataset
     return inner.kept() if isinstance(inner, PerStemSet) else track_ids(dataset)

@@ -3,9 +3,10 @@
 demucs' own training (``demucs.train``'s builders, ``demucs.solver.Solver``) with this package's
 hydra config (``conf/``), since the demucs wheel ships none. The training tracks come from a folder
 (``dset.wav``) or a sepclean manifest (``dset.manifest``), and ``dset.clean_manifest`` keeps only
-the tracks it names (with ``dset.per_stem``, each source's own list). XPs live in ``dora.dir``
-(``./outputs``, or ``$SEPCLEAN_DEMUCS_DIR``); running an XP again resumes it from the
-``checkpoint.th`` in its folder.
+the tracks it names (with ``dset.per_stem``, each source's own list), reads its repaired stems and
+weights the loss per (example, source) by its weights (``CleanManifest.apply``,
+``data.WeightedSet``). XPs live in ``dora.dir`` (``./outputs``, or ``$SEPCLEAN_DEMUCS_DIR``); running
+an XP again resumes it from the ``checkpoint.th`` in its folder.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sepclean.toolkit import ToolkitError
 
 from . import audio_compat, data, solver_state
 from .models import demucs_train
-from .robust import robust_losses
+from .robust import PairWeights, robust_losses
 from .toolkit import TRACKS, XP_RECORD
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ def get_solver(args: DictConfig):
     if args.augment.repitch.proba:
         vocals = [list(args.dset.sources).index("vocals")] if "vocals" in args.dset.sources else []
         train_set = RepitchedWrapper(train_set, vocals=vocals, **args.augment.repitch)
+    weights = loss_weights(args)
+    if weights is not None:  # after repitch, which reads its examples as tensors
+        train_set = data.WeightedSet(train_set, list(args.dset.sources), weights)
     if len(train_set) < args.batch_size:
         raise ToolkitError(
             f"{len(train_set)} training example(s) for batches of {args.batch_size}: lower batch_size "
@@ -174,6 +178,11 @@ def get_solver(args: DictConfig):
         train_loader = loader(train_set, batch_size=args.batch_size, sampler=sampler, drop_last=True)
     else:
         train_loader = loader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True)
+    solver.pair_weights = None
+    if weights is not None:  # the weights travel beside the sources, through the augmentation, to the loss
+        solver.pair_weights = PairWeights()
+        train_loader = solver.pair_weights.loader(train_loader)
+        solver.augment = solver.pair_weights.augment(solver.augment)
     solver.loaders = {
         "train": train_loader,
         "valid": loader(valid_set, batch_size=1) if args.dset.full_cv
@@ -194,6 +203,14 @@ def check_counts(args: DictConfig) -> None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ToolkitError(f"{key} must be a whole number >= 1; got {value!r}")
+
+
+def loss_weights(args: DictConfig) -> dict[str, dict[str, float]] | None:
+    """source -> track -> loss weight, when the clean manifest has weights (its ``weight`` action;
+    checked, NaN or negative refused, when it is read)."""
+    if not args.dset.clean_manifest:
+        return None
+    return CleanManifest.load(args.dset.clean_manifest).weights
 
 
 def robust_training(args: DictConfig) -> RobustLoss | None:
@@ -236,6 +253,6 @@ def _main(args: DictConfig) -> None:
     # demucs' Solver tests on <dset.musdb>/test every test.every epochs and after the last one, with
     # no switch to turn it off; test.enabled=false replaces exactly that call, for this run only.
     with mock.patch.object(demucs.solver, "evaluate", demucs.solver.evaluate if args.test.enabled else _no_test), \
-            robust_losses(solver, robust, args.robust.bin):
+            robust_losses(solver, robust, args.robust.bin, solver.pair_weights):
         solver.train()
 

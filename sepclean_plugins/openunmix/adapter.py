@@ -14,7 +14,7 @@ from sepclean.manifest import Manifest
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
 from sepclean_plugins.openunmix import audio_compat, checkpoint
-from sepclean_plugins.openunmix.clean import kept_ids, track_ids
+from sepclean_plugins.openunmix.clean import applied, track_ids
 from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, build
 from sepclean_plugins.openunmix.spectrogram import StftConfig, magnitude_mse, make_encoder, stft_of
 
@@ -80,12 +80,15 @@ class OpenUnmixToolkit(Toolkit):
         as in ``--dataset trackfolder_fix``; ``deterministic`` turns them off.
         """
         audio_compat.install()
-        ids = manifest.ids if clean is None else kept_ids(clean, unit, manifest, allow_other_dataset)
+        weights = None
+        if clean is not None:  # the kept tracks, repaired stems read from the clean manifest's files
+            manifest, weights = applied(clean, manifest, unit, allow_other_dataset)
         if segment is None and not deterministic:
             segment = DEFAULT_SEQ_DURATION
         return build(
-            [manifest[i] for i in ids],
+            list(manifest.tracks),
             unit,
+            weights=weights,
             seq_duration=segment,
             deterministic=deterministic,
             augmentations=augmentations,

@@ -89,6 +89,15 @@ def listing(ids: list[str], limit: int = 20) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def applied(clean: CleanManifest, manifest, target: str, allow_other_dataset: bool = False):
+    """The tracks to train ``target`` on (``CleanManifest.apply``: the kept ones, with their repaired
+    stems) and the target's loss weights (None without), errors as the toolkit's."""
+    try:
+        return clean.apply(manifest, target, allow_other_dataset), clean.weights_of(target)
+    except CleanManifestError as e:
+        raise ToolkitError(str(e)) from None
+
+
 def kept_ids(clean: CleanManifest, target: str | None, manifest=None, allow_other_dataset: bool = False) -> list[str]:
     """The clean manifest's list for ``target``; checked against the dataset manifest when given."""
     try:
@@ -108,21 +117,32 @@ class Selection:
     removed: list[str]
     unused: list[str]
     """Kept by the clean manifest but in no training example: validation tracks, or too short."""
+    note: str = ""
+    """What else it does (repaired stems, loss weights)."""
 
     def describe(self, source) -> str:
         line = (f"clean manifest {source}: training {self.target} on {len(self.kept)} tracks, "
                 f"removed {len(self.removed)}{' (' + listing(self.removed) + ')' if self.removed else ''}")
         if self.unused:
             line += f"; kept but in no training example: {listing(self.unused)}"
+        if self.note:
+            line += f"; {self.note}"
         return line
 
 
-def apply(clean: CleanManifest, target: str, train, valid=None) -> Selection:
+def apply(clean: CleanManifest, target: str, train, valid=None,
+          reader: str = "Open-Unmix's own datasets (--root)") -> Selection:
     """Keep only ``clean``'s tracks for ``target`` in the ``train`` dataset object (in place).
 
     Tracks are matched by id (no dataset manifest to check the clean manifest's hash against).
     Naming a track that is in neither ``train`` nor ``valid`` is an error, so is keeping none.
+    Upstream's datasets read their files from the dataset root and upstream's training loop has
+    no loss weights: a clean manifest with repaired stems or weights is refused, naming its version.
     """
+    try:
+        clean.require(reader)
+    except CleanManifestError as e:
+        raise ToolkitError(str(e)) from None
     wanted = kept_ids(clean, target)
     have = track_ids(train)
     validation = set(track_ids(valid)) if valid is not None else set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from openunmix.data import Compose, FixedSourcesTrackFolderDataset, aug_from_str
 
 from sepclean.manifest import Track
@@ -18,10 +20,19 @@ class ManifestTrackFolderDataset(FixedSourcesTrackFolderDataset):
     Everything else (excerpts, mixing, augmentation) is upstream's ``__getitem__``. Each entry of
     ``.tracks`` is upstream's ``{"path", "min_duration"}`` plus the track's manifest ``"id"``.
     Tracks not longer than ``seq_duration`` are left out, as upstream does; ``.too_short`` lists them.
+
+    A track whose stems are not all in one folder (a clean manifest's repaired stems live in the
+    artifact store: ``CleanManifest.apply``) gets a :class:`StemFiles` as its ``"path"``, so that
+    upstream's ``track_path / file_name`` reads each stem from its own file.
+
+    ``weights`` (track id -> loss weight of the target's pair: a clean manifest's ``weight``
+    action) makes each example ``(x, y, weight)``; the plugin's training epoch multiplies the
+    example's loss by it.
     """
 
-    def __init__(self, tracks: list[Track], target: str, **options):
+    def __init__(self, tracks: list[Track], target: str, weights: dict[str, float] | None = None, **options):
         self._manifest_tracks = tracks
+        self.weights = weights
         self.too_short: list[str] = []
         stems = _stem_files(tracks)
         if target not in stems:
@@ -39,7 +50,35 @@ class ManifestTrackFolderDataset(FixedSourcesTrackFolderDataset):
             if self.seq_duration is not None and track.duration <= self.seq_duration:
                 self.too_short.append(track.id)
                 continue
-            yield {"path": track.folder, "min_duration": track.duration, "id": track.id}
+            yield {"path": _track_path(track), "min_duration": track.duration, "id": track.id}
+
+    def __getitem__(self, index):
+        x, y = super().__getitem__(index)
+        if self.weights is None:
+            return x, y
+        return x, y, torch.tensor(float(self.weights[self.tracks[index]["id"]]))
+
+
+class StemFiles:
+    """A track "folder" whose files live in several folders: ``self / name`` is the file of the
+    stem stored under that file name (what upstream's ``__getitem__`` computes)."""
+
+    def __init__(self, track_id: str, files: dict[str, Path]):
+        self.name = track_id
+        self.files = files
+
+    def __truediv__(self, name: str) -> Path:
+        return self.files[name]
+
+    def __repr__(self) -> str:
+        return f"StemFiles({self.name!r})"
+
+
+def _track_path(track: Track):
+    files = {Path(rel).name: track.path(stem) for stem, rel in track.stems.items()}
+    if all(path.parent == track.folder for path in files.values()):
+        return track.folder
+    return StemFiles(track.id, files)
 
 
 def _stem_files(tracks: list[Track]) -> dict[str, str]:
@@ -67,7 +106,7 @@ def _stem_files(tracks: list[Track]) -> dict[str, str]:
     stems = {stem: Path(rel).name for stem, rel in first.stems.items()}
     for track in tracks:
         names = {stem: Path(rel).name for stem, rel in track.stems.items()}
-        if names != stems or any(track.path(s).parent != track.folder for s in track.stems):
+        if names != stems:
             raise ToolkitError(
                 f"track {track.id!r} stores its stems as {names}, track {first.id!r} as {stems}: Open-Unmix's "
                 "dataset needs the same file names in every track folder"
@@ -84,15 +123,18 @@ def build(
     augmentations: list[str] | None = None,
     random_track_mix: bool = False,
     seed: int = 42,
+    weights: dict[str, float] | None = None,
 ) -> ManifestTrackFolderDataset:
     """The dataset for one target. Deterministic: no random excerpt, mixing or augmentation, so
-    index i is always the first ``seq_duration`` seconds (the whole track when None) of track i."""
+    index i is always the first ``seq_duration`` seconds (the whole track when None) of track i.
+    ``weights``: the target's loss weight per track (examples become ``(x, y, weight)``)."""
     if seq_duration is not None and tracks and all(t.duration <= seq_duration for t in tracks):
         raise ToolkitError(f"no track is longer than the {seq_duration} s excerpt (all {len(tracks)} are too short)")
     audio_compat.install()  # the dataset reads through openunmix.data's loaders
     return ManifestTrackFolderDataset(
         tracks,
         target,
+        weights=weights,
         seq_duration=seq_duration,
         random_chunks=not deterministic,
         random_track_mix=random_track_mix and not deterministic,

@@ -214,11 +214,20 @@ def manifest_datasets(parser: argparse.ArgumentParser, args: argparse.Namespace)
             kept=kept,
             removed=[i for i in manifest.ids if i not in set(kept) | set(train.too_short)],
             unused=train.too_short,
+            note=_action_note(clean_manifest, args.target, kept),
         )
     elif train.too_short:
         print(f"left out {len(train.too_short)} track(s) not longer than --seq-dur: "
               f"{clean.listing(train.too_short)}")
     return args, train, valid, selection
+
+
+def _action_note(clean_manifest: CleanManifest, target: str, kept: list[str]) -> str:
+    if clean_manifest.weights is not None:
+        weights = [clean_manifest.weights[target][i] for i in kept]
+        return f"loss weights from {min(weights):.2f} to {max(weights):.2f} (mean {np.mean(weights):.2f})"
+    repaired = [i for i in kept if i in clean_manifest.replace]
+    return f"stems of {len(repaired)} of them repaired" if repaired else ""
 
 
 class RunningMoments:
@@ -260,7 +269,7 @@ def input_statistics(encoder: torch.nn.Module, dataset, device, quiet: bool) -> 
     moments = RunningMoments()
     with torch.no_grad():
         for index in tqdm.tqdm(range(len(view)), desc="Compute dataset statistics", disable=quiet):
-            x, _ = view[index]
+            x = view[index][0]
             spectrogram = encoder(x[None].to(device)).mean(1)[0]  # (bins, frames), downmixed
             moments.update(spectrogram.T.cpu().numpy())
     std = moments.std
@@ -285,14 +294,19 @@ def summary(target: str, history: dict, best_loss: float, stopped_early: bool, w
 def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True, robust: RobustLoss | None = None,
               epoch: int = 0) -> float:
     """One pass over ``loader``: a training epoch with an optimizer (robust from its ``epoch``, counted
-    from 0, when asked), else a validation pass."""
+    from 0, when asked), else a validation pass. Batches ``(x, y, weight)`` (a clean manifest's
+    ``weight`` action) multiply each example's loss by its weight: the batch loss is the mean of
+    weight x loss over the examples (over the robust selection's kept cells, when robust)."""
     unmix.train(optimizer is not None)
     meter = utils.AverageMeter()
     with torch.set_grad_enabled(optimizer is not None):
-        for x, y in tqdm.tqdm(loader, desc="Training batch", disable=quiet or optimizer is None, leave=False):
+        for batch in tqdm.tqdm(loader, desc="Training batch", disable=quiet or optimizer is None, leave=False):
+            x, y = batch[0], batch[1]
             errors = magnitude_errors(unmix, encoder, x.to(device), y.to(device))[:, None]  # one source
             if optimizer is not None and robust is not None:
                 errors = errors * robust.weights(errors, epoch)
+            if optimizer is not None and len(batch) > 2:
+                errors = errors * batch[2].to(device, errors.dtype).reshape(-1, *[1] * (errors.dim() - 1))
             loss = errors.mean()
             if optimizer is not None:
                 optimizer.zero_grad()
