@@ -1,0 +1,294 @@
+"""What is done with the (song, stem) pairs a cleaning method flags, the same for every architecture.
+
+A clean manifest made by ``filter`` drops the flagged pairs: the pair's song is not in its target's
+kept list. Dropping throws away good audio with a bad label (the oracle that drops exactly the
+contaminated pairs closed about a third of the dirty → clean-twin gap). Two more actions keep the
+audio; both write a version-2 clean manifest (``sepclean.clean_manifest``) that Open-Unmix and
+Demucs apply the same way:
+
+``weight``
+    Every pair is kept and its loss is multiplied by a weight from its score: the posterior of the
+    clean component of the two-Gaussian mixture that ``ratio=auto`` fits to the same scores
+    (:func:`sepclean.filtering.clean_posterior`; the score of the pair's target per target, the
+    song's score unified). So a pair auto would keep weighs >= 0.5, a pair it would drop < 0.5, and
+    where auto keeps every song (no second population) every weight is 1: plain training. A score
+    table with a cut (the oracle) gives 1 and 0: dropping. The batch loss is the mean of
+    weight x loss over its examples (not renormalised): a batch of doubtful pairs moves the model
+    less, as dropping them would.
+
+``repair``
+    A flagged pair's label is replaced by a pseudo-label: the stem as a model separates it from the
+    song's own mixture (the sum of its stems, what the toolkits train on). What the old label held
+    and the pseudo-label does not, the residual ``old − new``, is handed to one other stem of the
+    song, so the stems still sum to the mixture the model is trained to separate: the receiver is
+    the first stem of ``residual`` (default ``other``, then ``vocals``, ``bass``, ``drums``) not
+    repaired in that song. ``other`` first because it is the catch-all stem by definition
+    (MUSDB18's "everything but vocals, bass and drums"): a part misfiled into vocals, or a leak, is
+    more likely ``other`` content than another named instrument, and handing it to a named stem would
+    plant it in a label that has a definition. Two swapped stems repaired together hand their
+    residuals to ``other`` with opposite signs: they cancel, and ``other`` keeps its label.
+
+    The consistency check. ClearSep accepts a separation when the sum of the estimates matches the
+    mixture (its remix SDR). Open-Unmix's Wiener filter makes its estimates sum to the mixture
+    whatever the model (≈ 55 dB remix SDR for any Open-Unmix model), so that check accepts
+    everything there; and a repair here sums to the mixture by construction. What can go wrong is
+    the residual: where the model's estimate is wrong, or the label held something that belongs to
+    no stem the model knows, the residual is audio the receiver should not get. So the check is on
+    the receiver: its label must not move away from the model's own estimate of it by more than
+    ``tolerance`` dB, ``10 log10(|E_R − new_R|² / |E_R − old_R|²) <= tolerance``. A residual the
+    model attributes to the receiver (a part misfiled from ``other`` into ``vocals``) brings the
+    receiver closer; swapped stems repaired together leave it as it was; a leak of drums into vocals,
+    or a failed estimate (silence, an estimate missing half the mixture: Demucs' estimates need not
+    sum to it), moves it away. The flagged stems of a song are repaired together when they pass
+    together; otherwise the largest subset that passes is (ties: the one that moves the receiver
+    least), and every flagged pair left out gets the ``fallback``: ``drop`` (the pair leaves its
+    target's list, as the drop action would) or ``keep`` (its old label stays). Every pair's
+    decision is recorded in the clean manifest (``repair.decisions``) with what the check measured,
+    beside the pair's label SDR against the estimate (iSeparate's ~9 dB test) and the song's remix
+    SDR (ClearSep's), for comparison.
+
+The repaired audio is written once into the repair artifact's folder (``audio/<track>/<file name
+of the stem>``, 32-bit float), never into the dataset; the clean manifest names each file and the
+content hash of its samples, checked whenever it is applied.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sepclean import audio
+from sepclean.clean_manifest import CleanManifest, CleanManifestError, check_weights
+from sepclean.errors import SepcleanError
+from sepclean.manifest import Manifest, Track
+
+FALLBACKS = ("drop", "keep")
+DEFAULT_RESIDUAL = ("other", "vocals", "bass", "drums")
+AGREEMENT_LIMIT_DB = 60.0
+"""A receiver's label closer to the model's estimate than this (in SDR) counts as this close: the
+check compares disagreements, and float rounding is none."""
+
+
+class ActionError(SepcleanError, ValueError):
+    """A cleaning action that cannot be done as asked."""
+
+
+@dataclass(frozen=True)
+class RepairSettings:
+    residual: tuple[str, ...] = DEFAULT_RESIDUAL
+    """Stems that may receive a song's residual, in order of preference: the first not repaired."""
+    fallback: str = "drop"
+    """What a flagged pair whose repair fails the check becomes: ``drop`` or ``keep`` (its old label)."""
+    tolerance: float = 1.0
+    """dB the receiver's label may move away from the model's estimate of it."""
+
+    def __post_init__(self):
+        residual = (self.residual,) if isinstance(self.residual, str) else tuple(self.residual or ())
+        object.__setattr__(self, "residual", residual)
+        if not residual or not all(isinstance(s, str) for s in residual) or len(set(residual)) != len(residual):
+            raise ActionError(f"repair.residual must be a list of distinct stem names; got {self.residual!r}")
+        if self.fallback not in FALLBACKS:
+            raise ActionError(f"repair.fallback must be one of {', '.join(FALLBACKS)}; got {self.fallback!r}")
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) \
+                or not math.isfinite(self.tolerance) or self.tolerance < 0:
+            raise ActionError(f"repair.tolerance must be a number of dB >= 0; got {self.tolerance!r}")
+
+    @classmethod
+    def of(cls, settings: dict | None) -> "RepairSettings":
+        """From a config's ``repair:`` block (its ``model`` is the pipeline's); empty values keep
+        the defaults."""
+        settings = {k: v for k, v in dict(settings or {}).items() if k != "model"}
+        unknown = sorted(set(settings) - {"residual", "fallback", "tolerance"})
+        if unknown:
+            raise ActionError(f"repair: unknown setting(s) {', '.join(unknown)} (known: model, residual, fallback, "
+                              "tolerance)")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "residual": list(self.residual)}
+
+
+# --- weight ---------------------------------------------------------------------------------------
+
+def weight_manifest(table, mode: str) -> CleanManifest:
+    """Every pair kept, weighted by the posterior of the clean component of its score
+    (:func:`sepclean.filtering.clean_posterior`): per target by that target's score, unified by the
+    song's score for every target."""
+    from sepclean.filtering import MODES, clean_posterior, covered_dataset
+    from sepclean.scores import UNIFIED
+
+    if mode not in MODES:
+        raise CleanManifestError(f"mode must be one of {MODES}, got {mode!r}")
+    dataset = covered_dataset(table)
+    cut = table.metadata.get("cut")
+    targets = list(table.targets)
+    if not targets:
+        raise CleanManifestError(f"{table.method} scores have no per-target columns: nothing says which stems to weight")
+    if mode == "unified":
+        song = clean_posterior(table.column(UNIFIED), cut)
+        weights = {t: dict(song) for t in targets}
+        keep: list[str] | dict[str, list[str]] = list(table.tracks)
+    else:
+        weights = {t: clean_posterior(table.column(t), cut) for t in targets}
+        keep = {t: list(table.tracks) for t in targets}
+    check_weights(weights)
+    return CleanManifest(keep=keep, dataset_hash=dataset["hash"], dataset_tracks=dataset["tracks"], mode=mode,
+                         ratio="auto", methods=[table.method], action="weight", weights=weights,
+                         extra={"weight": {"rule": "posterior of the clean component of the ratio=auto fit"
+                                           + (f" (cut {cut}: 1 at or above it, else 0)" if cut is not None else "")}})
+
+
+# --- repair ---------------------------------------------------------------------------------------
+
+def flagged_pairs(clean: CleanManifest, manifest: Manifest) -> dict[str, list[str]]:
+    """track -> the stems a drop manifest leaves out: per target, those whose song is not in the
+    target's list; unified, every stem of a song not kept."""
+    stems = list(manifest.stems)
+    if clean.per_target:
+        lists = {t: set(clean.kept(t)) for t in clean.keep}
+        flagged = {track: [s for s in stems if s in lists and track not in lists[s]] for track in manifest.ids}
+    else:
+        kept = set(clean.kept())
+        flagged = {track: ([] if track in kept else stems) for track in manifest.ids}
+    return {track: found for track, found in flagged.items() if found}
+
+
+def _energy(x: np.ndarray) -> float:
+    return float(np.sum(np.square(x, dtype=np.float64)))
+
+
+def _db(numerator: float, denominator: float, floor: float = 1e-20) -> float:
+    return 10 * math.log10(max(numerator, floor) / max(denominator, floor))
+
+
+@dataclass
+class TrackRepair:
+    """The repair of one song: the new stems, the stems repaired, who received the residual, and
+    every flagged pair's decision with what the check measured."""
+
+    stems: dict[str, np.ndarray]
+    repaired: list[str]
+    receiver: str | None
+    decisions: list[dict] = field(default_factory=list)
+
+
+def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray], flagged: list[str],
+                 settings: RepairSettings, track_id: str = "") -> TrackRepair:
+    """Decide and compute the repair of one song (pure: no file is read or written)."""
+    missing = [s for s in flagged if s not in estimates]
+    if missing:
+        raise ActionError(f"{track_id}: the repair model does not separate {', '.join(missing)}")
+    labels = {s: np.asarray(x, dtype=np.float64) for s, x in labels.items()}
+    estimates = {s: np.asarray(x, dtype=np.float64) for s, x in estimates.items()}
+    mixture = sum(labels.values())
+    remix = _db(_energy(mixture), _energy(mixture - sum(estimates[s] for s in labels if s in estimates)))
+
+    def receiver_of(subset) -> str | None:
+        return next((s for s in settings.residual if s in labels and s in estimates and s not in subset), None)
+
+    def attempt(subset) -> tuple[str | None, float]:
+        """(receiver, how far its label moves from the model's estimate of it, in dB)."""
+        receiver = receiver_of(subset)
+        if receiver is None:
+            return None, math.inf
+        residual = sum(labels[s] - estimates[s] for s in subset)
+        # Agreement closer than AGREEMENT_LIMIT_DB counts as that: float rounding is no disagreement.
+        floor = _energy(labels[receiver]) * 10 ** (-AGREEMENT_LIMIT_DB / 10)
+        before = max(_energy(estimates[receiver] - labels[receiver]), floor)
+        after = max(_energy(estimates[receiver] - labels[receiver] - residual), floor)
+        return receiver, _db(after, before)
+
+    chosen, chosen_receiver, chosen_change = (), None, math.inf
+    for size in range(len(flagged), 0, -1):
+        passing = []
+        for subset in itertools.combinations(flagged, size):
+            receiver, change = attempt(subset)
+            if receiver is not None and change <= settings.tolerance:
+                passing.append((change, subset, receiver))
+        if passing:
+            chosen_change, chosen, chosen_receiver = min(passing, key=lambda p: p[0])
+            break
+
+    stems = {s: x.copy() for s, x in labels.items()}
+    for s in chosen:
+        stems[s] = estimates[s].copy()
+    if chosen:
+        stems[chosen_receiver] = labels[chosen_receiver] + sum(labels[s] - estimates[s] for s in chosen)
+
+    decisions = []
+    for s in flagged:
+        if s in chosen:
+            receiver, change, decision = chosen_receiver, chosen_change, "repaired"
+        else:
+            receiver, change = attempt((s,))
+            decision = "dropped" if settings.fallback == "drop" else "kept"
+        decisions.append({
+            "track": track_id, "stem": s, "decision": decision, "receiver": receiver,
+            "receiver_change_db": None if not math.isfinite(change) else round(change, 3),
+            "label_sdr_db": round(_db(_energy(labels[s]), _energy(labels[s] - estimates[s])), 3),
+            "residual_db": round(_db(_energy(labels[s] - estimates[s]), _energy(labels[s])), 3),
+            "remix_sdr_db": round(remix, 3),
+        })
+    return TrackRepair({s: x.astype(np.float32) for s, x in stems.items()}, list(chosen),
+                       chosen_receiver if chosen else None, decisions)
+
+
+Separate = Callable[[Track, np.ndarray], dict[str, np.ndarray]]
+"""(track, its mixture as (channels, frames) float32) -> stem -> estimate of the same shape."""
+
+
+def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate, settings: RepairSettings,
+                    folder: Path, model: dict, log=print) -> CleanManifest:
+    """The version-2 clean manifest that repairs the pairs ``drop`` leaves out (see the module's
+    docstring), its audio written under ``folder/audio``; write it as ``folder/clean.json``.
+
+    ``separate`` separates a song's mixture with the repair model; ``model`` describes that model
+    (recorded)."""
+    from sepclean.pipeline.artifacts import atomic_file
+    from sepclean.scan import content_hash
+
+    if drop.action != "drop":
+        raise ActionError(f"repair starts from the pairs a drop manifest leaves out, not from a {drop.action!r} one")
+    for target in (list(drop.keep) if drop.per_target else [None]):
+        drop.check(manifest, target)
+    stems = list(manifest.stems)
+    unknown = [s for s in settings.residual if s not in stems]
+    if unknown:
+        raise ActionError(f"repair.residual names {', '.join(unknown)}, which the dataset does not have "
+                          f"(it has {', '.join(stems)})")
+    folder = Path(folder)
+    flagged = flagged_pairs(drop, manifest)
+    keep = {s: set(drop.kept(s) if drop.per_target else drop.kept()) for s in stems}
+    replace, decisions = {}, []
+    for n, (track_id, pairs) in enumerate(flagged.items(), 1):
+        track = manifest[track_id]
+        labels = {s: track.read(s) for s in stems}
+        mixture = np.sum([labels[s] for s in stems], axis=0, dtype=np.float32)
+        estimates = separate(track, mixture)
+        result = repair_track(labels, estimates, pairs, settings, track_id)
+        decisions += result.decisions
+        changed = result.repaired + ([result.receiver] if result.receiver else [])
+        for stem in changed:
+            relative = f"audio/{track_id}/{track.path(stem).name}"
+            with atomic_file(folder / relative) as tmp:
+                audio.write(tmp, result.stems[stem], track.sample_rate)
+            replace.setdefault(track_id, {})[stem] = {
+                "path": relative,
+                "hash": content_hash([folder / relative], track.sample_rate, track.channels, track.frames)}
+        for decision in result.decisions:
+            if decision["decision"] != "dropped":
+                keep[decision["stem"]].add(track_id)
+        log(f"[repair] {n}/{len(flagged)} {track_id}: " + ", ".join(f"{d['stem']} {d['decision']}"
+                                                                   for d in result.decisions))
+    counts = {d: sum(x["decision"] == d for x in decisions) for d in ("repaired", "dropped", "kept")}
+    return CleanManifest(
+        keep={s: [t for t in manifest.ids if t in keep[s]] for s in stems},
+        dataset_hash=drop.dataset_hash, dataset_tracks=drop.dataset_tracks, mode=drop.mode, ratio=drop.ratio,
+        methods=list(drop.methods), action="repair", replace=replace, location=folder.resolve(),
+        extra={**{k: v for k, v in drop.extra.items() if k != "repair"},
+               "repair": {"model": model, **settings.to_dict(), "counts": counts, "decisions": decisions}})

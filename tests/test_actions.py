@@ -1,0 +1,270 @@
+"""Stem-level actions beyond drop: repair (pseudo-labels, the residual handed to one stem, a
+consistency check with a recorded fallback) and weight (per-pair loss weights), carried by a
+version-2 clean manifest that both toolkits apply through ``CleanManifest.apply``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sepclean.actions import ActionError, RepairSettings, flagged_pairs, repair_manifest, repair_track, weight_manifest
+from sepclean.clean_manifest import CleanManifest, CleanManifestError
+from sepclean.filtering import clean_manifest, clean_posterior
+from sepclean.scorers import ScoringTask, create
+from sepclean.scores import ScoreTable
+
+STEMS = ("vocals", "bass", "drums", "other")
+
+
+def _stems(seed=0, frames=4000) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {s: rng.standard_normal((2, frames)).astype(np.float32) * 0.1 for s in STEMS}
+
+
+# --- the repair of one song -----------------------------------------------------------------------
+
+def test_a_repaired_stem_and_the_receiver_sum_back_to_the_mixture():
+    truth = _stems()
+    part = truth["other"][:, ::-1].copy() * 0.5  # a part of other, filed into vocals
+    labels = dict(truth, vocals=truth["vocals"] + part, other=truth["other"] - part)
+    result = repair_track(labels, truth, ["vocals"], RepairSettings())
+    assert result.repaired == ["vocals"] and result.receiver == "other"
+    np.testing.assert_allclose(result.stems["vocals"] + result.stems["other"], labels["vocals"] + labels["other"],
+                               atol=1e-6)
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)
+    np.testing.assert_allclose(result.stems["other"], truth["other"], atol=1e-6)  # the part went back home
+    [decision] = result.decisions
+    assert decision["decision"] == "repaired" and decision["receiver_change_db"] < -10
+
+
+def test_swapped_stems_are_repaired_together_and_other_keeps_its_label():
+    truth = _stems(1)
+    labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
+    result = repair_track(labels, truth, ["vocals", "bass"], RepairSettings())
+    assert sorted(result.repaired) == ["bass", "vocals"] and result.receiver == "other"
+    for s in STEMS:
+        np.testing.assert_allclose(result.stems[s], truth[s], atol=1e-6)
+    # Alone, either repair would hand (bass - vocals) to other: the check refuses it.
+    alone = repair_track(labels, truth, ["vocals"], RepairSettings())
+    assert alone.repaired == [] and alone.decisions[0]["decision"] == "dropped"
+    assert alone.decisions[0]["receiver_change_db"] > 1.0
+
+
+@pytest.mark.parametrize("fallback, decision", [("drop", "dropped"), ("keep", "kept")])
+def test_a_repair_that_fails_the_check_falls_back_and_is_recorded(fallback, decision):
+    labels = _stems(2)
+    silent = dict(labels, vocals=np.zeros_like(labels["vocals"]))  # a model that finds no vocals at all
+    result = repair_track(labels, silent, ["vocals"], RepairSettings(fallback=fallback), "song")
+    assert result.repaired == [] and result.receiver is None
+    for s in STEMS:
+        np.testing.assert_array_equal(result.stems[s], labels[s])  # nothing moved
+    [record] = result.decisions
+    assert record["decision"] == decision and record["track"] == "song" and record["stem"] == "vocals"
+    assert record["receiver"] == "other" and record["receiver_change_db"] > 1.0
+    assert record["residual_db"] == pytest.approx(0.0, abs=1e-3)  # the whole label would have moved
+
+
+@pytest.mark.parametrize("settings, message", [({"fallback": "maybe"}, "repair.fallback"),
+                                               ({"tolerance": -1}, "repair.tolerance"),
+                                               ({"tolerance": math.nan}, "repair.tolerance"),
+                                               ({"residual": []}, "repair.residual"),
+                                               ({"receiver": "other"}, "unknown setting")])
+def test_impossible_repair_settings_are_named(settings, message):
+    with pytest.raises(ActionError, match=message):
+        RepairSettings.of(settings)
+
+
+# --- the repair of a dataset: files, manifest, apply ---------------------------------------------
+
+def _oracle_drop(tiny_data) -> CleanManifest:
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"),
+                       contamination=tiny_data.contamination)
+    return clean_manifest(create("oracle").score(task, None), "auto", "per-target")
+
+
+def _twin_separator(tiny_data):
+    """A perfect model: the uncontaminated twin of every training song."""
+    twin = tiny_data.manifest("train_clean")
+    return lambda track, mixture: {s: twin[track.id].read(s) for s in STEMS}
+
+
+@pytest.fixture(scope="module")
+def repaired(tiny_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("repair")
+    drop = _oracle_drop(tiny_data)
+    clean = repair_manifest(drop, tiny_data.manifest("train"), _twin_separator(tiny_data), RepairSettings(), folder,
+                            {"model": "the clean twin"}, log=lambda _: None)
+    clean.write(folder / "clean.json")
+    return drop, folder / "clean.json"
+
+
+def test_a_perfect_model_repairs_label_noise_and_the_check_refuses_leaks(tiny_data, repaired):
+    drop, path = repaired
+    clean = CleanManifest.load(path)
+    truth = tiny_data.contamination["tracks"]
+    assert clean.version == 2 and clean.action == "repair"
+    decisions = clean.extra["repair"]["decisions"]
+    assert {(d["track"], d["stem"]) for d in decisions} == {
+        (t, s) for t, stems in flagged_pairs(drop, tiny_data.manifest("train")).items() for s in stems}
+    for d in decisions:
+        # Moved parts sum to nothing over the flagged stems: repaired. A leak would be handed to a
+        # receiver the model says holds none of it: refused, dropped.
+        assert d["decision"] == ("repaired" if truth[d["track"]]["kind"] == "label_noise" else "dropped"), d
+    for target in STEMS:
+        dropped = {d["track"] for d in decisions if d["stem"] == target and d["decision"] == "dropped"}
+        assert set(clean.kept(target)) == set(drop.kept(target)) | {
+            d["track"] for d in decisions if d["stem"] == target and d["decision"] == "repaired"}
+        assert not dropped & set(clean.kept(target))
+
+
+def test_applied_repairs_read_the_repaired_audio_and_keep_the_mixture(tiny_data, repaired):
+    _, path = repaired
+    clean = CleanManifest.load(path)
+    train, twin = tiny_data.manifest("train"), tiny_data.manifest("train_clean")
+    for target in STEMS:
+        applied = clean.apply(train, target)
+        assert applied.ids == clean.kept(target)
+        for track in applied:
+            before = train[track.id]
+            mixture = sum(before.read(s) for s in STEMS)
+            np.testing.assert_allclose(sum(track.read(s) for s in STEMS), mixture, atol=1e-5)
+            for stem in clean.replace.get(track.id, {}):
+                assert track.hashes[stem] == clean.replace[track.id][stem]["hash"] != before.hashes[stem]
+                np.testing.assert_allclose(track.read(stem), twin[track.id].read(stem), atol=1e-5)
+    assert not any(str(tiny_data.root) in str(p) for stems in clean.replace.values() for p in stems)
+
+    # A replaced file that no longer holds the audio the manifest names is refused, naming it.
+    track, stems = next(iter(clean.replace.items()))
+    stem, entry = next(iter(stems.items()))
+    tampered = path.parent / entry["path"]
+    original = tampered.read_bytes()
+    try:
+        data = bytearray(original)
+        data[-4:] = b"\x00\x00\x80\x3f"
+        tampered.write_bytes(bytes(data))
+        with pytest.raises(CleanManifestError, match=f"repaired {stem} of {track}: .* hash differs"):
+            clean.apply(train, stem)
+    finally:
+        tampered.write_bytes(original)
+
+
+def test_versions_old_load_new_refused_naming_the_version(tiny_data, repaired, tmp_path):
+    from openunmix.data import FixedSourcesTrackFolderDataset
+
+    from sepclean.toolkit import ToolkitError
+    from sepclean_plugins.openunmix import audio_compat, clean as umx_clean
+
+    _, path = repaired
+    # A version-1 file as sepclean wrote it before actions existed still loads and applies.
+    ids = tiny_data.manifest("train").ids
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps({"format": "sepclean.clean", "version": 1, "dataset": {"hash": None, "tracks": 8},
+                               "mode": "unified", "ratio": 0.75, "methods": ["fad"], "keep": ids[:6]}))
+    v1 = CleanManifest.load(old)
+    assert v1.action == "drop" and v1.apply(tiny_data.manifest("train")).ids == ids[:6]
+    assert json.loads(json.dumps(v1.to_json()))["version"] == 1  # a drop manifest is still written as version 1
+
+    # A version this code does not know is refused, naming it.
+    future = tmp_path / "v3.json"
+    future.write_text(json.dumps({**json.loads(path.read_text()), "version": 3}))
+    with pytest.raises(CleanManifestError, match="clean manifest version 3; this sepclean reads versions 1, 2"):
+        CleanManifest.load(future)
+
+    # Upstream's own datasets (open-unmix --root, run_upstream) cannot read replaced stems: refused, naming version 2.
+    audio_compat.install()
+    upstream = FixedSourcesTrackFolderDataset(root=str(tiny_data.root), split="train", target_file="vocals.wav",
+                                              interferer_files=["bass.wav", "drums.wav", "other.wav"])
+    with pytest.raises(ToolkitError, match="cannot apply a version-2 clean manifest with repaired stems"):
+        umx_clean.apply(CleanManifest.load(path), "vocals", upstream)
+    assert len(upstream.tracks) == 8  # untouched
+
+
+# --- weight ---------------------------------------------------------------------------------------
+
+def _planted_table(tiny_data) -> ScoreTable:
+    train = tiny_data.manifest("train")
+    truth = tiny_data.contamination["tracks"]
+    rng = np.random.default_rng(0)
+    columns = {s: {t: float(rng.normal(-2.0 if s in truth[t]["stems"] else 1.0, 0.3)) for t in train.ids}
+               for s in STEMS}
+    task = ScoringTask(train, tiny_data.manifest("reference"))
+    unified = {t: float(np.mean([columns[s][t] for s in STEMS])) for t in train.ids}
+    return ScoreTable.from_columns("planted", train.ids, columns, create("random").record(task), unified)
+
+
+def test_weights_are_the_clean_posterior_of_the_auto_fit(tiny_data, tmp_path):
+    table = _planted_table(tiny_data)
+    clean = weight_manifest(table, "per-target")
+    assert clean.action == "weight" and all(clean.kept(t) == table.tracks for t in STEMS)
+    for target in STEMS:
+        column = table.column(target)
+        assert clean.weights_of(target) == pytest.approx(clean_posterior(column))
+        auto = set(clean_manifest(table, "auto", "per-target").kept(target))
+        assert {t for t, w in clean.weights_of(target).items() if w >= 0.5} == auto  # what auto keeps
+        order = sorted(column, key=column.get)
+        assert [clean.weights_of(target)[t] for t in order] == sorted(clean.weights_of(target).values())
+    clean.write(tmp_path / "w.json")
+    assert CleanManifest.load(tmp_path / "w.json").weights == clean.weights
+
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"),
+                       contamination=tiny_data.contamination)
+    oracle = weight_manifest(create("oracle").score(task, None), "per-target")  # a cut: weights 1 and 0
+    truth = tiny_data.contamination["tracks"]
+    assert oracle.weights_of("other") == {t: 0.0 if "other" in truth[t]["stems"] else 1.0 for t in table.tracks}
+
+
+@pytest.mark.parametrize("bad, message", [(float("nan"), "has weight nan"), (-0.5, "has weight -0.5"),
+                                          ("1", "has weight '1'")])
+def test_bad_weights_are_refused_when_read(tiny_data, tmp_path, bad, message):
+    clean = weight_manifest(_planted_table(tiny_data), "per-target").to_json()
+    clean["weights"]["bass"]["song_0002"] = bad
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(clean))
+    with pytest.raises(CleanManifestError, match=f"{path}: clean manifest weights: bass of song_0002 {message}"):
+        CleanManifest.load(path)
+    clean["weights"]["bass"] = {t: 0.0 for t in clean["weights"]["bass"]}
+    path.write_text(json.dumps(clean))
+    with pytest.raises(CleanManifestError, match="every bass pair has weight 0"):
+        CleanManifest.load(path)
+
+
+def test_open_unmix_examples_carry_their_weight_to_the_loss(tiny_data):
+    from openunmix.model import OpenUnmix
+
+    from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
+    from sepclean_plugins.openunmix.spectrogram import StftConfig, magnitude_mse, make_encoder
+    from sepclean_plugins.openunmix.train import run_epoch
+
+    clean = weight_manifest(_planted_table(tiny_data), "per-target")
+    dataset = OpenUnmixToolkit().dataset(tiny_data.manifest("train"), "drums", clean=clean, deterministic=True,
+                                         segment=1.0)
+    weights = clean.weights_of("drums")
+    for index, entry in enumerate(dataset.tracks):
+        assert dataset[index][2].item() == pytest.approx(weights[entry["id"]])
+
+    torch.manual_seed(0)
+    stft = StftConfig(nfft=256, nhop=128, sample_rate=8000.0, nb_channels=2)
+    encoder = make_encoder(stft)
+    unmix = OpenUnmix(nb_bins=129, nb_channels=2, hidden_size=8, max_bin=129)
+    x, y = torch.rand(4, 2, 4096) - 0.5, torch.rand(4, 2, 4096) - 0.5
+    w = torch.tensor([1.0, 0.0, 0.25, 1.0])
+    with torch.no_grad():
+        unmix.train()
+        torch.manual_seed(1)
+        losses = magnitude_mse(unmix, encoder, x, y)
+    grads = []
+
+    def keep_gradient(module, inputs, output):
+        output.register_hook(grads.append)
+
+    unmix.register_forward_hook(keep_gradient)
+    optimizer = torch.optim.SGD(unmix.parameters(), lr=0.0)
+    torch.manual_seed(1)
+    reported = run_epoch(unmix, encoder, [(x, y, w)], "cpu", optimizer)
+    assert reported == pytest.approx((losses * w).mean().item(), rel=1e-5)
+    assert (grads[0][1] == 0).all() and (grads[0][[0, 2, 3]] != 0).any(dim=(1, 2, 3)).all()
+    assert grads[0][2].abs().sum() < grads[0][0].abs().sum()
