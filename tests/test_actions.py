@@ -268,3 +268,93 @@ def test_open_unmix_examples_carry_their_weight_to_the_loss(tiny_data):
     assert reported == pytest.approx((losses * w).mean().item(), rel=1e-5)
     assert (grads[0][1] == 0).all() and (grads[0][[0, 2, 3]] != 0).any(dim=(1, 2, 3)).all()
     assert grads[0][2].abs().sum() < grads[0][0].abs().sum()
+
+
+# --- both toolkits train on the same repaired data ------------------------------------------------
+
+def test_both_toolkits_read_the_repaired_stems(tiny_data, repaired):
+    from sepclean_plugins.demucs import DemucsToolkit
+    from sepclean_plugins.demucs.data import track_metadata
+    from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
+
+    _, path = repaired
+    clean = CleanManifest.load(path)
+    train, twin = tiny_data.manifest("train"), tiny_data.manifest("train_clean")
+    track_id = next(t for t, stems in clean.replace.items() if "bass" in stems)  # label noise, repaired
+    assert track_id in clean.kept("bass") and track_id in clean.kept(None)
+
+    umx = OpenUnmixToolkit().dataset(train, "bass", clean=clean, deterministic=True, segment=1.0)
+    index = OpenUnmixToolkit().examples(umx, track_id)[0]
+    x, y = umx[index]
+    frames = train[track_id].sample_rate
+    np.testing.assert_allclose(y.numpy(), twin[track_id].read("bass", 0, frames), atol=1e-5)
+    np.testing.assert_allclose(x.numpy(), train[track_id].read("mixture", 0, frames), atol=1e-5)
+
+    tk = DemucsToolkit()
+    joint = tk.dataset(train, "all", clean=clean, deterministic=True, segment=1.0)
+    example = joint[tk.examples(joint, track_id)[0]]
+    meta = track_metadata(train[track_id])
+    expected = np.stack([twin[track_id].read(s, 0, frames) for s in tk.sources])
+    np.testing.assert_allclose(example.numpy(), (expected - meta["mean"]) / meta["std"], atol=1e-4)
+
+
+def test_demucs_remix_moves_the_weights_with_the_sources():
+    from demucs.augment import Remix
+
+    from sepclean_plugins.demucs.robust import PairWeights
+
+    ids = torch.arange(1.0, 33.0).reshape(8, 4)  # (batch, sources): each pair its own number
+    sources = ids[:, :, None, None].expand(8, 4, 2, 16).clone()
+    carrier = PairWeights()
+    augment = carrier.augment(torch.nn.Sequential(Remix(proba=1, group_size=4)))
+    carrier.batch = ids
+    torch.manual_seed(0)
+    mixed = augment(sources)
+    weights = carrier.take()
+    assert not torch.equal(mixed[:, :, 0, 0], ids)  # Remix did move sources between examples
+    assert torch.equal(weights, mixed[:, :, 0, 0])  # and each weight moved with its source
+    torch.manual_seed(0)
+    assert torch.equal(Remix(proba=1, group_size=4)(sources), mixed)  # the very draw demucs makes
+
+
+def test_demucs_solver_weights_each_example_and_source(tiny_data, tmp_path, monkeypatch):
+    from demucs.solver import Solver
+
+    from sepclean_plugins.demucs import DemucsToolkit, train
+    from sepclean_plugins.demucs.models import demucs_train
+    from sepclean_plugins.demucs.robust import PairWeights, robust_losses
+    from sepclean_plugins.demucs.toolkit import source_losses
+
+    monkeypatch.setenv("SEPCLEAN_DEMUCS_DIR", str(tmp_path))
+    monkeypatch.setattr(train.main.dora, "dir", tmp_path)
+    clean = weight_manifest(_planted_table(tiny_data), "per-target")
+    clean.write(tmp_path / "weights.json")
+    xp = train.main.get_xp(["variant=tiny_hdemucs", f"dset.wav={tiny_data.root}",
+                            f"dset.manifest={tiny_data.manifests['train']}", f"dset.clean_manifest={tmp_path / 'weights.json'}",
+                            "dset.segment=1", "batch_size=4", "epoch_updates=1"])
+    train.main.init_xp(xp)
+    with xp.enter():
+        solver = train.get_solver(xp.cfg)  # what the plugin's main trains with
+        loaded = next(iter(solver.loaders["train"]))
+        assert isinstance(loaded, torch.Tensor) and solver.pair_weights.batch.shape == (4, 4)
+        weighted = solver.loaders["train"].dataset
+        for index in range(3):
+            example, w = weighted[index]
+            [track] = set(weighted.origins(index))
+            assert w.tolist() == pytest.approx([clean.weights_of(s)[track] for s in DemucsToolkit.sources])
+
+    torch.manual_seed(0)
+    model = demucs_train().get_model(xp.cfg)
+    sources = torch.stack([weighted[i][0] for i in range(4)])
+    w = torch.tensor([[1.0, 1.0, 0.0, 1.0], [0.5, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.25], [1.0, 1.0, 1.0, 1.0]])
+    carrier = PairWeights()
+    with xp.enter():
+        solver = Solver({"train": carrier.loader([(sources, w)])}, model, torch.optim.SGD(model.parameters(), lr=0.0),
+                        xp.cfg)
+        solver.augment = carrier.augment(torch.nn.Identity())  # the hand-computed losses see the batch as it is
+        with torch.no_grad():
+            model.train()
+            expected = source_losses(model(sources.sum(1)), sources, "l1")  # (batch, sources)
+        with robust_losses(solver, None, bin_size=1024, pair_weights=carrier):
+            metrics = solver._run_one_epoch(0, train=True)
+    assert metrics["loss"] == pytest.approx((expected * w).mean(0).mean().item(), rel=1e-4)
