@@ -358,3 +358,97 @@ def test_demucs_solver_weights_each_example_and_source(tiny_data, tmp_path, monk
         with robust_losses(solver, None, bin_size=1024, pair_weights=carrier):
             metrics = solver._run_one_epoch(0, train=True)
     assert metrics["loss"] == pytest.approx((expected * w).mean(0).mean().item(), rel=1e-4)
+
+
+# --- the pipeline ---------------------------------------------------------------------------------
+
+ARCHS = {"openunmix": {"toolkit": "openunmix", "preset": "tiny", "targets": list(STEMS), "epochs": 1,
+                       "epoch_updates": 1}}
+
+
+def _experiment(store, **settings):
+    from sepclean.pipeline.experiment import Experiment
+
+    cfg = {"arch": "openunmix", "method": "oracle", "ratio": "auto", "mode": "per-target", "seed": 0, "rounds": 1,
+           "archs": ARCHS, "scoring": {"baseline": "openunmix", "oracle": {}}, "action": "drop",
+           "repair": {"model": None}, **settings}
+    return Experiment(cfg, store, store.root, device="cpu", progress=False, log=lambda _: None)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"action": "repair"}, "action=repair needs a model: repair.model=reference"),
+    ({"action": "repair", "repair": {"model": "/nowhere/run"}}, "repair.model=/nowhere/run: no such checkpoint"),
+    ({"action": "repair", "repair": {"model": "reference", "fallback": "hope"}}, "repair.fallback"),
+    ({"action": "weight", "ratio": 0.75}, "action=weight .* set ratio=auto"),
+    ({"action": "weight", "method": "dirty"}, "action=weight acts on the pairs a scoring method flags"),
+    ({"action": "relabel"}, "action must be one of drop, repair, weight")])
+def test_impossible_actions_are_refused_before_any_work(tmp_path, settings, message):
+    from sepclean.errors import PipelineError
+    from sepclean.pipeline.artifacts import ArtifactStore
+
+    with pytest.raises(PipelineError, match=message):
+        _experiment(ArtifactStore(tmp_path), **settings).run()
+    assert not any(tmp_path.iterdir())  # nothing was made, no model trained
+
+
+def test_oracle_repair_by_the_reference_model_in_the_pipeline(tiny_data, tmp_path):
+    """The oracle repair control end to end up to the model it trains: the reference_only model
+    (Open-Unmix, the toolkit's own training and Separator) separates exactly the contaminated pairs."""
+    from sepclean.pipeline import stages
+    from sepclean.pipeline.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    experiment = _experiment(store, action="repair", repair={"model": "reference", "fallback": "keep"})
+    action, settings = experiment.action()
+    scores, drop = experiment.cleaning(data, "oracle", "auto", "per-target")
+    path = experiment.act(data, scores, drop, action, settings)
+    reference = experiment.train("openunmix", data, "reference")  # the reference_only control's model, shared
+    assert len(list((store.root / "train").iterdir())) == 1
+
+    clean = CleanManifest.load(path)
+    truth = tiny_data.contamination["tracks"]
+    decisions = clean.extra["repair"]["decisions"]
+    assert clean.extra["repair"]["model"]["checkpoint"] == str(reference.checkpoint)
+    assert {(d["track"], d["stem"]) for d in decisions} == {(t, s) for t, v in truth.items() for s in v["stems"]}
+    assert {d["decision"] for d in decisions} <= {"repaired", "kept"}  # fallback keep: every pair kept
+    assert all(clean.kept(s) == tiny_data.manifest("train").ids for s in STEMS)
+    for d in decisions:
+        assert d["remix_sdr_db"] > 40  # Open-Unmix's Wiener filter: its estimates sum to the mixture
+    for track in clean.apply(tiny_data.manifest("train"), "vocals"):
+        mixture = sum(tiny_data.manifest("train")[track.id].read(s) for s in STEMS)
+        np.testing.assert_allclose(sum(track.read(s) for s in STEMS), mixture, atol=1e-5)
+    # The same stage again is the same artifact; a model trained on it is keyed by its repairs.
+    assert experiment.act(data, scores, drop, action, settings) == path
+    assert stages._clean_key(path) != stages._clean_key(drop)
+
+
+def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
+    from sepclean.pipeline import results
+
+    runs = []
+    for seed, (dirty, twin, repaired) in enumerate([(1.0, 2.0, 1.5), (2.0, 3.0, 2.5), (3.0, 4.0, 3.5)]):
+        base = {"arch": "openunmix", "ratio": "auto", "mode": "per-target", "seed": seed}
+        metrics = lambda v: {"sdr": {"avg": v}, "kept": 8, "converged": True}  # noqa: E731
+        runs += [({**base, "method": "dirty"}, metrics(dirty)), ({**base, "method": "clean_twin"}, metrics(twin)),
+                 ({**base, "method": "oracle", "action": "repair"}, metrics(repaired)),
+                 ({**base, "method": "oracle"}, metrics(dirty + 0.25))]
+    rows = {r["name"]: r for r in results.summarise(runs)}
+    assert set(rows) == {"dirty", "clean_twin", "oracle, repair", "oracle"}
+    assert rows["oracle, repair"]["action"] == "repair" and rows["oracle"]["action"] == "drop"
+    assert rows["oracle, repair"]["delta"] == pytest.approx(0.5) and rows["oracle"]["delta"] == pytest.approx(0.25)
+    assert "| oracle, repair |" in results.markdown(results.summarise(runs))
+
+
+def test_the_actions_grid_shares_its_controls_with_robust_cpu():
+    from sepclean.pipeline.local_grid import xps
+
+    sheeps = xps("sepclean.actions_cpu")
+    rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 6 * 3
+    assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows
+    assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action == "repair")
+    assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150 for s in sheeps)
+    robust = {s.xp.sig for s in xps("sepclean.robust_cpu")}
+    shared = [s for s in sheeps if s.xp.cfg.action == "drop"]
+    assert len(shared) == 9 and all(s.xp.sig in robust for s in shared)

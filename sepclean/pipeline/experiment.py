@@ -11,6 +11,13 @@ A condition is a control or a scoring method at a ratio and mode:
                     ``OTHER@RATIO``: as many songs per list as method OTHER keeps at RATIO, e.g.
                     ``random`` at ``fad@auto`` is the random control at the size fad chose itself
 
+A method's condition has an ``action`` (:mod:`sepclean.actions`): ``drop`` the (song, stem) pairs it
+flags (the clean manifest's kept lists), ``weight`` every pair's loss by the clean posterior of the
+``auto`` fit (ratio ``auto``), or ``repair`` the flagged pairs with pseudo-labels separated by
+``repair.model`` (``reference``: the ``reference_only`` control's model; ``baseline``: the dirty
+baseline; or a checkpoint), a consistency check deciding each, the rest falling back. ``oracle``
+with ``repair`` repairs exactly the contaminated pairs: the ceiling of repair with that model.
+
 Any condition may train its model robustly (``robust:``, :mod:`sepclean.robust`): ``dirty`` with
 loss truncation is robust training alone, the comparator every cleaning must beat; a method with
 it is the two combined. The baseline that scores come from always trains plainly.
@@ -26,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import yaml
 
@@ -37,6 +44,9 @@ from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.shards import Shards
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import TrainResult, TrainSpec
+
+if TYPE_CHECKING:
+    from sepclean.actions import RepairSettings
 
 CONTROLS = {"dirty": "train", "clean_twin": "train_clean", "reference_only": "reference"}
 """Conditions that train on a whole split, without scoring: condition -> split."""
@@ -118,12 +128,14 @@ class Experiment:
         arch, method = cfg["arch"], cfg["method"]
         robust = self.robust()
         rounds = self.rounds()
+        action, repair = self.action()
         data = self.data()
         scores = clean = None
         if method in CONTROLS:
             model = self.train(arch, data, CONTROLS[method], robust=robust)
         else:
             scores, clean = self.cleaning(data, method, cfg["ratio"], cfg["mode"], rounds)
+            clean = self.act(data, scores, clean, action, repair)
             model = self.train(arch, data, "train", clean, robust)
         self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
         targets = cfg["archs"][arch].get("targets")
@@ -148,6 +160,61 @@ class Experiment:
                                     "score the same; rounds re-score with the model the round before trained "
                                     "(attribute, loss, refloss scoring=reducible|ratio, fusion of them)")
         return rounds
+
+    def action(self) -> tuple[str, "RepairSettings | None"]:
+        """The action and, for ``repair``, its settings, checked before any work: an action other than
+        drop needs a scoring method; weight, ratio auto (its weights are the auto fit's posterior);
+        repair, a model."""
+        from sepclean.actions import ActionError, RepairSettings
+        from sepclean.clean_manifest import ACTIONS
+
+        cfg = self.cfg
+        action = cfg.get("action") or "drop"
+        if action not in ACTIONS:
+            raise PipelineError(f"action must be one of {', '.join(ACTIONS)}; got {action!r}")
+        if action == "drop":
+            return action, None
+        if cfg["method"] in CONTROLS:
+            raise PipelineError(f"action={action} acts on the pairs a scoring method flags; {cfg['method']} scores "
+                                "nothing (method=oracle action=repair repairs exactly the contaminated pairs)")
+        if action == "weight":
+            if cfg.get("ratio") != "auto":
+                raise PipelineError(f"action=weight weighs every pair by the clean posterior of the ratio=auto fit: "
+                                    f"set ratio=auto (got ratio={cfg.get('ratio')!r})")
+            return action, None
+        settings = dict(cfg.get("repair") or {})
+        model, arch = settings.pop("model", None), settings.pop("arch", None)
+        if not model:
+            raise PipelineError("action=repair needs a model: repair.model=reference (trained on the trusted "
+                                "references), baseline (the dirty baseline) or a checkpoint path")
+        arch = arch or cfg["scoring"]["baseline"]
+        if arch not in cfg["archs"]:
+            raise PipelineError(f"repair.arch={arch}: no such architecture (known: {', '.join(cfg['archs'])})")
+        if model not in ("reference", "baseline") and not Path(model).expanduser().exists():
+            raise PipelineError(f"repair.model={model}: no such checkpoint (or reference, baseline)")
+        try:
+            return action, RepairSettings.of(settings)
+        except ActionError as e:
+            raise PipelineError(str(e)) from None
+
+    def act(self, data: stages.Data, scores: Path, clean: Path, action: str, repair) -> Path:
+        """The clean manifest the XP trains on: the filter's (drop), or the action's made from it."""
+        if action == "weight":
+            self.log(f"[weight] every pair by the clean posterior of {self.cfg['method']}'s auto fit")
+            return stages.weigh(self.store, scores, MODES[self.cfg["mode"]])
+        if action == "repair":
+            which = self.cfg["repair"]["model"]
+            arch = self.cfg["repair"].get("arch") or self.cfg["scoring"]["baseline"]
+            toolkit = self.cfg["archs"][arch]["toolkit"]
+            if which == "reference":
+                checkpoint = self.train(arch, data, CONTROLS["reference_only"]).checkpoint
+            elif which == "baseline":
+                checkpoint = self.baseline(data).checkpoint
+            else:
+                checkpoint = Path(which).expanduser().resolve()
+            self.log(f"[repair] the flagged pairs, pseudo-labels by the {which} model ({arch})")
+            return stages.repair(self.store, data, clean, toolkit, checkpoint, repair, self.device, self.log)
+        return clean
 
     def baseline(self, data: stages.Data, clean: Path | None = None):
         """The model a method scores with: the baseline architecture trained plainly on the pool, or on
@@ -238,6 +305,15 @@ def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Pat
                       "scores": None if scores is None else str(Path(scores).resolve()),
                       "clean": None if clean is None else str(Path(clean).resolve())},
     }
+    if clean is not None:
+        from sepclean.clean_manifest import CleanManifest
+
+        manifest = CleanManifest.load(clean)
+        if manifest.action == "repair":
+            out["repair"] = manifest.extra["repair"]["counts"]
+        elif manifest.action == "weight":
+            values = [w for weights in manifest.weights.values() for w in weights.values()]
+            out["weights"] = {"mean": _mean(values), "below_half": sum(w < 0.5 for w in values)}
     truth = (data.contamination or {}).get("tracks")
     if truth is not None:
         bad = {t for t in pool if truth.get(t, {}).get("contaminated")}

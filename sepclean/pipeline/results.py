@@ -39,6 +39,8 @@ class Condition:
     """The data the XP trained and was tested on, where it is not the default: the synthetic preset
     and severity (``heldout``). Two XPs of one grid on different data are different rows, never
     seeds of one. (The architecture's overrides are not named: most grids set them for every XP.)"""
+    action: str = "drop"
+    """What is done with the flagged pairs (``sepclean.actions``): drop, weight, repair."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -48,19 +50,21 @@ class Condition:
         control = cfg["method"] in CONTROLS
         robust = RobustLoss.of(cfg.get("robust"))
         return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
-                   robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1), _variant(cfg))
+                   robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1), _variant(cfg),
+                   "drop" if control else (cfg.get("action") or "drop"))
 
     @property
     def name(self) -> str:
-        """The method, with its rounds and robust training when it has them: ``loss, 2 rounds``,
-        ``dirty + truncate 0.25``."""
-        return (self.method + (f", {self.rounds} rounds" if self.rounds > 1 else "")
+        """The method, with its action, rounds and robust training when it has them, and the variant
+        it ran on: ``mlp, repair``, ``loss, 2 rounds``, ``dirty + truncate 0.25``, ``dirty on heldout``."""
+        return (self.method + (f", {self.action}" if self.action != "drop" else "")
+                + (f", {self.rounds} rounds" if self.rounds > 1 else "")
                 + (f" + {self.robust}" if self.robust else "") + (f" on {self.variant}" if self.variant else ""))
 
     def control(self, method: str) -> "Condition":
         """The control ``method`` (dirty, clean twin) this condition is compared with: same
-        architecture, same data, plain training."""
-        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1)
+        architecture, same data, plain training, nothing flagged (so action drop)."""
+        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop")
 
 
 def _variant(cfg) -> str | None:
@@ -124,6 +128,7 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
                for t in [*sepclean.STEMS, "avg"]}
         line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
                 "mode": condition.mode, "robust": condition.robust, "rounds": condition.rounds, "variant": condition.variant,
+                "action": condition.action,
                 "name": condition.name, "seeds": len(row.seeds)}
         for key in ("kept", "removed_contaminated", "auroc"):
             line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]

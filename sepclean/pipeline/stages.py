@@ -129,7 +129,11 @@ def _clean_key(clean: Path | None) -> str | None:
     if clean is None:
         return None
     manifest = CleanManifest.load(clean)
-    return digest({"keep": manifest.keep, "dataset": manifest.dataset_hash})
+    identity = {"keep": manifest.keep, "dataset": manifest.dataset_hash}
+    if manifest.action != "drop":  # a drop manifest keeps the key it had before actions existed
+        identity.update(action=manifest.action, weights=manifest.weights,
+                        replace={t: {s: e["hash"] for s, e in stems.items()} for t, stems in manifest.replace.items()})
+    return digest(identity)
 
 
 def train_config(toolkit: str, spec: TrainSpec) -> dict:
@@ -223,6 +227,44 @@ def match_scores(store: ArtifactStore, scores: Path, like: Path) -> Path:
 
     keys = [read_json(scores.parent / "spec.json")["key"], read_json(like.parent / "spec.json")["key"]]
     return store.produce("filter", {"match": True}, keys, make) / "clean.json"
+
+
+def weigh(store: ArtifactStore, scores: Path, mode: str) -> Path:
+    """The clean manifest keeping every pair, weighted by the clean posterior of ``scores``' auto fit
+    (``sepclean.actions``)."""
+    from sepclean.actions import weight_manifest
+
+    def make(folder: Path) -> dict:
+        clean = weight_manifest(ScoreTable.read(scores), mode)
+        clean.write(folder / "clean.json")
+        return {"weights": {t: sum(w.values()) / len(w) for t, w in clean.weights.items()}}
+
+    return store.produce("filter", {"action": "weight", "mode": mode}, [read_json(scores.parent / "spec.json")["key"]],
+                         make) / "clean.json"
+
+
+def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoint: Path, settings,
+           device: str = "cpu", log=print) -> Path:
+    """The clean manifest repairing the pairs the drop manifest ``clean`` leaves out, with
+    pseudo-labels separated by the ``toolkit`` model at ``checkpoint`` (``sepclean.actions``); the
+    repaired audio lives in the artifact's folder, beside its ``clean.json``."""
+    from sepclean import toolkit as toolkits
+    from sepclean.actions import repair_manifest
+
+    train = data.manifest("train")
+
+    def make(folder: Path) -> dict:
+        adapter = toolkits.get(toolkit)
+        models = {unit: adapter.load(checkpoint, unit, device) for unit in adapter.checkpoint_units(checkpoint)}
+        repaired = repair_manifest(CleanManifest.load(clean), train,
+                                   lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
+                                   settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)}, log=log)
+        repaired.write(folder / "clean.json")
+        return repaired.extra["repair"]["counts"]
+
+    config = {"action": "repair", "toolkit": toolkit, **settings.to_dict()}
+    inputs = [read_json(clean.parent / "spec.json")["key"], str(checkpoint), train.hash]
+    return store.produce("repair", config, inputs, make) / "clean.json"
 
 
 # --- evaluation ----------------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""Stem-level actions beyond drop, in the ``robust_cpu`` setting: Open-Unmix tiny on the small mixed23
+heavy pool (40 songs, half contaminated), 40 test songs, 1,500 updates per target, 3 seeds.
+
+Dropping a flagged (song, stem) pair throws its audio away; ``weight`` keeps every pair and weighs
+its loss by the clean posterior of the ``auto`` fit; ``repair`` replaces a flagged label by the
+reference model's separation of the song's own mixture (the ``reference_only`` control's model,
+trained on the 8 trusted songs), checked, the rest dropped (``sepclean.actions``). The rows: the two
+controls that bound the gap (dirty, clean twin); the exact drop oracle (ratio ``auto`` per target
+drops exactly the contaminated pairs); the oracle repair (pseudo-labels on exactly those pairs: the
+ceiling of repair with this model); the best detector (mlp) repairing and weighting what it flags.
+The dirty, clean twin and oracle drop XPs are ``robust_cpu``'s own (same signatures: run once).
+"""
+
+from ._explorers import CleaningExplorer
+
+SEEDS = [0, 1, 2]
+EPOCHS = 150
+REPAIR = {"action": "repair", "repair.model": "reference"}
+WEIGHT = {"action": "weight"}
+
+
+@CleaningExplorer
+def explorer(launcher):
+    launcher.bind_({"size": "cpu", "data.synth.sizes.test": 40, "archs.openunmix.epochs": EPOCHS})
+    for seed in SEEDS:
+        sub = launcher.bind(arch="openunmix", seed=seed)
+        sub(method="dirty")
+        sub(method="clean_twin")
+        cleaned = sub.bind(ratio="auto", mode="per-target")
+        cleaned(method="oracle")
+        cleaned({"method": "oracle", **REPAIR})
+        cleaned({"method": "mlp", **REPAIR})
+        cleaned({"method": "mlp", **WEIGHT})
