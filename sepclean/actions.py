@@ -292,3 +292,18 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
         methods=list(drop.methods), action="repair", replace=replace, location=folder.resolve(),
         extra={**{k: v for k, v in drop.extra.items() if k != "repair"},
                "repair": {"model": model, **settings.to_dict(), "counts": counts, "decisions": decisions}})
+
+
+def repair_with_model(drop: CleanManifest, manifest: Manifest, toolkit: str, checkpoint: Path, settings: RepairSettings,
+                      folder: Path, device: str = "cpu", log=print) -> CleanManifest:
+    """:func:`repair_manifest` with pseudo-labels separated by a trained model of a toolkit (its
+    adapter's ``load`` and ``separate``: every unit the checkpoint holds), written as
+    ``folder/clean.json``. What ``sepclean repair`` and the pipeline's repair stage run."""
+    from sepclean import toolkit as toolkits
+
+    adapter = toolkits.get(toolkit)
+    models = {unit: adapter.load(checkpoint, unit, device) for unit in adapter.checkpoint_units(checkpoint)}
+    repaired = repair_manifest(drop, manifest, lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
+                               settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)}, log=log)
+    repaired.write(Path(folder) / "clean.json")
+    return repaired

@@ -39,7 +39,7 @@ import numpy as np
 import sepclean
 from sepclean import audio
 from sepclean.errors import SepcleanError
-from sepclean.scores import _atomic_write
+from sepclean.pipeline.artifacts import atomic_write_text
 
 FORMAT = "sepclean.manifest"
 VERSION = 2
@@ -197,7 +197,7 @@ class Manifest:
         }
         path = Path(path)
         records = [header] + [t.to_json() for t in self.tracks]
-        _atomic_write(path, "".join(json.dumps(record) + "\n" for record in records))
+        atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in records))
 
     @classmethod
     def load(cls, path) -> "Manifest":

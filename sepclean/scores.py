@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sepclean.errors import SepcleanError, writing
+from sepclean.errors import SepcleanError
 
 FORMAT = "sepclean.scores"
 VERSION = 2
@@ -224,9 +224,8 @@ def _json_default(value):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` (creating its folder) by a complete new file, or raise an OutputError."""
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+    """Replace ``path`` (creating its folder) by a complete new file, or raise an OutputError: the
+    pipeline's one atomic writer."""
+    from sepclean.pipeline.artifacts import atomic_write_text
+
+    atomic_write_text(path, text)

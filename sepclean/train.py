@@ -44,8 +44,8 @@ def main(cfg: DictConfig) -> None:
             logger.info("XP %s is done: %s", xp.sig, xp.link.history[-1])
             return
         check(OmegaConf.to_container(cfg, resolve=True))  # before the data stage
-        logger.info("XP %s: %s, %s, ratio %s, %s, seed %s", xp.sig, cfg.arch, cfg.method, cfg.ratio, cfg.mode,
-                    cfg.seed)
+        logger.info("XP %s: %s, %s, ratio %s, %s, action %s, seed %s", xp.sig, cfg.arch, cfg.method, cfg.ratio,
+                    cfg.mode, cfg.get("action") or "drop", cfg.seed)
         metrics = experiment(cfg).run()
         xp.link.push_metrics(metrics)
         logger.info("XP %s done: %s", xp.sig, metrics)

@@ -217,6 +217,20 @@ def test_weights_are_the_clean_posterior_of_the_auto_fit(tiny_data, tmp_path):
     assert oracle.weights_of("other") == {t: 0.0 if "other" in truth[t]["stems"] else 1.0 for t in table.tracks}
 
 
+def test_filter_cli_writes_weights(tiny_data, tmp_path, capsys):
+    from sepclean.cli import main
+
+    table = _planted_table(tiny_data)
+    table.write(tmp_path / "scores")
+    out = tmp_path / "weights.json"
+    assert main(["filter", str(tmp_path / "scores"), "--ratio", "auto", "--mode", "per-target", "--action", "weight",
+                 "-o", str(out)]) == 0
+    assert CleanManifest.load(out).weights == weight_manifest(table, "per-target").weights
+    assert "every pair kept with a loss weight" in capsys.readouterr().out
+    assert main(["filter", str(tmp_path / "scores"), "--ratio", "0.5", "--action", "weight", "-o", str(out)]) == 2
+    assert "use --ratio auto" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad, message", [(float("nan"), "has weight nan"), (-0.5, "has weight -0.5"),
                                           ("1", "has weight '1'")])
 def test_bad_weights_are_refused_when_read(tiny_data, tmp_path, bad, message):
@@ -421,6 +435,19 @@ def test_oracle_repair_by_the_reference_model_in_the_pipeline(tiny_data, tmp_pat
     # The same stage again is the same artifact; a model trained on it is keyed by its repairs.
     assert experiment.act(data, scores, drop, action, settings) == path
     assert stages._clean_key(path) != stages._clean_key(drop)
+
+    # `sepclean repair` runs the same function: the same decisions and audio, in a folder of its own.
+    from sepclean.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["repair", str(drop), "--train", str(tiny_data.manifests["train"]), "--toolkit", "openunmix",
+            "--checkpoint", str(reference.checkpoint), "--fallback", "keep", "-o", str(out)]
+    assert main(argv) == 0
+    cli = CleanManifest.load(out / "clean.json")
+    assert cli.extra["repair"]["decisions"] == decisions and cli.keep == clean.keep
+    assert {t: {s: e["hash"] for s, e in v.items()} for t, v in cli.replace.items()} == \
+        {t: {s: e["hash"] for s, e in v.items()} for t, v in clean.replace.items()}
+    assert main(argv) == 2  # written once
 
 
 def test_action_conditions_are_rows_of_their_own_against_plain_dirty():

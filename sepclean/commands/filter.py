@@ -20,6 +20,9 @@ def configure(parser) -> None:
                       "random control at the size another method chose with --ratio auto)")
     parser.add_argument("--mode", choices=MODES, default="unified",
                         help="one kept set, or one per target (with --like: that manifest's mode)")
+    parser.add_argument("--action", choices=("drop", "weight"), default="drop",
+                        help="drop the pairs not kept, or keep every pair with a loss weight: the clean posterior of "
+                        "the auto fit (with --ratio auto; sepclean.actions). Repair: `sepclean repair`")
     parser.add_argument("-o", "--output", required=True, help="clean manifest to write (.json)")
     parser.add_argument(
         "--contamination", help="a synthetic dataset's contamination.json: also report what was removed"
@@ -37,6 +40,19 @@ def _ratio(text: str) -> float | str:
 
 def run(args) -> int:
     table = ScoreTable.read(args.scores)
+    if args.action == "weight":
+        from sepclean.actions import weight_manifest
+        from sepclean.cli import CommandError
+
+        if args.ratio != AUTO:
+            raise CommandError("--action weight weighs every pair by the clean posterior of the auto fit: use --ratio auto")
+        clean = weight_manifest(table, args.mode)
+        clean.write(args.output)
+        print(f"wrote {args.output}: {table.method} scores, every pair kept with a loss weight, {clean.mode}")
+        for target, weights in clean.weights.items():
+            values = list(weights.values())
+            print(f"  {target}: mean weight {sum(values) / len(values):.2f}, {sum(w < 0.5 for w in values)} below 0.5")
+        return 0
     if args.like:
         clean = matched_manifest(table, CleanManifest.load(args.like))
         how = f"as many songs as {args.like}"

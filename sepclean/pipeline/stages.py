@@ -248,18 +248,12 @@ def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoi
     """The clean manifest repairing the pairs the drop manifest ``clean`` leaves out, with
     pseudo-labels separated by the ``toolkit`` model at ``checkpoint`` (``sepclean.actions``); the
     repaired audio lives in the artifact's folder, beside its ``clean.json``."""
-    from sepclean import toolkit as toolkits
-    from sepclean.actions import repair_manifest
+    from sepclean.actions import repair_with_model
 
     train = data.manifest("train")
 
     def make(folder: Path) -> dict:
-        adapter = toolkits.get(toolkit)
-        models = {unit: adapter.load(checkpoint, unit, device) for unit in adapter.checkpoint_units(checkpoint)}
-        repaired = repair_manifest(CleanManifest.load(clean), train,
-                                   lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
-                                   settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)}, log=log)
-        repaired.write(folder / "clean.json")
+        repaired = repair_with_model(CleanManifest.load(clean), train, toolkit, checkpoint, settings, folder, device, log)
         return repaired.extra["repair"]["counts"]
 
     config = {"action": "repair", "toolkit": toolkit, **settings.to_dict()}

@@ -1,0 +1,40 @@
+"""``sepclean repair``: repair the pairs a clean manifest drops, with a trained model's pseudo-labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sepclean.actions import DEFAULT_RESIDUAL, FALLBACKS, RepairSettings, repair_with_model
+from sepclean.cli import CommandError
+from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest
+
+
+def configure(parser) -> None:
+    parser.add_argument("clean", help="a drop clean manifest (sepclean filter's): the pairs it leaves out are repaired")
+    parser.add_argument("--train", required=True, help="the dataset manifest it filters")
+    parser.add_argument("--toolkit", required=True, help="the model's toolkit (openunmix, demucs)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="the model that separates the pseudo-labels (e.g. one trained on the trusted references)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="a new folder: clean.json and the repaired audio (audio/<track>/...) are written there, once")
+    parser.add_argument("--residual", nargs="+", metavar="STEM",
+                        help=f"stems that may receive a song's residual, the first unrepaired one "
+                        f"(default: {' '.join(DEFAULT_RESIDUAL)})")
+    parser.add_argument("--fallback", choices=FALLBACKS, help="a pair whose repair fails the check (default: drop)")
+    parser.add_argument("--tolerance", type=float,
+                        help="dB the receiver's label may move away from the model's estimate of it (default: 1.0)")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args) -> int:
+    output = Path(args.output)
+    if (output / "clean.json").exists():
+        raise CommandError(f"{output / 'clean.json'} exists: repaired audio is written once, choose a new folder")
+    settings = RepairSettings.of({"residual": args.residual, "fallback": args.fallback, "tolerance": args.tolerance})
+    clean = repair_with_model(CleanManifest.load(args.clean), Manifest.load(args.train), args.toolkit,
+                              Path(args.checkpoint), settings, output, args.device)
+    counts = clean.extra["repair"]["counts"]
+    print(f"wrote {output / 'clean.json'}: {counts['repaired']} pair(s) repaired, {counts['dropped']} dropped, "
+          f"{counts['kept']} kept as they were (the check refused their repair); decisions in its 'repair' record")
+    return 0
