@@ -225,7 +225,7 @@ def test_a_summary_without_a_finished_xp_is_a_clear_error(tmp_path, capsys):
     ("nowhere/summary.json", "no such file"),
     ("{folder}", "a folder without summary.json"),
     ("{bad}", "not a grid summary"),
-    ("sepclean.no_such_grid", "no grid 'sepclean.no_such_grid' (known: sepclean.ci"),
+    ("sepclean.no_such_grid", "no grid 'sepclean.no_such_grid' (known: sepclean.actions_cpu, sepclean.ci,"),
 ])
 def test_a_source_that_is_no_grid_is_a_clear_error(tmp_path, capsys, source, message):
     (tmp_path / "bad.json").write_text(json.dumps({"grid": "x", "conditions": []}))
