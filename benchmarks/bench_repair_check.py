@@ -3,10 +3,11 @@
 On the synthetic mixed23 pool (the pipeline's data, ``size=cpu``: small profile, heavy severity), the
 oracle flags exactly the contaminated (song, stem) pairs; each repair model separates those songs
 (``sepclean.actions.repair_manifest``, the pipeline's own code) and this prints, per corruption kind:
-how many pairs the check accepts, what it measured (the receiver's move away from the model's
-estimate, dB: the check; the label's SDR against the estimate: iSeparate's ~9 dB test; the song's
-remix SDR of the estimates: ClearSep's), and what matters, whether the repaired label is closer to
-the truth (the clean twin's stem) than the old one: SDR(twin, new) − SDR(twin, old) in dB.
+how many pairs the check accepts and which of its tests refused the others, what it measured (the
+label's SDR against the estimate, beside the model's median on unflagged labels: the label test; the
+receiver's move: the receiver test; the song's remix SDR of the estimates: ClearSep's), and what
+matters, whether the repaired label is closer to the truth (the clean twin's stem) than the old
+one: SDR(twin, new) − SDR(twin, old) in dB.
 
 The repair models are the ``reference_only`` control's (each architecture trained on the trusted
 references through the pipeline's artifacts, cached under ``--out``), as ``repair.model=reference``
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, nargs="+", help="per arch: epochs of the reference model (default: size=cpu's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1.0)
+    parser.add_argument("--margin", type=float, default=3.0)
     parser.add_argument("--out", default="outputs/bench_repair")
     args = parser.parse_args()
 
@@ -57,14 +59,14 @@ def main() -> None:
     train, twin = data.manifest("train"), data.manifest("train_clean")
     truth = data.contamination["tracks"]
     _, drop = experiment.cleaning(data, "oracle", "auto", "per-target")
-    settings = RepairSettings(tolerance=args.tolerance)
+    settings = RepairSettings(tolerance=args.tolerance, margin=args.margin)
 
     for arch in args.archs:
         model = experiment.train(arch, data, "reference")
         adapter = toolkits.get(cfg["archs"][arch]["toolkit"])
         units = adapter.checkpoint_units(model.checkpoint)
         models = {u: adapter.load(model.checkpoint, u) for u in units}
-        folder = out / "repairs" / f"{arch}_{args.seed}_{args.tolerance:g}"
+        folder = out / "repairs" / f"{arch}_{args.seed}_{args.tolerance:g}_{args.margin:g}"
         clean = repair_manifest(CleanManifest.load(drop), train,
                                 lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
                                 settings, folder, {"arch": arch}, log=lambda _: None)
@@ -78,17 +80,21 @@ def main() -> None:
                 reference = twin[d["track"]].read(d["stem"])
                 gain = sdr(reference, new) - sdr(reference, train[d["track"]].read(d["stem"]))
             rows.setdefault(kind, []).append((d, gain))
-        print(f"\n{arch} reference model ({model.epochs}), tolerance {args.tolerance:g} dB, seed {args.seed}")
-        print("| kind | pairs | repaired | receiver move dB (median; repaired / refused) | label SDR dB (median) "
-              "| remix SDR dB (median) | Δ SDR to the truth, repaired (mean) |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        calibration = clean.extra["repair"]["model_sdr_db"]
+        print(f"\n{arch} reference model ({model.epochs}), margin {args.margin:g} dB, tolerance {args.tolerance:g} dB, "
+              f"seed {args.seed}; its median SDR against unflagged labels: "
+              + ", ".join(f"{s} {v:.1f}" for s, v in calibration.items()))
+        print("| kind | pairs | repaired | refused: label / receiver | receiver move dB (median; repaired / refused) "
+              "| label SDR dB (median) | remix SDR dB (median) | Δ SDR to the truth, repaired (mean) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for kind, items in sorted(rows.items()):
             moves = {k: [d["receiver_change_db"] for d, _ in items if (d["decision"] == "repaired") == k
                          and d["receiver_change_db"] is not None] for k in (True, False)}
             gains = [g for _, g in items if g is not None]
             med = lambda v: f"{np.median(v):+.1f}" if v else "-"  # noqa: E731
+            refused = [sum(d["refused_by"] == why for d, _ in items) for why in ("label", "receiver")]
             print(f"| {kind} | {len(items)} | {sum(d['decision'] == 'repaired' for d, _ in items)} "
-                  f"| {med(moves[True])} / {med(moves[False])} | {med([d['label_sdr_db'] for d, _ in items])} "
+                  f"| {refused[0]} / {refused[1]} | {med(moves[True])} / {med(moves[False])} | {med([d['label_sdr_db'] for d, _ in items])} "
                   f"| {med([d['remix_sdr_db'] for d, _ in items])} | {f'{np.mean(gains):+.2f}' if gains else '-'} |")
 
 

@@ -30,22 +30,35 @@ Demucs apply the same way:
 
     The consistency check. ClearSep accepts a separation when the sum of the estimates matches the
     mixture (its remix SDR). Open-Unmix's Wiener filter makes its estimates sum to the mixture
-    whatever the model (≈ 55 dB remix SDR for any Open-Unmix model), so that check accepts
-    everything there; and a repair here sums to the mixture by construction. What can go wrong is
-    the residual: where the model's estimate is wrong, or the label held something that belongs to
-    no stem the model knows, the residual is audio the receiver should not get. So the check is on
-    the receiver: its label must not move away from the model's own estimate of it by more than
-    ``tolerance`` dB, ``10 log10(|E_R − new_R|² / |E_R − old_R|²) <= tolerance``. A residual the
-    model attributes to the receiver (a part misfiled from ``other`` into ``vocals``) brings the
-    receiver closer; swapped stems repaired together leave it as it was; a leak of drums into vocals,
-    or a failed estimate (silence, an estimate missing half the mixture: Demucs' estimates need not
-    sum to it), moves it away. The flagged stems of a song are repaired together when they pass
-    together; otherwise the largest subset that passes is (ties: the one that moves the receiver
+    whatever the model (a remix SDR of 30–70 dB for any Open-Unmix model), so that check accepts
+    everything there; and a repair here sums to the mixture by construction. A repair must pass two
+    tests instead, both relative to the model's own accuracy, so that they mean the same for a
+    model of 3 dB on two CPU cores and one of 9 dB on a GPU:
+
+    - the label test (iSeparate kept stems at >= ~9 dB against a model's separation): the flagged
+      label must agree with the model's estimate ``margin`` dB (default 3) less than the labels the
+      method did not flag do, their median SDR against the model's estimates over the first
+      ``CALIBRATION_SONGS`` unflagged songs (the model's accuracy on this pool). If the errors of the
+      label and of the model add, ``margin`` 3 dB is where the label's own error exceeds the
+      model's: the pseudo-label is then likely the better label. A small leak (bleeding 15 dB down)
+      leaves the label about as close to the estimate as a clean one: the model cannot fix it.
+    - the receiver test: the receiver's label must not move away from the model's estimate of it by
+      more than ``tolerance`` dB beyond the model's usual error on the stems repaired,
+      ``10 log10(|E_R − new_R|² / (|E_R − old_R|² + Σ_s |E_s|² 10^(−SDR_s/10))) <= tolerance``
+      (``SDR_s``: the calibration above; a model whose estimates do not sum to the mixture, as
+      Demucs', hands their errors to the receiver, which is no alien content). A residual the model
+      attributes to the receiver (a part misfiled from ``other`` into ``vocals``) brings it closer;
+      swapped stems repaired together leave it where the model's errors put it; a leak of drums into
+      vocals, or a failed estimate (silence, half the mixture missing) moves it away. With Open-Unmix (estimates summing to the mixture) the receiver's move compares its own
+      disagreement with the model to the other unrepaired stems', so there the label test carries
+      the decision.
+
+    The flagged stems of a song that pass the label test are repaired together when the receiver
+    test passes; otherwise the largest subset that passes is (ties: the one that moves the receiver
     least), and every flagged pair left out gets the ``fallback``: ``drop`` (the pair leaves its
     target's list, as the drop action would) or ``keep`` (its old label stays). Every pair's
-    decision is recorded in the clean manifest (``repair.decisions``) with what the check measured,
-    beside the pair's label SDR against the estimate (iSeparate's ~9 dB test) and the song's remix
-    SDR (ClearSep's), for comparison.
+    decision is recorded in the clean manifest (``repair.decisions``: which test refused it, the
+    label's SDR against the estimate and the calibration, the receiver's move, the song's remix SDR).
 
 The repaired audio is written once into the repair artifact's folder (``audio/<track>/<file name
 of the stem>``, 32-bit float), never into the dataset; the clean manifest names each file and the
@@ -69,6 +82,8 @@ from sepclean.manifest import Manifest, Track
 
 FALLBACKS = ("drop", "keep")
 DEFAULT_RESIDUAL = ("other", "vocals", "bass", "drums")
+CALIBRATION_SONGS = 32
+"""Unflagged songs separated to calibrate the label test (the first of the pool)."""
 AGREEMENT_LIMIT_DB = 60.0
 """A receiver's label closer to the model's estimate than this (in SDR) counts as this close: the
 check compares disagreements, and float rounding is none."""
@@ -86,6 +101,9 @@ class RepairSettings:
     """What a flagged pair whose repair fails the check becomes: ``drop`` or ``keep`` (its old label)."""
     tolerance: float = 1.0
     """dB the receiver's label may move away from the model's estimate of it."""
+    margin: float = 3.0
+    """dB by which a flagged label must agree with the model's estimate less than the labels the method
+    did not flag do (their median SDR against the model's estimates)."""
 
     def __post_init__(self):
         residual = (self.residual,) if isinstance(self.residual, str) else tuple(self.residual or ())
@@ -94,19 +112,20 @@ class RepairSettings:
             raise ActionError(f"repair.residual must be a list of distinct stem names; got {self.residual!r}")
         if self.fallback not in FALLBACKS:
             raise ActionError(f"repair.fallback must be one of {', '.join(FALLBACKS)}; got {self.fallback!r}")
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) \
-                or not math.isfinite(self.tolerance) or self.tolerance < 0:
-            raise ActionError(f"repair.tolerance must be a number of dB >= 0; got {self.tolerance!r}")
+        for name in ("tolerance", "margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ActionError(f"repair.{name} must be a number of dB >= 0; got {value!r}")
 
     @classmethod
     def of(cls, settings: dict | None) -> "RepairSettings":
         """From a config's ``repair:`` block (its ``model`` is the pipeline's); empty values keep
         the defaults."""
-        settings = {k: v for k, v in dict(settings or {}).items() if k != "model"}
-        unknown = sorted(set(settings) - {"residual", "fallback", "tolerance"})
+        settings = {k: v for k, v in dict(settings or {}).items() if k not in ("model", "arch")}
+        unknown = sorted(set(settings) - {"residual", "fallback", "tolerance", "margin"})
         if unknown:
-            raise ActionError(f"repair: unknown setting(s) {', '.join(unknown)} (known: model, residual, fallback, "
-                              "tolerance)")
+            raise ActionError(f"repair: unknown setting(s) {', '.join(unknown)} (known: model, arch, residual, "
+                              "fallback, tolerance, margin)")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items() if v is not None})
 
     def to_dict(self) -> dict:
@@ -177,14 +196,24 @@ class TrackRepair:
     decisions: list[dict] = field(default_factory=list)
 
 
+def label_sdr(label: np.ndarray, estimate: np.ndarray) -> float:
+    """SDR of a label against the model's estimate of it, dB: how well they agree."""
+    label, estimate = np.asarray(label, dtype=np.float64), np.asarray(estimate, dtype=np.float64)
+    return _db(_energy(label), _energy(label - estimate))
+
+
 def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray], flagged: list[str],
-                 settings: RepairSettings, track_id: str = "") -> TrackRepair:
-    """Decide and compute the repair of one song (pure: no file is read or written)."""
-    missing = [s for s in flagged if s not in estimates]
+                 settings: RepairSettings, model_sdr: dict[str, float], track_id: str = "") -> TrackRepair:
+    """Decide and compute the repair of one song (pure: no file is read or written). ``model_sdr``:
+    per stem, the median :func:`label_sdr` of the labels the method did not flag (the calibration
+    of the label test)."""
+    missing = [s for s in flagged if s not in estimates or s not in model_sdr]
     if missing:
         raise ActionError(f"{track_id}: the repair model does not separate {', '.join(missing)}")
     labels = {s: np.asarray(x, dtype=np.float64) for s, x in labels.items()}
     estimates = {s: np.asarray(x, dtype=np.float64) for s, x in estimates.items()}
+    agreement = {s: label_sdr(labels[s], estimates[s]) for s in flagged}
+    fixable = [s for s in flagged if agreement[s] <= model_sdr[s] - settings.margin]
     mixture = sum(labels.values())
     remix = _db(_energy(mixture), _energy(mixture - sum(estimates[s] for s in labels if s in estimates)))
 
@@ -199,14 +228,17 @@ def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray]
         residual = sum(labels[s] - estimates[s] for s in subset)
         # Agreement closer than AGREEMENT_LIMIT_DB counts as that: float rounding is no disagreement.
         floor = _energy(labels[receiver]) * 10 ** (-AGREEMENT_LIMIT_DB / 10)
-        before = max(_energy(estimates[receiver] - labels[receiver]), floor)
+        # The receiver may take the model's usual error on the stems it replaces (their estimates'
+        # energy at the model's calibrated SDR) at no cost: that is no alien content.
+        usual = sum(_energy(estimates[s]) * 10 ** (-model_sdr[s] / 10) for s in subset)
+        before = max(_energy(estimates[receiver] - labels[receiver]), floor) + usual
         after = max(_energy(estimates[receiver] - labels[receiver] - residual), floor)
         return receiver, _db(after, before)
 
     chosen, chosen_receiver, chosen_change = (), None, math.inf
-    for size in range(len(flagged), 0, -1):
+    for size in range(len(fixable), 0, -1):
         passing = []
-        for subset in itertools.combinations(flagged, size):
+        for subset in itertools.combinations(fixable, size):
             receiver, change = attempt(subset)
             if receiver is not None and change <= settings.tolerance:
                 passing.append((change, subset, receiver))
@@ -222,15 +254,17 @@ def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray]
 
     decisions = []
     for s in flagged:
+        refused = None
         if s in chosen:
             receiver, change, decision = chosen_receiver, chosen_change, "repaired"
         else:
             receiver, change = attempt((s,))
             decision = "dropped" if settings.fallback == "drop" else "kept"
+            refused = "label" if s not in fixable else "receiver"
         decisions.append({
-            "track": track_id, "stem": s, "decision": decision, "receiver": receiver,
+            "track": track_id, "stem": s, "decision": decision, "refused_by": refused, "receiver": receiver,
             "receiver_change_db": None if not math.isfinite(change) else round(change, 3),
-            "label_sdr_db": round(_db(_energy(labels[s]), _energy(labels[s] - estimates[s])), 3),
+            "label_sdr_db": round(agreement[s], 3), "model_sdr_db": round(model_sdr[s], 3),
             "residual_db": round(_db(_energy(labels[s] - estimates[s]), _energy(labels[s])), 3),
             "remix_sdr_db": round(remix, 3),
         })
@@ -264,13 +298,30 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
     folder = Path(folder)
     flagged = flagged_pairs(drop, manifest)
     keep = {s: set(drop.kept(s) if drop.per_target else drop.kept()) for s in stems}
+
+    def separated(track: Track) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        labels = {s: track.read(s) for s in stems}
+        return labels, separate(track, np.sum([labels[s] for s in stems], axis=0, dtype=np.float32))
+
+    # The label test's calibration: how well the model agrees with labels the method did not flag.
+    calibration = [t for t in manifest.ids if t not in flagged][:CALIBRATION_SONGS]
+    if not calibration:
+        raise ActionError("every song has a flagged stem: no unflagged song to calibrate the repair check with")
+    agreement: dict[str, list[float]] = {s: [] for s in stems}
+    for track_id in calibration:
+        labels, estimates = separated(manifest[track_id])
+        for s in stems:
+            if s in estimates:
+                agreement[s].append(label_sdr(labels[s], estimates[s]))
+    model_sdr = {s: float(np.median(v)) for s, v in agreement.items() if v}
+    log(f"[repair] the model's median SDR against unflagged labels ({len(calibration)} songs): "
+        + ", ".join(f"{s} {v:.1f} dB" for s, v in model_sdr.items()))
+
     replace, decisions = {}, []
     for n, (track_id, pairs) in enumerate(flagged.items(), 1):
         track = manifest[track_id]
-        labels = {s: track.read(s) for s in stems}
-        mixture = np.sum([labels[s] for s in stems], axis=0, dtype=np.float32)
-        estimates = separate(track, mixture)
-        result = repair_track(labels, estimates, pairs, settings, track_id)
+        labels, estimates = separated(track)
+        result = repair_track(labels, estimates, pairs, settings, model_sdr, track_id)
         decisions += result.decisions
         changed = result.repaired + ([result.receiver] if result.receiver else [])
         for stem in changed:
@@ -291,7 +342,8 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
         dataset_hash=drop.dataset_hash, dataset_tracks=drop.dataset_tracks, mode=drop.mode, ratio=drop.ratio,
         methods=list(drop.methods), action="repair", replace=replace, location=folder.resolve(),
         extra={**{k: v for k, v in drop.extra.items() if k != "repair"},
-               "repair": {"model": model, **settings.to_dict(), "counts": counts, "decisions": decisions}})
+               "repair": {"model": model, **settings.to_dict(), "model_sdr_db": model_sdr,
+                          "calibration_songs": calibration, "counts": counts, "decisions": decisions}})
 
 
 def repair_with_model(drop: CleanManifest, manifest: Manifest, toolkit: str, checkpoint: Path, settings: RepairSettings,

@@ -24,6 +24,9 @@ def configure(parser) -> None:
     parser.add_argument("--fallback", choices=FALLBACKS, help="a pair whose repair fails the check (default: drop)")
     parser.add_argument("--tolerance", type=float,
                         help="dB the receiver's label may move away from the model's estimate of it (default: 1.0)")
+    parser.add_argument("--margin", type=float,
+                        help="dB a flagged label must agree with the model's estimate less than the unflagged labels "
+                        "do (default: 3.0)")
     parser.add_argument("--device", default="cpu")
 
 
@@ -31,7 +34,8 @@ def run(args) -> int:
     output = Path(args.output)
     if (output / "clean.json").exists():
         raise CommandError(f"{output / 'clean.json'} exists: repaired audio is written once, choose a new folder")
-    settings = RepairSettings.of({"residual": args.residual, "fallback": args.fallback, "tolerance": args.tolerance})
+    settings = RepairSettings.of({"residual": args.residual, "fallback": args.fallback, "tolerance": args.tolerance,
+                                  "margin": args.margin})
     clean = repair_with_model(CleanManifest.load(args.clean), Manifest.load(args.train), args.toolkit,
                               Path(args.checkpoint), settings, output, args.device)
     counts = clean.extra["repair"]["counts"]
