@@ -499,3 +499,19 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
     robust = {s.xp.sig for s in xps("sepclean.robust_cpu")}
     shared = [s for s in sheeps if s.xp.cfg.action == "drop"]
     assert len(shared) == 9 and all(s.xp.sig in robust for s in shared)
+
+
+def test_demucs_per_stem_examples_weigh_each_source_by_its_own_song(tiny_data):
+    from sepclean_plugins.demucs import DemucsToolkit
+    from sepclean_plugins.demucs.data import WeightedSet, per_stem_set
+
+    clean = weight_manifest(_planted_table(tiny_data), "per-target")
+    sources = list(DemucsToolkit.sources)
+    per_stem = per_stem_set(tiny_data.manifest("train"), sources, clean, seed=0, segment=1.0, shift=1.0)
+    weighted = WeightedSet(per_stem, sources, clean.weights)
+    for epoch, index in [(0, 0), (1, 3), (2, 5)]:
+        origin = per_stem.origin(index, epoch)
+        assert len({track for track, _ in origin.values()}) > 1 or epoch == 0  # sources from several songs
+        example, weights = weighted[(epoch, index)]
+        assert torch.equal(example, per_stem[(epoch, index)])
+        assert weights.tolist() == pytest.approx([clean.weights_of(s)[origin[s][0]] for s in sources])
