@@ -487,6 +487,29 @@ def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
     assert "| oracle, repair |" in results.markdown(results.summarise(runs))
 
 
+def test_an_action_on_other_data_is_compared_with_the_dirty_xps_of_that_data():
+    """Condition.action beside main's variant, rounds and robust: each names its row, and the
+    control a row is compared with drops all of them but the data it ran on."""
+    from sepclean.pipeline import results
+
+    def on(preset, method, seed, value, **more):
+        cfg = {"arch": "openunmix", "ratio": "auto", "mode": "per-target", "seed": seed, "method": method,
+               "data": {"synth": {"preset": preset, "severity": "heavy"}, "roots": {"train": []}}, **more}
+        return cfg, {"sdr": {"avg": value}, "kept": 8, "converged": True}
+
+    runs = []
+    for seed in (0, 1):
+        runs += [on("mixed23", "dirty", seed, 1.0 + seed), on("heldout", "dirty", seed, 5.0 + seed),
+                 on("heldout", "mlp", seed, 5.5 + seed, action="repair"),
+                 on("heldout", "mlp", seed, 6.0 + seed, action="weight", rounds=2, robust={"truncate": 0.25})]
+    rows = {r["name"]: r for r in results.summarise(runs)}
+    assert set(rows) == {"dirty", "dirty on heldout", "mlp, repair on heldout",
+                         "mlp, weight, 2 rounds + truncate 0.25 on heldout"}
+    assert rows["mlp, repair on heldout"]["delta"] == pytest.approx(0.5)
+    assert rows["mlp, weight, 2 rounds + truncate 0.25 on heldout"]["delta"] == pytest.approx(1.0)
+    assert rows["mlp, repair on heldout"]["variant"] == "heldout" and rows["mlp, repair on heldout"]["action"] == "repair"
+
+
 def test_the_actions_grid_shares_its_controls_with_robust_cpu():
     from sepclean.pipeline.local_grid import xps
 

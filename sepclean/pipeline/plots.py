@@ -111,7 +111,7 @@ def condition_name(row: dict) -> str:
         name += f" {row['ratio']:g}" if isinstance(row["ratio"], (int, float)) else f" {row['ratio']}"
     if row.get("mode"):
         name += f" {row['mode']}"
-    return name + row.get("name", row["method"])[len(row["method"]):]  # its rounds and robust training
+    return name + row.get("name", row["method"])[len(row["method"]):]  # its action, rounds, robust training, variant
 
 
 def gains(rows: list[dict], archs: list[str], path: Path, title: str) -> Path:
