@@ -26,7 +26,7 @@ def config(*argv: str) -> dict:
 
 
 @pytest.mark.parametrize("grid", ["sepclean.ci", "sepclean.demo", "sepclean.sdr_cpu", "sepclean.robust_cpu",
-                                  "sepclean.efficacy_cpu"])
+                                  "sepclean.efficacy_cpu", "sepclean.actions_cpu"])
 def test_every_xp_of_the_grids_passes(grid):
     for sheep in local_grid.xps(grid):
         check(OmegaConf.to_container(sheep.xp.cfg, resolve=True))
@@ -58,6 +58,16 @@ def test_every_xp_of_the_grids_passes(grid):
     (["robust.warmup=-1"], "robust.warmup must be a whole number of epochs >= 0; got -1"),
     (["rounds=2", "method=fad"], "rounds=2: fad scores without a model, so every round would score the same"),
     (["rounds=2", "method=random", "ratio=fad@auto"], "rounds=2: fad scores without a model"),
+    (["action=relabel", "method=mlp"], "action must be one of drop, repair, weight; got 'relabel'"),
+    (["action=weight", "method=mlp", "ratio=0.75"], "action=weight weighs every pair by the clean posterior"),
+    (["action=repair", "method=dirty"], "action=repair acts on the pairs a scoring method flags"),
+    (["action=repair", "method=oracle", "ratio=auto"], "action=repair needs a model: repair.model=reference"),
+    (["action=repair", "method=oracle", "ratio=auto", "repair.model=/nowhere/run"],
+     "repair.model=/nowhere/run: no such checkpoint"),
+    (["action=repair", "method=oracle", "ratio=auto", "repair.model=reference", "repair.arch=wavenet"],
+     "repair.arch=wavenet: no such architecture"),
+    (["action=repair", "method=oracle", "ratio=auto", "repair.model=reference", "repair.fallback=hope"],
+     "repair.fallback"),
     (["data.roots.train=[/nonexistent]"], "data.roots needs roots for valid, reference, test"),
 ])
 def test_a_setting_that_cannot_work_is_named(argv, message):

@@ -13,7 +13,7 @@ import math
 
 from sepclean import toolkit as toolkits
 from sepclean.errors import PipelineError, SepcleanError
-from sepclean.pipeline.experiment import CONTROLS, MODES, create_scorer, matched_ratio, overrides
+from sepclean.pipeline.experiment import CONTROLS, MODES, check_action, create_scorer, matched_ratio, overrides
 from sepclean.robust import RobustLoss
 
 REAL_SPLITS = ("train", "valid", "reference", "test")
@@ -51,6 +51,9 @@ def check(cfg: dict) -> None:
     if robust is not None and not isinstance(robust, dict):
         raise PipelineError(f"robust={robust}: a block of truncate, mask, warmup (e.g. robust.truncate=0.2)")
     _named("robust", lambda: RobustLoss.of(robust))
+    action, _ = check_action(cfg)  # drop, weight or repair (with a model and an architecture to run it)
+    if action == "repair":
+        used.append((cfg.get("repair") or {}).get("arch") or cfg["scoring"]["baseline"])
     for arch in dict.fromkeys(used):
         _arch(arch, archs[arch])
     _data(cfg.get("data") or {})

@@ -162,40 +162,8 @@ class Experiment:
         return rounds
 
     def action(self) -> tuple[str, "RepairSettings | None"]:
-        """The action and, for ``repair``, its settings, checked before any work: an action other than
-        drop needs a scoring method; weight, ratio auto (its weights are the auto fit's posterior);
-        repair, a model."""
-        from sepclean.actions import ActionError, RepairSettings
-        from sepclean.clean_manifest import ACTIONS
-
-        cfg = self.cfg
-        action = cfg.get("action") or "drop"
-        if action not in ACTIONS:
-            raise PipelineError(f"action must be one of {', '.join(ACTIONS)}; got {action!r}")
-        if action == "drop":
-            return action, None
-        if cfg["method"] in CONTROLS:
-            raise PipelineError(f"action={action} acts on the pairs a scoring method flags; {cfg['method']} scores "
-                                "nothing (method=oracle action=repair repairs exactly the contaminated pairs)")
-        if action == "weight":
-            if cfg.get("ratio") != "auto":
-                raise PipelineError(f"action=weight weighs every pair by the clean posterior of the ratio=auto fit: "
-                                    f"set ratio=auto (got ratio={cfg.get('ratio')!r})")
-            return action, None
-        settings = dict(cfg.get("repair") or {})
-        model, arch = settings.pop("model", None), settings.pop("arch", None)
-        if not model:
-            raise PipelineError("action=repair needs a model: repair.model=reference (trained on the trusted "
-                                "references), baseline (the dirty baseline) or a checkpoint path")
-        arch = arch or cfg["scoring"]["baseline"]
-        if arch not in cfg["archs"]:
-            raise PipelineError(f"repair.arch={arch}: no such architecture (known: {', '.join(cfg['archs'])})")
-        if model not in ("reference", "baseline") and not Path(model).expanduser().exists():
-            raise PipelineError(f"repair.model={model}: no such checkpoint (or reference, baseline)")
-        try:
-            return action, RepairSettings.of(settings)
-        except ActionError as e:
-            raise PipelineError(str(e)) from None
+        """The action and, for ``repair``, its settings, checked before any work (``check_action``)."""
+        return check_action(self.cfg)
 
     def act(self, data: stages.Data, scores: Path, clean: Path, action: str, repair) -> Path:
         """The clean manifest the XP trains on: the filter's (drop), or the action's made from it."""
@@ -333,3 +301,39 @@ def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Pat
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values) if values else math.nan
+
+
+def check_action(cfg) -> tuple[str, "RepairSettings | None"]:
+    """The action and, for ``repair``, its settings, checked before any work: an action other than
+    drop needs a scoring method; weight, ratio auto (its weights are the auto fit's posterior);
+    repair, a model. The XP runs it, and ``checks.check`` for every XP of a grid before any is launched."""
+    from sepclean.actions import ActionError, RepairSettings
+    from sepclean.clean_manifest import ACTIONS
+
+    action = cfg.get("action") or "drop"
+    if action not in ACTIONS:
+        raise PipelineError(f"action must be one of {', '.join(ACTIONS)}; got {action!r}")
+    if action == "drop":
+        return action, None
+    if cfg["method"] in CONTROLS:
+        raise PipelineError(f"action={action} acts on the pairs a scoring method flags; {cfg['method']} scores "
+                            "nothing (method=oracle action=repair repairs exactly the contaminated pairs)")
+    if action == "weight":
+        if cfg.get("ratio") != "auto":
+            raise PipelineError(f"action=weight weighs every pair by the clean posterior of the ratio=auto fit: "
+                                f"set ratio=auto (got ratio={cfg.get('ratio')!r})")
+        return action, None
+    settings = dict(cfg.get("repair") or {})
+    model, arch = settings.pop("model", None), settings.pop("arch", None)
+    if not model:
+        raise PipelineError("action=repair needs a model: repair.model=reference (trained on the trusted "
+                            "references), baseline (the dirty baseline) or a checkpoint path")
+    arch = arch or cfg["scoring"]["baseline"]
+    if arch not in cfg["archs"]:
+        raise PipelineError(f"repair.arch={arch}: no such architecture (known: {', '.join(cfg['archs'])})")
+    if model not in ("reference", "baseline") and not Path(model).expanduser().exists():
+        raise PipelineError(f"repair.model={model}: no such checkpoint (or reference, baseline)")
+    try:
+        return action, RepairSettings.of(settings)
+    except ActionError as e:
+        raise PipelineError(str(e)) from None
