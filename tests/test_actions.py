@@ -409,6 +409,31 @@ def _experiment(store, **settings):
     return Experiment(cfg, store, store.root, device="cpu", progress=False, log=lambda _: None)
 
 
+def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):
+    """The repair stage keys its model as the store records it (relative to the root), as main's other
+    stages do: a store moved elsewhere repairs nothing again."""
+    import shutil
+
+    from sepclean.pipeline import stages
+    from sepclean.pipeline.artifacts import ArtifactStore
+
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+
+    def act(root):
+        experiment = _experiment(ArtifactStore(root), action="repair", repair={"model": "reference"})
+        action, settings = experiment.action()
+        scores, drop = experiment.cleaning(data, "oracle", "auto", "per-target")
+        return experiment.act(data, scores, drop, action, settings)
+
+    first = act(tmp_path / "store")
+    made = {p.relative_to(tmp_path / "store"): p.stat().st_mtime_ns for p in (tmp_path / "store").rglob("*") if p.is_file()}
+    shutil.move(tmp_path / "store", tmp_path / "elsewhere")
+    again = act(tmp_path / "elsewhere")
+    assert again.relative_to(tmp_path / "elsewhere") == first.relative_to(tmp_path / "store")
+    assert {p.relative_to(tmp_path / "elsewhere"): p.stat().st_mtime_ns
+            for p in (tmp_path / "elsewhere").rglob("*") if p.is_file()} == made  # nothing made again
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"action": "repair"}, "action=repair needs a model: repair.model=reference"),
     ({"action": "repair", "repair": {"model": "/nowhere/run"}}, "repair.model=/nowhere/run: no such checkpoint"),

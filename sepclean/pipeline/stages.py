@@ -257,7 +257,8 @@ def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoi
         return repaired.extra["repair"]["counts"]
 
     config = {"action": "repair", "toolkit": toolkit, **settings.to_dict()}
-    inputs = [read_json(clean.parent / "spec.json")["key"], str(checkpoint), train.hash]
+    # the model as the store records it (relative to its root), so a moved or copied store finds its repairs
+    inputs = [read_json(clean.parent / "spec.json")["key"], store.record(checkpoint), train.hash]
     return store.produce("repair", config, inputs, make) / "clean.json"
 
 
