@@ -60,6 +60,18 @@ Demucs apply the same way:
     decision is recorded in the clean manifest (``repair.decisions``: which test refused it, the
     label's SDR against the estimate and the calibration, the receiver's move, the song's remix SDR).
 
+``relabel``
+    A flagged stem's label may be another stem's audio: two stems swapped, or more moved in a
+    cycle (Koo et al.: a model trained on the noisy pool relabels them). The song's labels are
+    permuted among its stems, moving only flagged labels, to the permutation the model agrees with
+    best, when every moved label agrees with the estimate of its new stem ``margin`` dB better than
+    with its old one's, and no more than ``margin`` dB worse than unflagged labels of the new stem
+    do (the label test's calibration). Unlike a repair, the labels stay the dataset's own audio, not
+    a model's estimates (a 3 dB model repairs a swap with 3 dB labels; relabelling restores it
+    exactly), and the mixture is unchanged by construction: no residual, no receiver. A part moved
+    from one stem into another is no permutation: relabel leaves it to the fallback (repair fixes
+    it). Decisions name the stem each relabelled target's label came from.
+
 The repaired audio is written once into the repair artifact's folder (``audio/<track>/<file name
 of the stem>``, 32-bit float), never into the dataset; the clean manifest names each file and the
 content hash of its samples, checked whenever it is applied.
@@ -76,7 +88,7 @@ from typing import Callable
 import numpy as np
 
 from sepclean import audio
-from sepclean.clean_manifest import CleanManifest, CleanManifestError, check_weights
+from sepclean.clean_manifest import MODEL_ACTIONS, CleanManifest, CleanManifestError, check_weights
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest, Track
 
@@ -272,22 +284,68 @@ def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray]
                        chosen_receiver if chosen else None, decisions)
 
 
+def relabel_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray], flagged: list[str],
+                  settings: RepairSettings, model_sdr: dict[str, float], track_id: str = "") -> TrackRepair:
+    """Decide the relabelling of one song (pure; see the module's docstring): the permutation of its
+    flagged labels among its stems that the model agrees with best, when every moved label passes."""
+    stems = [s for s in labels if s in estimates and s in model_sdr]
+    movable = [s for s in flagged if s in stems]
+    # Agreement closer than AGREEMENT_LIMIT_DB counts as that, so a perfect model's agreements compare
+    # as equal whatever the labels' loudness (float rounding is no disagreement).
+    agreement = {(a, b): min(label_sdr(labels[a], estimates[b]), AGREEMENT_LIMIT_DB) for a in movable for b in movable}
+
+    def passes(source: str, target: str) -> bool:
+        return (agreement[source, target] >= agreement[source, source] + settings.margin
+                and agreement[source, target] >= min(model_sdr[target], AGREEMENT_LIMIT_DB) - settings.margin)
+
+    best, best_gain = {}, 0.0
+    for order in itertools.permutations(movable):
+        moves = {target: source for source, target in zip(movable, order) if source != target}
+        if moves and all(passes(source, target) for target, source in moves.items()):
+            gain = sum(agreement[source, target] - agreement[source, source] for target, source in moves.items())
+            if gain > best_gain:
+                best, best_gain = moves, gain
+
+    decisions = []
+    for s in flagged:
+        moved = s in best
+        decisions.append({
+            "track": track_id, "stem": s,
+            "decision": "relabelled" if moved else ("dropped" if settings.fallback == "drop" else "kept"),
+            "refused_by": None if moved else "relabel", "label_from": best.get(s),
+            "label_sdr_db": round(label_sdr(labels[s], estimates[s]), 3) if s in estimates else None,
+            "new_label_sdr_db": round(agreement[best[s], s], 3) if moved else None,
+            "model_sdr_db": round(model_sdr[s], 3) if s in model_sdr else None,
+        })
+    stems_out = {s: np.asarray(x, dtype=np.float32).copy() for s, x in labels.items()}
+    for target, source in best.items():
+        stems_out[target] = np.asarray(labels[source], dtype=np.float32).copy()
+    return TrackRepair(stems_out, list(best), None, decisions)
+
+
+DECIDE = {"repair": repair_track, "relabel": relabel_track}
+
+
 Separate = Callable[[Track, np.ndarray], dict[str, np.ndarray]]
 """(track, its mixture as (channels, frames) float32) -> stem -> estimate of the same shape."""
 
 
 def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate, settings: RepairSettings,
-                    folder: Path, model: dict, log=print) -> CleanManifest:
-    """The version-2 clean manifest that repairs the pairs ``drop`` leaves out (see the module's
-    docstring), its audio written under ``folder/audio``; write it as ``folder/clean.json``.
+                    folder: Path, model: dict, log=print, action: str = "repair") -> CleanManifest:
+    """The version-2 clean manifest that repairs (or relabels: ``action``) the pairs ``drop`` leaves
+    out (see the module's docstring), its audio written under ``folder/audio``; write it as
+    ``folder/clean.json``.
 
-    ``separate`` separates a song's mixture with the repair model; ``model`` describes that model
+    ``separate`` separates a song's mixture with the model; ``model`` describes that model
     (recorded)."""
     from sepclean.pipeline.artifacts import atomic_file
     from sepclean.scan import content_hash
 
+    if action not in MODEL_ACTIONS:
+        raise ActionError(f"{action!r} is no action with a model (those are {', '.join(MODEL_ACTIONS)})")
+    decide = DECIDE[action]
     if drop.action != "drop":
-        raise ActionError(f"repair starts from the pairs a drop manifest leaves out, not from a {drop.action!r} one")
+        raise ActionError(f"{action} starts from the pairs a drop manifest leaves out, not from a {drop.action!r} one")
     for target in (list(drop.keep) if drop.per_target else [None]):
         drop.check(manifest, target)
     stems = list(manifest.stems)
@@ -314,14 +372,14 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
             if s in estimates:
                 agreement[s].append(label_sdr(labels[s], estimates[s]))
     model_sdr = {s: float(np.median(v)) for s, v in agreement.items() if v}
-    log(f"[repair] the model's median SDR against unflagged labels ({len(calibration)} songs): "
+    log(f"[{action}] the model's median SDR against unflagged labels ({len(calibration)} songs): "
         + ", ".join(f"{s} {v:.1f} dB" for s, v in model_sdr.items()))
 
     replace, decisions = {}, []
     for n, (track_id, pairs) in enumerate(flagged.items(), 1):
         track = manifest[track_id]
         labels, estimates = separated(track)
-        result = repair_track(labels, estimates, pairs, settings, model_sdr, track_id)
+        result = decide(labels, estimates, pairs, settings, model_sdr, track_id)
         decisions += result.decisions
         changed = result.repaired + ([result.receiver] if result.receiver else [])
         for stem in changed:
@@ -334,20 +392,21 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
         for decision in result.decisions:
             if decision["decision"] != "dropped":
                 keep[decision["stem"]].add(track_id)
-        log(f"[repair] {n}/{len(flagged)} {track_id}: " + ", ".join(f"{d['stem']} {d['decision']}"
+        log(f"[{action}] {n}/{len(flagged)} {track_id}: " + ", ".join(f"{d['stem']} {d['decision']}"
                                                                    for d in result.decisions))
-    counts = {d: sum(x["decision"] == d for x in decisions) for d in ("repaired", "dropped", "kept")}
+    changed_name = "relabelled" if action == "relabel" else "repaired"
+    counts = {d: sum(x["decision"] == d for x in decisions) for d in (changed_name, "dropped", "kept")}
     return CleanManifest(
         keep={s: [t for t in manifest.ids if t in keep[s]] for s in stems},
         dataset_hash=drop.dataset_hash, dataset_tracks=drop.dataset_tracks, mode=drop.mode, ratio=drop.ratio,
-        methods=list(drop.methods), action="repair", replace=replace, location=folder.resolve(),
-        extra={**{k: v for k, v in drop.extra.items() if k != "repair"},
-               "repair": {"model": model, **settings.to_dict(), "model_sdr_db": model_sdr,
+        methods=list(drop.methods), action=action, replace=replace, location=folder.resolve(),
+        extra={**{k: v for k, v in drop.extra.items() if k not in MODEL_ACTIONS},
+               action: {"model": model, **settings.to_dict(), "model_sdr_db": model_sdr,
                           "calibration_songs": calibration, "counts": counts, "decisions": decisions}})
 
 
 def repair_with_model(drop: CleanManifest, manifest: Manifest, toolkit: str, checkpoint: Path, settings: RepairSettings,
-                      folder: Path, device: str = "cpu", log=print) -> CleanManifest:
+                      folder: Path, device: str = "cpu", log=print, action: str = "repair") -> CleanManifest:
     """:func:`repair_manifest` with pseudo-labels separated by a trained model of a toolkit (its
     adapter's ``load`` and ``separate``: every unit the checkpoint holds), written as
     ``folder/clean.json``. What ``sepclean repair`` and the pipeline's repair stage run."""
@@ -356,6 +415,7 @@ def repair_with_model(drop: CleanManifest, manifest: Manifest, toolkit: str, che
     adapter = toolkits.get(toolkit)
     models = {unit: adapter.load(checkpoint, unit, device) for unit in adapter.checkpoint_units(checkpoint)}
     repaired = repair_manifest(drop, manifest, lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
-                               settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)}, log=log)
+                               settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)}, log=log,
+                               action=action)
     repaired.write(Path(folder) / "clean.json")
     return repaired

@@ -18,6 +18,8 @@ Version 2 adds the stem-level actions beyond dropping (``sepclean.actions``), in
               the stems that replace the dataset's, paths relative to the clean manifest's folder,
               hashes of their decoded samples (``sepclean.scan.content_hash``), checked when applied;
               ``"repair"`` records the settings and every decision;
+``"relabel"`` ``"replace"`` as repair's, the replacing stems another stem's audio of the same song;
+              ``"relabel"`` records the settings and every decision;
 ``"weight"``  ``"weights": {"<target>": {"<track>": w}}``: every kept (track, target) pair's loss
               weight, finite and >= 0.
 
@@ -43,8 +45,10 @@ from sepclean.pipeline.artifacts import atomic_write_text
 FORMAT = "sepclean.clean"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-ACTIONS = ("drop", "repair", "weight")
+ACTIONS = ("drop", "repair", "relabel", "weight")
 """What is done with a (song, stem) pair a method flags: ``sepclean.actions`` documents each."""
+MODEL_ACTIONS = ("repair", "relabel")
+"""The actions that change labels by a model's separations (the config's ``repair:`` block sets both)."""
 
 
 class CleanManifestError(SepcleanError, ValueError):
@@ -71,8 +75,9 @@ class CleanManifest:
     def __post_init__(self):
         if self.action not in ACTIONS:
             raise CleanManifestError(f"clean manifest action {self.action!r}: the actions are {', '.join(ACTIONS)}")
-        if self.replace and self.action != "repair":
-            raise CleanManifestError(f"clean manifest: replaced stems with action {self.action!r} (they are repair's)")
+        if self.replace and self.action not in MODEL_ACTIONS:
+            raise CleanManifestError(f"clean manifest: replaced stems with action {self.action!r} (they are repair's "
+                                     "and relabel's)")
         if (self.weights is not None) != (self.action == "weight"):
             raise CleanManifestError("clean manifest: action 'weight' and its 'weights' go together")
         if self.weights is not None:

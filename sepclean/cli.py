@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("sepclean.commands.score", "score training songs by per-song FAD or the MLP stem classifier"),
     "attribute": ("sepclean.commands.attribute", "score training songs by unlearning the clean references"),
     "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
-    "repair": ("sepclean.commands.repair", "repair the pairs a clean manifest drops with a model's pseudo-labels"),
+    "repair": ("sepclean.commands.repair", "repair or relabel the pairs a clean manifest drops, by a model's separations"),
     "evaluate": ("sepclean.commands.evaluate", "separate a test manifest and score it with museval"),
     "grid": ("sepclean.commands.grid", "run a dora grid of experiments on this machine (no SLURM needed)"),
     "report": ("sepclean.commands.report", "write a grid's results as a report (Markdown, HTML, PNG plots)"),

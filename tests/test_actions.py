@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from sepclean.actions import ActionError, RepairSettings, flagged_pairs, repair_manifest, repair_track, weight_manifest
+from sepclean.actions import (ActionError, RepairSettings, flagged_pairs, relabel_track, repair_manifest, repair_track,
+                              weight_manifest)
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.filtering import clean_manifest, clean_posterior
 from sepclean.scorers import ScoringTask, create
@@ -85,6 +86,83 @@ def test_a_label_the_model_agrees_with_as_with_clean_ones_is_not_repaired():
     swapped = dict(truth, vocals=truth["bass"], bass=truth["vocals"])  # a label far worse than the model
     assert sorted(repair_track(swapped, estimates, ["vocals", "bass"], RepairSettings(), calibration).repaired) == \
         ["bass", "vocals"]
+
+
+# --- relabel: a song's flagged labels permuted among its stems -----------------------------------
+
+def test_swapped_stems_are_relabelled_back_with_their_own_audio():
+    truth = _stems(5)
+    labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
+    rng = np.random.default_rng(6)
+    estimates = {s: x + rng.standard_normal(x.shape).astype(np.float32) * 0.07 for s, x in truth.items()}  # ~3 dB
+    calibration = {s: 3.0 for s in STEMS}
+    result = relabel_track(labels, estimates, ["vocals", "bass"], RepairSettings(), calibration, "song")
+    assert sorted(result.repaired) == ["bass", "vocals"] and result.receiver is None
+    for s in STEMS:  # the dataset's own audio, not a 3 dB model's estimates
+        np.testing.assert_array_equal(result.stems[s], truth[s])
+    assert {d["stem"]: d["label_from"] for d in result.decisions} == {"vocals": "bass", "bass": "vocals"}
+    assert all(d["decision"] == "relabelled" for d in result.decisions)
+    # repairing the same swap with that model gives its estimates: 3 dB labels
+    repaired = repair_track(labels, estimates, ["vocals", "bass"], RepairSettings(), calibration)
+    assert sorted(repaired.repaired) == ["bass", "vocals"]
+    assert not np.array_equal(repaired.stems["vocals"], truth["vocals"])
+
+
+def test_a_cycle_of_three_is_relabelled_and_only_flagged_labels_move():
+    truth = _stems(7)
+    labels = dict(truth, vocals=truth["drums"], drums=truth["other"], other=truth["vocals"])
+    result = relabel_track(labels, truth, ["vocals", "drums", "other"], RepairSettings(), CALIBRATED)
+    for s in STEMS:
+        np.testing.assert_array_equal(result.stems[s], truth[s])
+    # With other unflagged, no permutation of the two flagged labels fixes them: both fall back.
+    partial = relabel_track(labels, truth, ["vocals", "drums"], RepairSettings(fallback="keep"), CALIBRATED)
+    assert partial.repaired == [] and [d["decision"] for d in partial.decisions] == ["kept", "kept"]
+    assert all(d["refused_by"] == "relabel" for d in partial.decisions)
+
+
+def test_a_moved_part_or_a_leak_is_no_permutation_and_falls_back():
+    truth = _stems(8)
+    part = truth["other"] * 0.5
+    moved = dict(truth, vocals=truth["vocals"] + part, other=truth["other"] - part)
+    leak = dict(truth, vocals=truth["vocals"] + truth["drums"] * 0.2)
+    for labels, flagged in ((moved, ["vocals", "other"]), (leak, ["vocals"])):
+        result = relabel_track(labels, truth, flagged, RepairSettings(), CALIBRATED)
+        assert result.repaired == [] and {d["decision"] for d in result.decisions} == {"dropped"}
+        for s in STEMS:
+            np.testing.assert_array_equal(result.stems[s], labels[s])
+
+
+def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_data, tmp_path):
+    """A clean song of the tiny profile with its vocals and bass files swapped; the model (the clean
+    twin) says so; the relabel manifest swaps them back, and both toolkits' datasets read the truth."""
+    from conftest import copy_splits
+    from sepclean.scan import scan
+
+    copy = copy_splits(tiny_data, tmp_path / "copy", "train")
+    train = copy.manifest("train")
+    song = next(t for t, v in tiny_data.contamination["tracks"].items() if not v["contaminated"])
+    folder = train[song].path("vocals").parent
+    vocals, bass = train[song].path("vocals"), train[song].path("bass")
+    vocals.rename(folder / "swap.tmp"); bass.rename(vocals); (folder / "swap.tmp").rename(bass)
+    manifest, problems = scan([copy.root / "train"], progress=False, workers=1)
+    assert not problems
+    keep = {s: [t for t in manifest.ids if not (t == song and s in ("vocals", "bass"))] for s in STEMS}
+    drop = CleanManifest(keep=keep, dataset_hash=manifest.hash, dataset_tracks=len(manifest), mode="per-target",
+                         ratio=0.9, methods=["planted"])
+    clean = repair_manifest(drop, manifest, _twin_separator(tiny_data), RepairSettings(), tmp_path / "relabel",
+                            {"model": "the clean twin"}, log=lambda _: None, action="relabel")
+    clean.write(tmp_path / "relabel" / "clean.json")
+    clean = CleanManifest.load(tmp_path / "relabel" / "clean.json")
+    assert clean.version == 2 and clean.action == "relabel"
+    decisions = clean.extra["relabel"]["decisions"]
+    assert {(d["stem"], d["label_from"], d["decision"]) for d in decisions} == {
+        ("vocals", "bass", "relabelled"), ("bass", "vocals", "relabelled")}
+    assert clean.extra["relabel"]["counts"] == {"relabelled": 2, "dropped": 0, "kept": 0}
+    twin = tiny_data.manifest("train_clean")
+    [track] = [t for t in clean.apply(manifest, "vocals") if t.id == song]
+    for s in STEMS:
+        np.testing.assert_allclose(track.read(s), twin[song].read(s), atol=1e-6)
+    assert set(clean.kept("vocals")) == set(manifest.ids)
 
 
 @pytest.mark.parametrize("settings, message", [({"fallback": "maybe"}, "repair.fallback"),
@@ -440,7 +518,8 @@ def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):
     ({"action": "repair", "repair": {"model": "reference", "fallback": "hope"}}, "repair.fallback"),
     ({"action": "weight", "ratio": 0.75}, "action=weight .* set ratio=auto"),
     ({"action": "weight", "method": "dirty"}, "action=weight acts on the pairs a scoring method flags"),
-    ({"action": "relabel"}, "action must be one of drop, repair, weight")])
+    ({"action": "relabel"}, "action=relabel needs a model: repair.model=reference"),
+    ({"action": "swap"}, "action must be one of drop, repair, relabel, weight")])
 def test_impossible_actions_are_refused_before_any_work(tmp_path, settings, message):
     from sepclean.errors import PipelineError
     from sepclean.pipeline.artifacts import ArtifactStore

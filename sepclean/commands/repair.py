@@ -1,10 +1,11 @@
-"""``sepclean repair``: repair the pairs a clean manifest drops, with a trained model's pseudo-labels."""
+"""``sepclean repair``: repair (or relabel) the pairs a clean manifest drops, by a trained model's separations."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sepclean.actions import DEFAULT_RESIDUAL, FALLBACKS, RepairSettings, repair_with_model
+from sepclean.clean_manifest import MODEL_ACTIONS
 from sepclean.cli import CommandError
 from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
@@ -18,6 +19,10 @@ def configure(parser) -> None:
                         help="the model that separates the pseudo-labels (e.g. one trained on the trusted references)")
     parser.add_argument("-o", "--output", required=True,
                         help="a new folder: clean.json and the repaired audio (audio/<track>/...) are written there, once")
+    parser.add_argument("--action", choices=MODEL_ACTIONS, default="repair",
+                        help="repair: replace a flagged label by the model's estimate (the residual to another stem); "
+                        "relabel: permute a song's flagged labels among its stems where the model says they were "
+                        "swapped (default: repair)")
     parser.add_argument("--residual", nargs="+", metavar="STEM",
                         help=f"stems that may receive a song's residual, the first unrepaired one "
                         f"(default: {' '.join(DEFAULT_RESIDUAL)})")
@@ -26,7 +31,8 @@ def configure(parser) -> None:
                         help="dB the receiver's label may move away from the model's estimate of it (default: 1.0)")
     parser.add_argument("--margin", type=float,
                         help="dB a flagged label must agree with the model's estimate less than the unflagged labels "
-                        "do (default: 3.0)")
+                        "do; relabel: dB a moved label must agree better with its new stem than with its old one "
+                        "(default: 3.0)")
     parser.add_argument("--device", default="cpu")
 
 
@@ -37,8 +43,9 @@ def run(args) -> int:
     settings = RepairSettings.of({"residual": args.residual, "fallback": args.fallback, "tolerance": args.tolerance,
                                   "margin": args.margin})
     clean = repair_with_model(CleanManifest.load(args.clean), Manifest.load(args.train), args.toolkit,
-                              Path(args.checkpoint), settings, output, args.device)
-    counts = clean.extra["repair"]["counts"]
-    print(f"wrote {output / 'clean.json'}: {counts['repaired']} pair(s) repaired, {counts['dropped']} dropped, "
-          f"{counts['kept']} kept as they were (the check refused their repair); decisions in its 'repair' record")
+                              Path(args.checkpoint), settings, output, args.device, action=args.action)
+    counts = clean.extra[args.action]["counts"]
+    changed = "relabelled" if args.action == "relabel" else "repaired"
+    print(f"wrote {output / 'clean.json'}: {counts[changed]} pair(s) {changed}, {counts['dropped']} dropped, "
+          f"{counts['kept']} kept as they were (not {changed}); decisions in its {args.action!r} record")
     return 0

@@ -12,6 +12,7 @@ import functools
 import math
 
 from sepclean import toolkit as toolkits
+from sepclean.clean_manifest import MODEL_ACTIONS
 from sepclean.errors import PipelineError, SepcleanError
 from sepclean.pipeline.experiment import CONTROLS, MODES, check_action, create_scorer, matched_ratio, overrides
 from sepclean.robust import RobustLoss
@@ -51,8 +52,8 @@ def check(cfg: dict) -> None:
     if robust is not None and not isinstance(robust, dict):
         raise PipelineError(f"robust={robust}: a block of truncate, mask, warmup (e.g. robust.truncate=0.2)")
     _named("robust", lambda: RobustLoss.of(robust))
-    action, _ = check_action(cfg)  # drop, weight or repair (with a model and an architecture to run it)
-    if action == "repair":
+    action, _ = check_action(cfg)  # drop, weight, or repair and relabel (with a model and an architecture)
+    if action in MODEL_ACTIONS:
         used.append((cfg.get("repair") or {}).get("arch") or cfg["scoring"]["baseline"])
     for arch in dict.fromkeys(used):
         _arch(arch, archs[arch])

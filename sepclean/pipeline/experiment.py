@@ -15,8 +15,10 @@ A method's condition has an ``action`` (:mod:`sepclean.actions`): ``drop`` the (
 flags (the clean manifest's kept lists), ``weight`` every pair's loss by the clean posterior of the
 ``auto`` fit (ratio ``auto``), or ``repair`` the flagged pairs with pseudo-labels separated by
 ``repair.model`` (``reference``: the ``reference_only`` control's model; ``baseline``: the dirty
-baseline; or a checkpoint), a consistency check deciding each, the rest falling back. ``oracle``
-with ``repair`` repairs exactly the contaminated pairs: the ceiling of repair with that model.
+baseline; or a checkpoint), a consistency check deciding each, the rest falling back, or
+``relabel`` them: permute a song's flagged labels among its stems where that model's separations
+say they were swapped. ``oracle`` with ``repair`` repairs exactly the contaminated pairs: the
+ceiling of repair with that model.
 
 Any condition may train its model robustly (``robust:``, :mod:`sepclean.robust`): ``dirty`` with
 loss truncation is robust training alone, the comparator every cleaning must beat; a method with
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Callable
 import yaml
 
 from sepclean import toolkit as toolkits
+from sepclean.clean_manifest import MODEL_ACTIONS
 from sepclean.errors import PipelineError
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
@@ -162,7 +165,7 @@ class Experiment:
         return rounds
 
     def action(self) -> tuple[str, "RepairSettings | None"]:
-        """The action and, for ``repair``, its settings, checked before any work (``check_action``)."""
+        """The action and, for ``repair`` and ``relabel``, its settings, checked before any work (``check_action``)."""
         return check_action(self.cfg)
 
     def act(self, data: stages.Data, scores: Path, clean: Path, action: str, repair) -> Path:
@@ -170,7 +173,7 @@ class Experiment:
         if action == "weight":
             self.log(f"[weight] every pair by the clean posterior of {self.cfg['method']}'s auto fit")
             return stages.weigh(self.store, scores, MODES[self.cfg["mode"]])
-        if action == "repair":
+        if action in MODEL_ACTIONS:
             which = self.cfg["repair"]["model"]
             arch = self.cfg["repair"].get("arch") or self.cfg["scoring"]["baseline"]
             toolkit = self.cfg["archs"][arch]["toolkit"]
@@ -180,8 +183,8 @@ class Experiment:
                 checkpoint = self.baseline(data).checkpoint
             else:
                 checkpoint = Path(which).expanduser().resolve()
-            self.log(f"[repair] the flagged pairs, pseudo-labels by the {which} model ({arch})")
-            return stages.repair(self.store, data, clean, toolkit, checkpoint, repair, self.device, self.log)
+            self.log(f"[{action}] the flagged pairs, by the separations of the {which} model ({arch})")
+            return stages.repair(self.store, data, clean, toolkit, checkpoint, repair, self.device, self.log, action)
         return clean
 
     def baseline(self, data: stages.Data, clean: Path | None = None):
@@ -277,8 +280,8 @@ def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Pat
         from sepclean.clean_manifest import CleanManifest
 
         manifest = CleanManifest.load(clean)
-        if manifest.action == "repair":
-            out["repair"] = manifest.extra["repair"]["counts"]
+        if manifest.action in MODEL_ACTIONS:
+            out[manifest.action] = manifest.extra[manifest.action]["counts"]
         elif manifest.action == "weight":
             values = [w for weights in manifest.weights.values() for w in weights.values()]
             out["weights"] = {"mean": _mean(values), "below_half": sum(w < 0.5 for w in values)}
@@ -304,9 +307,9 @@ def _mean(values) -> float:
 
 
 def check_action(cfg) -> tuple[str, "RepairSettings | None"]:
-    """The action and, for ``repair``, its settings, checked before any work: an action other than
-    drop needs a scoring method; weight, ratio auto (its weights are the auto fit's posterior);
-    repair, a model. The XP runs it, and ``checks.check`` for every XP of a grid before any is launched."""
+    """The action and, for ``repair`` and ``relabel``, their settings, checked before any work: an
+    action other than drop needs a scoring method; weight, ratio auto (its weights are the auto fit's
+    posterior); repair and relabel, a model. The XP runs it, and ``checks.check`` for every XP of a grid before any is launched."""
     from sepclean.actions import ActionError, RepairSettings
     from sepclean.clean_manifest import ACTIONS
 
@@ -326,7 +329,7 @@ def check_action(cfg) -> tuple[str, "RepairSettings | None"]:
     settings = dict(cfg.get("repair") or {})
     model, arch = settings.pop("model", None), settings.pop("arch", None)
     if not model:
-        raise PipelineError("action=repair needs a model: repair.model=reference (trained on the trusted "
+        raise PipelineError(f"action={action} needs a model: repair.model=reference (trained on the trusted "
                             "references), baseline (the dirty baseline) or a checkpoint path")
     arch = arch or cfg["scoring"]["baseline"]
     if arch not in cfg["archs"]:

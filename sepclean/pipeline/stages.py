@@ -244,19 +244,20 @@ def weigh(store: ArtifactStore, scores: Path, mode: str) -> Path:
 
 
 def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoint: Path, settings,
-           device: str = "cpu", log=print) -> Path:
-    """The clean manifest repairing the pairs the drop manifest ``clean`` leaves out, with
-    pseudo-labels separated by the ``toolkit`` model at ``checkpoint`` (``sepclean.actions``); the
-    repaired audio lives in the artifact's folder, beside its ``clean.json``."""
+           device: str = "cpu", log=print, action: str = "repair") -> Path:
+    """The clean manifest repairing (or relabelling: ``action``) the pairs the drop manifest
+    ``clean`` leaves out, by the separations of the ``toolkit`` model at ``checkpoint``
+    (``sepclean.actions``); the new audio lives in the artifact's folder, beside its ``clean.json``."""
     from sepclean.actions import repair_with_model
 
     train = data.manifest("train")
 
     def make(folder: Path) -> dict:
-        repaired = repair_with_model(CleanManifest.load(clean), train, toolkit, checkpoint, settings, folder, device, log)
-        return repaired.extra["repair"]["counts"]
+        repaired = repair_with_model(CleanManifest.load(clean), train, toolkit, checkpoint, settings, folder, device, log,
+                                     action)
+        return repaired.extra[action]["counts"]
 
-    config = {"action": "repair", "toolkit": toolkit, **settings.to_dict()}
+    config = {"action": action, "toolkit": toolkit, **settings.to_dict()}
     # the model as the store records it (relative to its root), so a moved or copied store finds its repairs
     inputs = [read_json(clean.parent / "spec.json")["key"], store.record(checkpoint), train.hash]
     return store.produce("repair", config, inputs, make) / "clean.json"
