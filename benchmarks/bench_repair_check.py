@@ -13,6 +13,9 @@ The repair models are the ``reference_only`` control's (each architecture traine
 references through the pipeline's artifacts, cached under ``--out``), as ``repair.model=reference``
 uses them; ``--epochs`` sets their training (x ``epoch_updates``).
 
+``--action relabel`` measures the relabelling instead (``refused`` then counts the pairs no
+permutation fixed); ``--set`` adds config overrides (e.g. a grid's, to share its artifacts).
+
     python benchmarks/bench_repair_check.py --archs openunmix hdemucs --out outputs/bench_repair
 """
 
@@ -39,6 +42,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1.0)
     parser.add_argument("--margin", type=float, default=3.0)
+    parser.add_argument("--action", choices=["repair", "relabel"], default="repair")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
     parser.add_argument("--out", default="outputs/bench_repair")
     args = parser.parse_args()
 
@@ -50,7 +55,7 @@ def main() -> None:
     from sepclean.train import main as dora_main
 
     out = Path(args.out).resolve()
-    overrides = ["size=cpu", "method=oracle", "ratio=auto", "mode=per-target", f"seed={args.seed}"]
+    overrides = ["size=cpu", "method=oracle", "ratio=auto", "mode=per-target", f"seed={args.seed}", *args.set]
     for arch, epochs in zip(args.archs, args.epochs or []):
         overrides.append(f"archs.{arch}.epochs={epochs}")
     cfg = OmegaConf.to_container(dora_main.get_xp(overrides).cfg, resolve=True)
@@ -66,24 +71,36 @@ def main() -> None:
         adapter = toolkits.get(cfg["archs"][arch]["toolkit"])
         units = adapter.checkpoint_units(model.checkpoint)
         models = {u: adapter.load(model.checkpoint, u) for u in units}
-        folder = out / "repairs" / f"{arch}_{args.seed}_{args.tolerance:g}_{args.margin:g}"
+        folder = out / "repairs" / f"{args.action}_{arch}_{args.seed}_{args.tolerance:g}_{args.margin:g}"
         clean = repair_manifest(CleanManifest.load(drop), train,
                                 lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
-                                settings, folder, {"arch": arch}, log=lambda _: None)
+                                settings, folder, {"arch": arch}, log=lambda _: None, action=args.action)
         clean.write(folder / "clean.json")
+        record, changed = clean.extra[args.action], "relabelled" if args.action == "relabel" else "repaired"
         rows = {}
-        for d in clean.extra["repair"]["decisions"]:
+        for d in record["decisions"]:
             kind = truth[d["track"]]["kind"]
+            if kind == "label_noise":
+                kind += " (swap)" if any(d["stem"] in pair for pair in truth[d["track"]]["params"]["swaps"]) else " (move)"
             gain = None
-            if d["decision"] == "repaired":
+            if d["decision"] == changed:
                 new, _ = audio.read(folder / clean.replace[d["track"]][d["stem"]]["path"])
                 reference = twin[d["track"]].read(d["stem"])
                 gain = sdr(reference, new) - sdr(reference, train[d["track"]].read(d["stem"]))
             rows.setdefault(kind, []).append((d, gain))
-        calibration = clean.extra["repair"]["model_sdr_db"]
+        calibration = record["model_sdr_db"]
         print(f"\n{arch} reference model ({model.epochs}), margin {args.margin:g} dB, tolerance {args.tolerance:g} dB, "
               f"seed {args.seed}; its median SDR against unflagged labels: "
               + ", ".join(f"{s} {v:.1f}" for s, v in calibration.items()))
+        if args.action == "relabel":
+            print(f"| kind | pairs | relabelled | label SDR dB (median) | Δ SDR to the truth, relabelled (mean) |")
+            print("|---|---:|---:|---:|---:|")
+            for kind, items in sorted(rows.items()):
+                gains = [g for _, g in items if g is not None]
+                print(f"| {kind} | {len(items)} | {sum(d['decision'] == changed for d, _ in items)} "
+                      f"| {np.median([d['label_sdr_db'] for d, _ in items]):+.1f} "
+                      f"| {f'{np.mean(gains):+.2f}' if gains else '-'} |")
+            continue
         print("| kind | pairs | repaired | refused: label / receiver | receiver move dB (median; repaired / refused) "
               "| label SDR dB (median) | remix SDR dB (median) | Δ SDR to the truth, repaired (mean) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -54,7 +54,7 @@ def test_every_xp_of_the_grids_passes(grid):
      "scoring.attribute: attribute: checkpoints: give at least one epoch"),
     (["method=fad", "+scoring.fad.nope=1"], "scoring.fad: fad has no setting nope"),
     (["robust.truncate=2"], "robust.truncate must be a fraction in [0, 1); got 2"),
-    (["+robust.nope=1"], "robust: unknown setting(s) nope (known: truncate, mask, warmup)"),
+    (["+robust.nope=1"], "robust: unknown setting(s) nope (known: truncate, mask, warmup, relative)"),
     (["robust.warmup=-1"], "robust.warmup must be a whole number of epochs >= 0; got -1"),
     (["rounds=2", "method=fad"], "rounds=2: fad scores without a model, so every round would score the same"),
     (["rounds=2", "method=random", "ratio=fad@auto"], "rounds=2: fad scores without a model"),

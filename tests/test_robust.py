@@ -63,8 +63,31 @@ def test_warmup_trains_plainly_first():
     assert (robust.weights(loss, epoch=2) == 0).sum() == 4  # two examples of two steps
 
 
+def test_relative_ranking_drops_the_worst_explained_not_the_loudest():
+    # (batch 4, 1 source, time 2): example 0 is loud and fitted to -4 dB, example 2 quiet and not at
+    # all (its loss equals its energy: a stem that is not in the mixture).
+    energy = torch.tensor([10.0, 10.0, 1.0, 1.0]).reshape(4, 1, 1).expand(4, 1, 2).clone()
+    loss = torch.tensor([4.0, 1.0, 1.0, 0.1]).reshape(4, 1, 1).expand(4, 1, 2).clone().requires_grad_()
+    weights = RobustLoss(truncate=0.25, relative=True).weights(loss, 0, energy=energy)
+    (loss * weights).mean().backward()
+    assert (loss.grad[2] == 0).all() and (loss.grad[[0, 1, 3]] > 0).all()
+    assert (RobustLoss(truncate=0.25).weights(loss, 0)[0] == 0).all()  # plain ranking drops the loud one
+    # masking: the bin whose loss is its whole energy goes, not the loud bin
+    cells = torch.tensor([[[9.0, 9.0, 1.0, 1.0, 0.5, 0.5]]])
+    power = torch.tensor([[[90.0, 90.0, 1.0, 1.0, 5.0, 5.0]]])
+    kept = RobustLoss(mask=0.34, relative=True).weights(cells, 0, bin_size=2, energy=power) > 0
+    assert kept.tolist() == [[[True, True, False, False, True, True]]]
+    # a silent target ranks against the floor (a hundredth of the batch's mean energy), not as infinitely wrong
+    silent = torch.tensor([0.0, 10.0, 10.0, 10.0]).reshape(4, 1, 1).expand(4, 1, 2).clone()
+    small = torch.tensor([0.001, 5.0, 1.0, 1.0]).reshape(4, 1, 1).expand(4, 1, 2).clone()
+    assert (RobustLoss(truncate=0.25, relative=True).weights(small, 0, energy=silent)[1] == 0).all()
+    with pytest.raises(RobustLossError, match="robust.relative needs the target's energy"):
+        RobustLoss(truncate=0.25, relative=True).weights(loss, 0)
+
+
 @pytest.mark.parametrize("settings", [{"truncate": 1.0}, {"truncate": -0.1}, {"mask": math.nan},
-                                      {"mask": True}, {"warmup": -1}, {"warmup": 1.5}, {"trunc": 0.2}])
+                                      {"mask": True}, {"warmup": -1}, {"warmup": 1.5}, {"trunc": 0.2},
+                                      {"truncate": 0.2, "relative": "yes"}])
 def test_impossible_settings_are_named(settings):
     with pytest.raises(RobustLossError, match="robust"):
         RobustLoss.of(settings)
@@ -118,6 +141,16 @@ def test_open_unmix_epoch_truncates_the_mislabelled_example():
     plain = run_epoch(unmix, encoder, [(x, y)], "cpu", optimizer)
     assert plain == pytest.approx(losses.mean().item(), rel=1e-5)
 
+    # relative: the example truncated is the one whose loss is the largest share of its target's energy
+    relative = losses / encoder(y).pow(2).flatten(1).mean(1)
+    worst = int(relative.argmax())
+    grads.clear()
+    torch.manual_seed(1)
+    reported = run_epoch(unmix, encoder, [(x, y)], "cpu", optimizer, robust=RobustLoss(truncate=0.25, relative=True))
+    others = [i for i in range(4) if i != worst]
+    assert reported == pytest.approx(losses[others].mean().item(), rel=1e-5)
+    assert (grads[0][worst] == 0).all() and (grads[0][others] != 0).any(dim=(1, 2, 3)).all()
+
 
 def test_open_unmix_options_reach_the_training(tiny_data, tmp_path):
     from sepclean.toolkit import TrainSpec
@@ -125,7 +158,7 @@ def test_open_unmix_options_reach_the_training(tiny_data, tmp_path):
     from sepclean_plugins.openunmix.train import build_parser, robust_loss
 
     spec = TrainSpec(train=tiny_data.manifests["train"], valid=tiny_data.manifests["valid"],
-                     robust=RobustLoss(truncate=0.25, mask=0.1, warmup=2))
+                     robust=RobustLoss(truncate=0.25, mask=0.1, warmup=2, relative=True))
     argv = training_argv(spec, "vocals", tmp_path)
     args, _ = build_parser(argv).parse_known_args()
     assert robust_loss(args) == spec.robust
@@ -189,3 +222,21 @@ def test_demucs_solver_trains_on_the_kept_examples_only(tiny_data, tmp_path, kin
     import demucs.solver
 
     assert demucs.solver.F is torch.nn.functional  # restored after the block
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse"])
+def test_demucs_relative_ranking_sees_the_target_in_the_loss_units(kind):
+    """The solver's loss function hands ``robust.relative`` the target's magnitude (l1) or square
+    (mse): a loud, well-fitted source example is kept and a quiet, wrong one truncated."""
+    from sepclean_plugins.demucs.robust import RobustFunctional
+
+    target = torch.ones(4, 1, 2, 8)
+    target[0] *= 10  # loud
+    estimate = target.clone()
+    estimate[0] += 2.0  # loud, 2 off: 20% (l1), 4% (mse) of its energy
+    estimate[1] += 1.0  # quiet, 1 off: 100% of its energy
+    functional = RobustFunctional(RobustLoss(truncate=0.25, relative=True), lambda: 0, bin_size=4)
+    loss = getattr(functional, f"{kind}_loss")(estimate, target, reduction="none")
+    assert (loss[1] == 0).all() and (loss[0] > 0).all()
+    plain = RobustFunctional(RobustLoss(truncate=0.25), lambda: 0, bin_size=4)
+    assert (getattr(plain, f"{kind}_loss")(estimate, target, reduction="none")[0] == 0).all()

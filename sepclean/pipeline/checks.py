@@ -50,7 +50,7 @@ def check(cfg: dict) -> None:
                                 "refloss scoring=reducible|ratio, fusion of them)")
     robust = cfg.get("robust")
     if robust is not None and not isinstance(robust, dict):
-        raise PipelineError(f"robust={robust}: a block of truncate, mask, warmup (e.g. robust.truncate=0.2)")
+        raise PipelineError(f"robust={robust}: a block of truncate, mask, warmup, relative (e.g. robust.truncate=0.2)")
     _named("robust", lambda: RobustLoss.of(robust))
     action, _ = check_action(cfg)  # drop, weight, or repair and relabel (with a model and an architecture)
     if action in MODEL_ACTIONS:

@@ -146,6 +146,8 @@ def train_config(toolkit: str, spec: TrainSpec) -> dict:
         del identity["per_stem"]
     if spec.robust is None:
         del identity["robust"]
+    elif not spec.robust.relative:
+        del identity["robust"]["relative"]
     return {"toolkit": toolkit, **identity}
 
 

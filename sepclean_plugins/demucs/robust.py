@@ -41,16 +41,17 @@ class RobustFunctional:
         return getattr(torch.nn.functional, name)
 
     def l1_loss(self, estimate, target, *args, **kwargs):
-        return self._robust(torch.nn.functional.l1_loss(estimate, target, *args, **kwargs), kwargs)
+        return self._robust(torch.nn.functional.l1_loss(estimate, target, *args, **kwargs), kwargs, target.abs())
 
     def mse_loss(self, estimate, target, *args, **kwargs):
-        return self._robust(torch.nn.functional.mse_loss(estimate, target, *args, **kwargs), kwargs)
+        return self._robust(torch.nn.functional.mse_loss(estimate, target, *args, **kwargs), kwargs, target.pow(2))
 
-    def _robust(self, loss: torch.Tensor, kwargs: dict) -> torch.Tensor:
+    def _robust(self, loss: torch.Tensor, kwargs: dict, energy: torch.Tensor) -> torch.Tensor:
+        """``energy``: the target's, in the loss's units (``robust.relative`` ranks against it)."""
         if kwargs.get("reduction") != "none" or not torch.is_grad_enabled():
             return loss
         if self.robust is not None:
-            loss = loss * self.robust.weights(loss, self.epoch(), self.bin_size)
+            loss = loss * self.robust.weights(loss, self.epoch(), self.bin_size, energy=energy)
         if self.pair_weights is not None:
             weights = self.pair_weights.take()
             loss = loss * weights.to(loss).reshape(*weights.shape, *[1] * (loss.dim() - 2))

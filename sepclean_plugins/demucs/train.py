@@ -215,7 +215,7 @@ def loss_weights(args: DictConfig) -> dict[str, dict[str, float]] | None:
 
 def robust_training(args: DictConfig) -> RobustLoss | None:
     """The ``robust`` settings, checked before any data is read (None: plain training)."""
-    robust = RobustLoss.of({k: args.robust[k] for k in ("truncate", "mask", "warmup")})
+    robust = RobustLoss.of({k: args.robust[k] for k in ("truncate", "mask", "warmup", "relative")})
     if robust is not None:
         if not isinstance(args.robust.bin, int) or args.robust.bin < 1:
             raise RobustLossError(f"robust.bin must be a whole number of samples >= 1; got {args.robust.bin!r}")

@@ -194,7 +194,7 @@ def robust_options(robust: RobustLoss | None) -> dict:
     if robust is None:
         return {}
     return {"loss_truncation": robust.truncate or None, "loss_masking": robust.mask or None,
-            "robust_warmup": robust.warmup or None}
+            "robust_warmup": robust.warmup or None, "robust_relative": robust.relative or None}
 
 
 def _common_stft(models: dict[str, torch.nn.Module]) -> StftConfig:

@@ -120,6 +120,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                           "bleeding)")
     training.add_argument("--robust-warmup", type=int, metavar="EPOCHS",
                           help="epochs of plain training before truncation and masking start (default: 0)")
+    training.add_argument("--robust-relative", action="store_true",
+                          help="truncation and masking rank the loss relative to the target's energy (an "
+                          "error-to-signal ratio), so the loudest examples are not dropped for being loud")
 
     model = parser.add_argument_group("model")
     model.add_argument("--seq-dur", type=float, default=6.0,
@@ -278,7 +281,8 @@ def input_statistics(encoder: torch.nn.Module, dataset, device, quiet: bool) -> 
 
 def robust_loss(args: argparse.Namespace) -> RobustLoss | None:
     """The robust training the options ask for (None: plain training)."""
-    robust = RobustLoss.of({"truncate": args.loss_truncation, "mask": args.loss_masking, "warmup": args.robust_warmup})
+    robust = RobustLoss.of({"truncate": args.loss_truncation, "mask": args.loss_masking, "warmup": args.robust_warmup,
+                            "relative": args.robust_relative})
     if robust is not None:
         robust.check_batch(args.batch_size)
     return robust
@@ -304,7 +308,8 @@ def run_epoch(unmix, encoder, loader, device, optimizer=None, quiet=True, robust
             x, y = batch[0], batch[1]
             errors = magnitude_errors(unmix, encoder, x.to(device), y.to(device))[:, None]  # one source
             if optimizer is not None and robust is not None:
-                errors = errors * robust.weights(errors, epoch)
+                energy = encoder(y.to(device)).pow(2)[:, None] if robust.relative else None  # as the errors are
+                errors = errors * robust.weights(errors, epoch, energy=energy)
             if optimizer is not None and len(batch) > 2:
                 errors = errors * batch[2].to(device, errors.dtype).reshape(-1, *[1] * (errors.dim() - 1))
             loss = errors.mean()
