@@ -9,6 +9,8 @@ controls that bound the gap (dirty, clean twin); the exact drop oracle (ratio ``
 drops exactly the contaminated pairs); the oracle repair (pseudo-labels on exactly those pairs: the
 ceiling of repair with this model); the best detector (mlp) repairing and weighting what it flags.
 The dirty, clean twin and oracle drop XPs are ``robust_cpu``'s own (same signatures: run once).
+``relabel`` (same model) swaps flagged labels back among a song's stems, the rest dropped: the oracle
+relabel against the oracle drop is what swapped stems recovered with their own audio are worth.
 """
 
 from ._explorers import CleaningExplorer
@@ -17,6 +19,7 @@ SEEDS = [0, 1, 2]
 EPOCHS = 150
 REPAIR = {"action": "repair", "repair.model": "reference"}
 WEIGHT = {"action": "weight"}
+RELABEL = {"action": "relabel", "repair.model": "reference"}
 
 
 @CleaningExplorer
@@ -31,3 +34,5 @@ def explorer(launcher):
         cleaned({"method": "oracle", **REPAIR})
         cleaned({"method": "mlp", **REPAIR})
         cleaned({"method": "mlp", **WEIGHT})
+        cleaned({"method": "oracle", **RELABEL})
+        cleaned({"method": "mlp", **RELABEL})
