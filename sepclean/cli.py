@@ -20,7 +20,7 @@ from sepclean.errors import SepcleanError
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("sepclean.commands.synth", "generate a synthetic multitrack dataset with known contamination"),
     "manifest": ("sepclean.commands.manifest", "describe dataset roots as a JSONL manifest"),
-    "score": ("sepclean.commands.score", "score training songs by per-song FAD or the MLP stem classifier"),
+    "score": ("sepclean.commands.score", "score training songs by any method (sepclean score METHOD --help)"),
     "attribute": ("sepclean.commands.attribute", "score training songs by unlearning the clean references"),
     "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
     "repair": ("sepclean.commands.repair", "repair or relabel the pairs a clean manifest drops, by a model's separations"),

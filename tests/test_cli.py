@@ -30,3 +30,85 @@ def test_demo_runs_the_demo_grid():
 
     assert demo.GRID == "sepclean.demo"
     assert explorer(demo.GRID) is not None
+
+
+# --- sepclean score METHOD: generated from the registry ---------------------------------------------
+
+def _score_parser():
+    import argparse
+
+    from sepclean.commands import score
+
+    parser = argparse.ArgumentParser(prog="sepclean score")
+    score.configure(parser)
+    return parser
+
+
+def test_score_offers_every_registered_method_with_each_setting_documented(capsys):
+    from sepclean.scorers import names, scorer_class
+    from sepclean.scorers.base import settings
+
+    for name in names():
+        with pytest.raises(SystemExit) as exit_:
+            main(["score", name, "--help"])
+        assert exit_.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for setting in settings(scorer_class(name)):
+            assert setting.doc, f"{name}.{setting.name} has no documented meaning"
+            assert "--" + setting.name.replace("_", "-") in text
+            assert " ".join(setting.doc.split()[:4]) in text, (name, setting.name)
+
+
+def test_score_options_left_out_keep_the_dataclass_defaults_and_given_ones_are_typed():
+    from sepclean.scorers import create, names, scorer_class
+    from sepclean.scorers.base import settings
+
+    parser = _score_parser()
+    required = ["--train", "t", "--reference", "r", "-o", "o"]
+    for name in names():
+        args = parser.parse_args([name, *required])
+        assert not [s.name for s in settings(scorer_class(name)) if hasattr(args, s.name)]  # nothing but defaults
+    args = parser.parse_args(["fad", *required, "--stems", "vocals,bass", "--frames", "40", "--silence-db", "-50"])
+    assert (args.stems, args.frames, args.silence_db) == (("vocals", "bass"), 40, -50.0)
+    assert parser.parse_args(["fad", *required, "--frames", "all"]).frames == "all"
+    args = parser.parse_args(["attribute", *required, "--checkpoints", "10,20", "--per-stem", "--targets", "vocals"])
+    assert (args.checkpoints, args.per_stem, args.targets) == ((10, 20), True, ("vocals",))
+    args = parser.parse_args(["refsdr", *required, "--overrides", "{nb-workers: 0}"])
+    assert args.overrides == {"nb-workers": 0}
+    assert create("attribute", checkpoints=(10, 20), per_stem=True).checkpoints == (10, 20)
+
+
+def test_score_random_and_oracle_write_the_tables_their_scorers_make(tiny_data, tmp_path):
+    from sepclean.scorers import ScoringTask, create
+    from sepclean.scores import ScoreTable
+
+    base = ["--train", str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]),
+            "--quiet"]
+    assert main(["score", "random", *base, "-o", str(tmp_path / "random"), "--seed", "3"]) == 0
+    task = ScoringTask(tiny_data.manifest("train"), tiny_data.manifest("reference"),
+                       contamination=tiny_data.contamination)
+    assert ScoreTable.read(tmp_path / "random").scores == create("random", seed=3).score(task, tmp_path).scores
+    truth = tiny_data.root / "contamination.json"
+    assert main(["score", "oracle", *base, "-o", str(tmp_path / "oracle"), "--contamination", str(truth)]) == 0
+    assert ScoreTable.read(tmp_path / "oracle").scores == create("oracle").score(task, tmp_path).scores
+    fused = ["score", "fusion", *base, "-o", str(tmp_path / "fusion"),
+             "--methods", f"{tmp_path / 'random'},{tmp_path / 'oracle'}", "--weights", "1,3"]
+    assert main(fused) == 0 and ScoreTable.read(tmp_path / "fusion").method == "fusion"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["oracle"], "oracle reads the ground truth: pass --contamination"),
+    (["loss"], "loss scores with the model trained on the noisy set: pass --baseline CHECKPOINT"),
+    (["refloss", "--scoring", "reducible"], "refloss scores with the model trained on the noisy set"),
+    (["refloss", "--scoring", "nope"], "refloss: scoring must be one of"),
+    (["fad", "--frames", "1"], "at least 2 frames"),
+    (["oracle", "--contamination", "/nowhere.json"], "--contamination /nowhere.json: no such file"),
+])
+def test_score_errors_are_one_line(tiny_data, tmp_path, capsys, argv, message):
+    base = ["--train", str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]),
+            "-o", str(tmp_path / "out"), "--quiet", "--cache", str(tmp_path / "cache")] if argv[0] == "fad" else \
+        ["--train", str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]),
+         "-o", str(tmp_path / "out"), "--quiet"]
+    assert main(["score", argv[0], *base, *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

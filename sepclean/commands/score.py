@@ -1,140 +1,163 @@
-"""``sepclean score fad|mlp``: score training songs against a trusted reference set, by per-song
-FAD or by the MLP stem classifier, on a chosen embedding; writes the scores table all methods share.
+"""``sepclean score METHOD``: score training songs by any registered method; writes the scores table
+every method shares.
+
+The command is generated from the registry: each method's options are its dataclass fields
+(``sepclean.scorers.base.settings``), with their types, defaults and documented meanings, so a
+setting is declared once, where the method is. Options left out keep the method's defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import types
+import typing
+from pathlib import Path
 
-import sepclean
 from sepclean.progress import bars
 
-HELP = "score training songs by per-song FAD or the MLP stem classifier"
-
-
-def _frames(value: str) -> int | str:
-    if value in ("auto", "all"):
-        return value
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 2:
-        raise argparse.ArgumentTypeError(f"expected auto, all or a number of frames >= 2, not {value!r}")
-    return count
-
-
-def _stems(value: str) -> list[str]:
-    stems = [s.strip() for s in value.split(",") if s.strip()]
-    if not stems:
-        raise argparse.ArgumentTypeError("no stems given")
-    return stems
+TASK = ("train", "reference", "output", "baseline", "baseline_toolkit", "contamination", "device", "quiet")
+"""The options that say what is scored and where, not how: no method setting may take these names."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from sepclean.embeddings import BACKENDS, DEFAULT, DEFAULT_SILENCE_DB
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--train", required=True, metavar="MANIFEST", help="manifest of the songs to score")
-    common.add_argument("--reference", required=True, metavar="MANIFEST", help="manifest of the trusted clean songs")
-    common.add_argument("-o", "--output", required=True, metavar="DIR", help="scores directory to write")
-    common.add_argument(
-        "--embedding",
-        choices=list(BACKENDS),
-        default=DEFAULT,
-        help="; ".join(f"{name}: {text}" for name, (_, text) in BACKENDS.items()) + " (default: %(default)s)",
-    )
-    common.add_argument(
-        "--weights",
-        metavar="PATH_OR_HF_ID",
-        help="clap: a transformers folder, a Hugging Face id in the local cache (default laion/larger_clap_music) "
-        "or a LAION-CLAP .pt file; mert: a folder or cached id (default m-a-p/MERT-v1-95M). Never downloaded",
-    )
-    common.add_argument("--layer", type=int, help="mert: hidden state to use, 0-12 (default: the last, as fadtk)")
-    common.add_argument(
-        "--stems", type=_stems, default=list(sepclean.STEMS), help="comma-separated stems to score (default: all four)"
-    )
-    common.add_argument(
-        "--silence-db",
-        type=float,
-        default=DEFAULT_SILENCE_DB,
-        help="frames at or below this RMS level (dBFS) are left out (default: %(default)s)",
-    )
-    common.add_argument(
-        "--min-active",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="a source with less non-silent audio gets its target's median score (default: %(default)s)",
-    )
-    common.add_argument(
-        "--cache", metavar="DIR", help="embedding cache (default: $SEPCLEAN_CACHE or ~/.cache/sepclean)"
-    )
-    common.add_argument("--batch-size", type=int, default=8, help="audio chunks per model call (default: %(default)s)")
-    common.add_argument("--device", help="torch device (default: cuda when available; spectral: cpu)")
-    common.add_argument("--seed", type=int, default=0, help="seed of frame subsets / MLP training (default: 0)")
-    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    from sepclean.scorers import names, scorer_class
+    from sepclean.scorers.base import may_need, settings
 
     methods = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
-    fad = methods.add_parser(
-        "fad", parents=[common], help="per-song Fréchet Audio Distance to the reference (blind)", description=HELP
-    )
-    fad.add_argument(
-        "--unified",
-        choices=["mean", "mixture"],
-        default="mean",
-        help="the per-song 'all' score: mean of the stems' scores, or the mixture's FAD (default: %(default)s)",
-    )
-    fad.add_argument(
-        "--frames",
-        type=_frames,
-        default="auto",
-        help="frames each song is scored on: auto (the fewest any song has, so that length does not bias the "
-        "ranking), all (fadtk's per-song FAD, length-biased), or a number (default: %(default)s)",
-    )
-    fad.add_argument(
-        "--draws", type=int, default=8, help="disjoint random frame subsets averaged per song (default: %(default)s)"
-    )
-    mlp = methods.add_parser(
-        "mlp", parents=[common], help="stem classifier trained on the reference stems (noise-specific baseline)"
-    )
-    mlp.add_argument("--epochs", type=int, default=20, help="default: %(default)s")
-    mlp.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    mlp.add_argument("--train-batch-size", type=int, default=256, help="frames per step (default: %(default)s)")
-    mlp.add_argument("--weight-decay", type=float, default=0.0, help="default: %(default)s")
-    mlp.add_argument(
-        "--frames-per-song",
-        type=int,
-        default=2000,
-        help="training frames drawn from each reference stem, at most (default: %(default)s)",
-    )
+    for name in names():
+        cls = scorer_class(name)
+        description = " ".join((cls.__doc__ or name).split("\n\n")[0].split())
+        sub = methods.add_parser(name, help=description.split(". ")[0].rstrip("."),
+                                 description=description)
+        task = sub.add_argument_group("what is scored")
+        task.add_argument("--train", required=True, metavar="MANIFEST", help="manifest of the songs to score")
+        task.add_argument("--reference", required=True, metavar="MANIFEST",
+                          help="manifest of the trusted clean songs")
+        task.add_argument("-o", "--output", required=True, metavar="DIR",
+                          help="scores directory to write (and the method's resumable work)")
+        if may_need(cls, "needs_baseline"):
+            task.add_argument("--baseline", metavar="CHECKPOINT",
+                              help="the model trained on the noisy set (run folder or file) that the method scores with")
+            task.add_argument("--baseline-toolkit", default="openunmix", metavar="TOOLKIT",
+                              help="its toolkit (default: %(default)s)")
+        if may_need(cls, "needs_truth"):
+            task.add_argument("--contamination", metavar="JSON",
+                              help="the ground truth of a synthetic dataset (its contamination.json)")
+        task.add_argument("--device", help="torch device (default: cuda when available)")
+        task.add_argument("--quiet", action="store_true", help="no progress bars")
+        group = sub.add_argument_group(f"{name} settings")
+        for setting in settings(cls):
+            if setting.name in TASK:
+                raise ValueError(f"{name}: setting {setting.name!r} clashes with a task option of sepclean score")
+            _add_setting(group, setting)
 
 
-SETTINGS = {
-    "fad": ("unified", "frames", "draws"),
-    "mlp": ("epochs", "lr", "train_batch_size", "weight_decay", "frames_per_song"),
-}
-COMMON = ("embedding", "weights", "layer", "stems", "silence_db", "min_active", "cache", "batch_size", "seed")
+def _add_setting(group, setting) -> None:
+    flag = "--" + setting.name.replace("_", "-")
+    default = setting.default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    help_text = f"{setting.doc} (default: {shown})".replace("%", "%%")
+    if setting.hint is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        return
+    parse, metavar = _parser(setting.hint)
+    group.add_argument(flag, type=parse, metavar=metavar, default=argparse.SUPPRESS, help=help_text)
+
+
+def _parser(hint) -> tuple[typing.Callable[[str], object], str]:
+    """(string -> value, metavar) for a setting's type."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) == 1:
+            return _parser(kinds[0])
+        return _number_or_word, "VALUE"
+    if hint is tuple or origin is tuple:
+        element = _parser(args[0])[0] if args and args[0] is not Ellipsis else str
+
+        def listing(text: str) -> tuple:
+            items = [element(item.strip()) for item in text.split(",") if item.strip()]
+            if not items:
+                raise argparse.ArgumentTypeError("expected a comma-separated list, got nothing")
+            return tuple(items)
+
+        return listing, "A,B,..."
+    if hint is dict or origin is dict:
+        return _mapping, "YAML"
+    if hint in (int, float):
+        return hint, hint.__name__.upper()
+    return str, "TEXT"
+
+
+def _number_or_word(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _mapping(text: str) -> dict:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f"not YAML or JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from sepclean.cli import CommandError
     from sepclean.manifest import Manifest
-    from sepclean.scorers import ScoringTask, create
+    from sepclean.scorers import Baseline, ScoringTask, create, scorer_class
+    from sepclean.scorers.attribution import ShardPending
+    from sepclean.scorers.base import settings
 
-    train, reference = Manifest.load(args.train), Manifest.load(args.reference)
-    scorer = create(args.method, **{name: getattr(args, name) for name in (*COMMON, *SETTINGS[args.method])})
+    chosen = {s.name: getattr(args, s.name) for s in settings(scorer_class(args.method)) if hasattr(args, s.name)}
+    scorer = create(args.method, **chosen)
+    baseline = getattr(args, "baseline", None)
+    if scorer.needs_baseline and not baseline:
+        raise CommandError(f"{args.method} scores with the model trained on the noisy set: pass --baseline CHECKPOINT "
+                           "(and --baseline-toolkit)")
+    contamination = getattr(args, "contamination", None)
+    if scorer.needs_truth and not contamination:
+        raise CommandError(f"{args.method} reads the ground truth: pass --contamination "
+                           "(the contamination.json of a synthetic dataset)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    table = scorer.score(ScoringTask(train, reference, device=device, progress=bars(not args.quiet)), args.output)
-
+    task = ScoringTask(Manifest.load(args.train), Manifest.load(args.reference),
+                       Baseline(args.baseline_toolkit, Path(baseline)) if baseline else None,
+                       _truth(contamination) if contamination else None, device, bars(not args.quiet))
+    try:
+        table = scorer.score(task, args.output)
+    except ShardPending as pending:
+        print(f"shard {chosen.get('shard')} done; {pending.left} (unit, reference) pair(s) left to other shards, "
+              f"then `sepclean attribute --merge ...`")
+        return 0
     table.write(args.output)
-    embedding = table.metadata["embedding"]
-    print(
-        f"wrote {args.output}: {table.method} scores of {len(table.tracks)} songs "
-        f"({', '.join(table.targets)} and all), {embedding.get('name', args.embedding)} embeddings cached in "
-        f"{table.metadata['cache']}"
-    )
-    for source, tracks in table.metadata["unscored"].items():
+    print(f"wrote {args.output}: {table.method} scores of {len(table.tracks)} songs "
+          f"({', '.join(table.targets)} and all)")
+    if "embedding" in table.metadata:
+        print(f"  {table.metadata['embedding'].get('name', chosen.get('embedding'))} embeddings cached in "
+              f"{table.metadata['cache']}")
+    for source, tracks in (table.metadata.get("unscored") or {}).items():
         print(f"  {source}: {len(tracks)} song(s) too quiet to score, given the median: {', '.join(tracks)}")
     return 0
+
+
+def _truth(path: str) -> dict:
+    from sepclean.cli import CommandError
+
+    try:
+        truth = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CommandError(f"--contamination {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CommandError(f"--contamination {path}: not valid JSON ({e})") from None
+    if not isinstance(truth, dict) or not isinstance(truth.get("tracks"), dict):
+        raise CommandError(f"--contamination {path}: no 'tracks' mapping (a synthetic dataset's contamination.json)")
+    return truth

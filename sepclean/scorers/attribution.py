@@ -32,13 +32,22 @@ class Attribute(Scorer):
     name = "attribute"
     needs_baseline = True
     targets: tuple[str, ...] | None = None
+    """Targets to attribute (None: those the baseline holds a model for)."""
     mode: str = "exact"
+    """exact: re-score every song after each unlearning step (the paper); linear: a first-order estimate,
+    one gradient per song."""
     strength: float = 0.2
+    """Relative rise of a reference's own loss that unlearning it causes; sets α."""
     alpha: float | None = None
+    """The paper's α, used as given (overrides strength)."""
     steps: int = 1
+    """Unlearning steps per reference."""
     damping: float = 0.0
+    """λ relative to the mean of the Fisher (0: the paper's F⁻¹)."""
     parameters: str | None = None
+    """A regular expression: attribute only the parameters whose name matches (None: all)."""
     segment: float | None = None
+    """Excerpt seconds (None: the toolkit's deterministic one)."""
     per_stem: bool = False
     """Joint models: unlearn each reference target by target, reading that target's ΔL only."""
     scoring: str = "absolute"
@@ -53,7 +62,9 @@ class Attribute(Scorer):
     along its training (``<checkpoint>/epochs/e<epoch:04d>``, Open-Unmix's ``--save-every``) and
     pool every (checkpoint, reference) pair as one more reference, as TracIn sums over checkpoints."""
     batch_size: int = setting(4, identity=False)
+    """Examples per forward pass."""
     shard: str = setting("0/1", identity=False)
+    """i/K: compute the references j with j mod K = i (merge with ``sepclean attribute --merge``)."""
 
     def __post_init__(self):
         for name, choices in (("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
@@ -149,8 +160,11 @@ class Loss(Scorer):
     name = "loss"
     needs_baseline = True
     targets: tuple[str, ...] | None = None
+    """Targets to score (None: those the baseline holds a model for)."""
     segment: float | None = None
+    """Excerpt seconds (None: the toolkit's deterministic one)."""
     batch_size: int = setting(4, identity=False)
+    """Examples per forward pass."""
 
     def __post_init__(self):
         if self.targets is not None:

@@ -47,6 +47,7 @@ class Random(Scorer):
 
     name = "random"
     seed: int = 0
+    """Seed of the scores (with each track id)."""
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         values = {t: float(np.random.default_rng([self.seed, zlib.crc32(t.encode())]).random()) for t in task.train.ids}

@@ -15,15 +15,24 @@ class EmbeddingScorer(Scorer):
     """Settings every embedding method shares."""
 
     embedding: str = "spectral"
+    """Frame embeddings (``sepclean.embeddings.BACKENDS``): spectral (built-in log-mel features), clap or mert."""
     weights: str | None = None
+    """clap: a transformers folder, a Hugging Face id in the local cache (None: laion/larger_clap_music) or a
+    LAION-CLAP .pt file; mert: a folder or cached id (None: m-a-p/MERT-v1-95M). Never downloaded."""
     layer: int | None = None
+    """mert: the hidden state to use, 0-12 (None: the last, as fadtk)."""
     stems: tuple[str, ...] = tuple(sepclean.STEMS)
+    """The stems to score."""
     silence_db: float = -60.0
+    """Frames at or below this RMS level (dBFS) are left out."""
     min_active: float = 1.0
     """Seconds of non-silent audio below which a source gets its target's median score."""
     seed: int = 0
+    """Seed of the frame subsets and of the MLP's training."""
     cache: str | None = setting(None, identity=False)
+    """Embedding cache folder (None: $SEPCLEAN_CACHE or ~/.cache/sepclean)."""
     batch_size: int = setting(8, identity=False)
+    """Audio chunks per model call."""
 
     def __post_init__(self):
         object.__setattr__(self, "stems", tuple(self.stems))
@@ -47,8 +56,12 @@ class Fad(EmbeddingScorer):
 
     name = "fad"
     unified: str = "mean"
+    """The per-song ``all`` score: mean (of the stems' scores) or mixture (the mixture's own FAD)."""
     frames: int | str = "auto"
+    """Frames each song is scored on: auto (the fewest any song has, so that length does not bias the
+    ranking), all (fadtk's per-song FAD, length-biased), or a number >= 2."""
     draws: int = 8
+    """Disjoint random frame subsets averaged per song."""
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         from sepclean.fad import fad_table
@@ -66,10 +79,15 @@ class Mlp(EmbeddingScorer):
     name = "mlp"
     blind = False
     epochs: int = 20
+    """Training epochs of the classifier."""
     lr: float = 1e-3
+    """Adam learning rate."""
     train_batch_size: int = 256
+    """Frames per training step."""
     weight_decay: float = 0.0
+    """Adam weight decay."""
     frames_per_song: int = 2000
+    """Training frames drawn from each reference stem, at most."""
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         from sepclean.mlp import mlp_table

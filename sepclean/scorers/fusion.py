@@ -34,6 +34,7 @@ class Fusion(Scorer):
     methods: tuple = ()
     """Components: ``{"method": name, **settings}`` or the path of a scores directory."""
     weights: tuple[float, ...] | None = None
+    """One non-negative weight per component (None: equal weights)."""
 
     def __post_init__(self):
         methods = tuple(dict(m) if isinstance(m, dict) else str(m) for m in self.methods)

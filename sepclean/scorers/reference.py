@@ -43,14 +43,21 @@ REFLOSS_SCORINGS = ("loss", "reducible", "ratio")
 @dataclass(frozen=True)
 class ReferenceModelScorer(Scorer):
     toolkit: str = "openunmix"
+    """The toolkit of the reference model (openunmix, demucs)."""
     checkpoint: str | None = None
     """A model trained on the reference songs only; None: trained here."""
     targets: tuple[str, ...] | None = None
+    """Targets of the reference model (None: the toolkit's default)."""
     preset: str | None = None
+    """The toolkit's named defaults for training it (Open-Unmix ``--preset``, Demucs ``variant``)."""
     epochs: int | None = None
+    """Training epochs of the reference model (None: the toolkit's)."""
     epoch_updates: int | None = None
+    """Optimizer updates per epoch (None: one pass over the examples)."""
     overrides: dict | None = None
+    """Toolkit settings on top of the preset (a mapping; on the command line, YAML or JSON)."""
     seed: int = 0
+    """Seed of the reference model's training."""
 
     def __post_init__(self):
         if self.targets is not None:
@@ -85,8 +92,12 @@ class RefLoss(ReferenceModelScorer):
 
     name = "refloss"
     scoring: str = "loss"
+    """loss: −L_ref, the reference model's loss; reducible: L_base − L_ref; ratio: log L_base − log L_ref
+    (reducible and ratio need the noisy baseline)."""
     segment: float | None = None
+    """Excerpt seconds (None: the toolkit's deterministic one)."""
     batch_size: int = setting(4, identity=False)
+    """Examples per forward pass."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -127,6 +138,7 @@ class RefSdr(ReferenceModelScorer):
 
     name = "refsdr"
     workers: int | None = setting(None, identity=False)
+    """Processes computing museval SDR (None: the evaluation's default)."""
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         from sepclean.evaluate import evaluate
