@@ -50,7 +50,7 @@ def test_every_xp_of_the_grids_passes(grid):
      "archs.hdemucs.targets: demucs separates drums, bass, other, vocals; not piano"),
     (["archs.openunmix.toolkit=nope"], "archs.openunmix.toolkit: no toolkit named 'nope'"),
     (["archs.openunmix.overrides=[hidden_size]"], "archs.openunmix.overrides: override 'hidden_size' is not KEY=VALUE"),
-    (["method=attribute", "+scoring.attribute.checkpoints=[]"],
+    (["method=attribute", "scoring.attribute.checkpoints=[]"],
      "scoring.attribute: attribute: checkpoints: give at least one epoch"),
     (["method=fad", "+scoring.fad.nope=1"], "scoring.fad: fad has no setting nope"),
     (["robust.truncate=2"], "robust.truncate must be a fraction in [0, 1); got 2"),

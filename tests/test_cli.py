@@ -112,3 +112,23 @@ def test_score_errors_are_one_line(tiny_data, tmp_path, capsys, argv, message):
     assert main(["score", argv[0], *base, *argv[1:]]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_conf_scoring_block_names_every_setting_and_declares_no_default():
+    """A grid may set any field of a method (``scoring.fad.frames=all``) and leaves the default to the
+    dataclass: the conf lists every field, each null, and nothing else."""
+    from omegaconf import OmegaConf
+
+    import sepclean
+    from sepclean.pipeline.experiment import create_scorer
+    from sepclean.scorers import create, names, scorer_class
+    from sepclean.scorers.base import settings
+
+    conf = OmegaConf.to_container(OmegaConf.load(sepclean.__path__[0] + "/conf/config.yaml"))["scoring"]
+    for name in names():
+        assert conf[name] == {s.name: None for s in settings(scorer_class(name))}, name
+    cfg = {"scoring": conf, "seed": 0, "archs": {"openunmix": {}}}
+    cfg["scoring"]["baseline"] = "openunmix"
+    assert create_scorer(cfg, "mlp") == create("mlp")
+    cfg["scoring"]["fad"]["frames"] = "all"
+    assert create_scorer(cfg, "fad") == create("fad", frames="all")

@@ -227,13 +227,14 @@ class Experiment:
 
 
 def create_scorer(cfg: dict, method: str):
-    """The scoring method ``method`` with the XP's ``scoring.<method>`` settings."""
+    """The scoring method ``method`` with the XP's ``scoring.<method>`` settings (null: the method's
+    own default)."""
     from sepclean.scorers import create, names, scorer_class
 
     if method not in names():
         raise PipelineError(f"no cleaning condition {method!r}: the controls are {', '.join(CONTROLS)}, "
                             f"the scoring methods {', '.join(names())}")
-    settings = dict((cfg.get("scoring") or {}).get(method) or {})
+    settings = {k: v for k, v in dict((cfg.get("scoring") or {}).get(method) or {}).items() if v is not None}
     fields = {f.name for f in dataclasses.fields(scorer_class(method))}
     if "seed" in fields and settings.get("seed") is None:
         settings["seed"] = cfg["seed"]  # a seed replicates the whole pipeline, scoring included
