@@ -39,6 +39,7 @@ from scipy.stats import rankdata
 
 from sepclean import STEMS
 from sepclean.detection import labels, load_contamination
+from sepclean.files import write_json
 from sepclean.filtering import auto_keep
 from sepclean.manifest import Manifest
 from sepclean.scan import scan
@@ -102,9 +103,7 @@ def claim(folder: Path, spec: dict) -> None:
             raise BenchError(f"{folder} holds another item ({held}), not {spec}: remove it or use another --out")
         return
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".spec.json.tmp")
-    tmp.write_text(json.dumps(spec, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    write_json(path, spec)
 
 
 @dataclass

@@ -338,7 +338,7 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
 
     ``separate`` separates a song's mixture with the model; ``model`` describes that model
     (recorded)."""
-    from sepclean.pipeline.artifacts import atomic_file
+    from sepclean.files import atomic_file
     from sepclean.scan import content_hash
 
     if action not in MODEL_ACTIONS:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest, combine_hashes
-from sepclean.pipeline.artifacts import atomic_write_text
+from sepclean.files import atomic_write_text
 
 FORMAT = "sepclean.clean"
 VERSION = 2

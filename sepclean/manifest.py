@@ -39,7 +39,7 @@ import numpy as np
 import sepclean
 from sepclean import audio
 from sepclean.errors import SepcleanError
-from sepclean.pipeline.artifacts import atomic_write_text
+from sepclean.files import atomic_write_text
 
 FORMAT = "sepclean.manifest"
 VERSION = 2

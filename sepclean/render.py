@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sepclean import audio
+from sepclean.files import atomic_file
 from sepclean.manifest import Manifest, ManifestError, Track
 from sepclean.scan import TrackProblem, content_hash
 
@@ -39,9 +40,8 @@ def render_track(track: Track, folder: Path) -> Track:
         relative = f"{track.id}/{stem}.wav"
         path = folder / relative
         if _content_hash(path) != track.hashes[stem]:
-            partial = path.with_name(f".{stem}.partial.wav")
-            audio.write(partial, track.read(stem), track.sample_rate)
-            os.replace(partial, path)
+            with atomic_file(path) as partial:
+                audio.write(partial, track.read(stem), track.sample_rate)
             if _content_hash(path) != track.hashes[stem]:
                 raise ManifestError(f"{path}: the rendered samples do not have the hash of track {track.id!r}'s {stem}")
         stems[stem] = relative

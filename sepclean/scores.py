@@ -226,6 +226,6 @@ def _json_default(value):
 def _atomic_write(path: Path, text: str) -> None:
     """Replace ``path`` (creating its folder) by a complete new file, or raise an OutputError: the
     pipeline's one atomic writer."""
-    from sepclean.pipeline.artifacts import atomic_write_text
+    from sepclean.files import atomic_write_text
 
     atomic_write_text(path, text)

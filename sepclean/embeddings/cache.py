@@ -30,18 +30,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
 
 import numpy as np
 
 from sepclean import audio
 from sepclean.embeddings.base import EmbeddingBackend
 from sepclean.errors import writing
+from sepclean.files import atomic_write_stream
 from sepclean.manifest import MIXTURE, ManifestError, Track
 from sepclean.scan import TrackProblem, content_hash
 
@@ -84,7 +83,7 @@ class EmbeddingCache:
             with writing(folder):
                 folder.mkdir(parents=True, exist_ok=True)
                 if not (folder / "config.json").exists():
-                    _atomic_write(folder / "config.json", lambda f: f.write(text.encode()))
+                    atomic_write_stream(folder / "config.json", lambda f: f.write(text.encode()))
             self._created.add(folder)
         return folder
 
@@ -137,7 +136,7 @@ class EmbeddingCache:
         path = self.path(backend, content)
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, lambda f: np.savez(f, frames=frames, loudness=embedding.loudness.astype(np.float32)))
+            atomic_write_stream(path, lambda f: np.savez(f, frames=frames, loudness=embedding.loudness.astype(np.float32)))
 
     def verify(self, track: Track, source: str) -> None:
         """Make sure the files of ``track``'s ``source`` still hold the audio the manifest hashed
@@ -173,7 +172,7 @@ class EmbeddingCache:
             )
         with writing(record_path):
             record_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(record_path, lambda f: f.write(json.dumps(seen).encode()))
+            atomic_write_stream(record_path, lambda f: f.write(json.dumps(seen).encode()))
 
     def _file_record(self, files: list[Path]) -> Path:
         name = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()
@@ -190,12 +189,3 @@ def _file_content_hash(track: Track, source: str, files: list[Path]) -> str:
         raise ManifestError(f"{files[0]} ({track.id}, {source}) cannot be read as its manifest says: {e}") from None
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-        try:
-            write(f)
-        except BaseException:
-            f.close()
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)

@@ -33,7 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
-from sepclean.errors import PipelineError, writing
+from sepclean.errors import PipelineError
+from sepclean.files import atomic_file, atomic_write_text, write_json  # noqa: F401  (the store's writers)
 
 SPEC, DONE, LOCK = "spec.json", "done.json", ".lock"
 
@@ -42,34 +43,6 @@ def digest(value) -> str:
     """Stable hash of a JSON-able value (key order does not matter)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-@contextmanager
-def atomic_file(path: Path):
-    """Yields a temporary path beside ``path`` to write the whole file to; on leaving the block it
-    replaces ``path``, so that readers see the old file or the whole new one, never a part. A
-    failure to write is an ``OutputError`` naming ``path``, and leaves no temporary file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    with writing(path):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            yield tmp
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`atomic_file`)."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json(path: Path, value) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path):

@@ -28,7 +28,7 @@ from dora.grid import RunGridArgs, run_grid
 
 from sepclean.errors import PipelineError
 from sepclean.pipeline import results
-from sepclean.pipeline.artifacts import atomic_write_text, write_json
+from sepclean.files import atomic_write_text, write_json
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import CONTROLS
 

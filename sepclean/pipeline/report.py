@@ -28,7 +28,7 @@ from pathlib import Path
 import sepclean
 from sepclean.errors import SepcleanError, writing
 from sepclean.pipeline import plots, results
-from sepclean.pipeline.artifacts import atomic_write_text
+from sepclean.files import atomic_write_text
 from sepclean.pipeline.experiment import CONTROLS
 
 SUMMARY_FILE = "summary.json"

@@ -30,6 +30,7 @@ from torch.utils.data import RandomSampler
 
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.errors import exit_on_user_error
+from sepclean.files import write_json
 from sepclean.manifest import Manifest
 from sepclean.robust import RobustLoss, RobustLossError
 from sepclean.scan import ScanError, scan
@@ -56,12 +57,6 @@ def _cached(file: Path, build, write, read):
     return read(file)
 
 
-def _write_json(value, file: Path) -> None:
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(value))
-    tmp.replace(file)
-
-
 def _scan(folder: Path, sources: list[str]) -> Manifest:
     try:
         return scan([folder], stems=sources, strict=True, progress=False)[0]
@@ -84,7 +79,8 @@ def split_tracks(dset: DictConfig, key: str, split: str) -> Manifest:
 
 def _metadata(manifest: Manifest, dset: DictConfig) -> dict[str, dict]:
     file = Path(dset.metadata) / f"tracks_{manifest.hash[:16]}.json"
-    return _cached(file, lambda: data.build_metadata(manifest), _write_json, lambda f: json.loads(f.read_text()))
+    return _cached(file, lambda: data.build_metadata(manifest), lambda value, f: write_json(f, value),
+                   lambda f: json.loads(f.read_text()))
 
 
 def _with_clean(manifest: Manifest, dset: DictConfig, apply):
@@ -245,11 +241,11 @@ def _main(args: DictConfig) -> None:
     xp = dora.get_xp()
     logger.info("XP folder (logs, checkpoints): %s", xp.folder)
     if os.environ.get(XP_RECORD) and distrib.rank == 0:  # DemucsToolkit.train asks where its XP is
-        _write_json({"sig": xp.sig, "folder": str(xp.folder)}, Path(os.environ[XP_RECORD]))
+        write_json(Path(os.environ[XP_RECORD]), {"sig": xp.sig, "folder": str(xp.folder)})
     robust = robust_training(args)
     solver = get_solver(args)
     if distrib.rank == 0:
-        _write_json(data.trained_tracks(solver.loaders["train"].dataset), xp.folder / TRACKS)
+        write_json(xp.folder / TRACKS, data.trained_tracks(solver.loaders["train"].dataset))
     # demucs' Solver tests on <dset.musdb>/test every test.every epochs and after the last one, with
     # no switch to turn it off; test.enabled=false replaces exactly that call, for this run only.
     with mock.patch.object(demucs.solver, "evaluate", demucs.solver.evaluate if args.test.enabled else _no_test), \

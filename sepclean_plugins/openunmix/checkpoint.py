@@ -13,13 +13,12 @@ reads the same files with the checks a user needs (missing, corrupt, wrong toolk
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from openunmix.model import OpenUnmix
 
-from sepclean import checkpoints
+from sepclean import checkpoints, files
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach
 
@@ -44,19 +43,16 @@ def epoch_folder(folder, epoch: int) -> Path:
     return Path(folder) / "epochs" / f"e{epoch:04d}"
 
 
-def _replace_atomically(path: Path, write) -> None:
-    # An interrupted run must leave the previous epoch's files intact, or it cannot resume.
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
+# An interrupted run must leave the previous epoch's files intact, or it cannot resume: both write
+# atomically.
 
 def write_json(path, data: dict) -> None:
-    _replace_atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=4, sort_keys=True)))
+    files.write_json(path, data, indent=4)
 
 
 def save(path, obj) -> None:
-    _replace_atomically(Path(path), lambda tmp: torch.save(obj, tmp))
+    with files.atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def read_json(path) -> dict:

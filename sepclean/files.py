@@ -1,0 +1,56 @@
+"""The one way files are written: whole or not at all.
+
+Every file sepclean writes for others to read (artifacts, scores, manifests, checkpoints, caches,
+rendered audio) goes through :func:`atomic_file`: the content is written to a temporary file beside
+the target and moved over it, so a reader sees the old file or the whole new one, and a killed
+writer leaves the old one. The temporary name carries the process id and a random part, so two
+processes, or two threads, finishing the same file at once (shards of one job on SLURM) never write
+into each other's temporary file: the last to finish wins, whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Callable
+
+from sepclean.errors import writing
+
+
+@contextmanager
+def atomic_file(path):
+    """Yields a temporary path beside ``path`` (with its suffix, for writers that go by it) to write
+    the whole file to; on leaving the block it replaces ``path``. A failure to write is an
+    ``OutputError`` naming ``path``, and leaves no temporary file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    with writing(path):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            yield tmp
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_stream(path, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write`` with a binary file open on the temporary file of :func:`atomic_file`."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as f:
+            write(f)
+
+
+def write_json(path, value, indent: int | None = 2) -> None:
+    """``value`` as JSON (keys sorted), atomically."""
+    atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=True, default=str) + "\n")
