@@ -619,7 +619,7 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 8 * 3
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 9 * 3
     assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows and ("oracle", "relabel", 1) in rows
     assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action in ("repair", "relabel"))
     assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150 for s in sheeps)

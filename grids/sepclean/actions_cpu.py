@@ -11,6 +11,8 @@ ceiling of repair with this model); the best detector (mlp) repairing and weight
 The dirty, clean twin and oracle drop XPs are ``robust_cpu``'s own (same signatures: run once).
 ``relabel`` (same model) swaps flagged labels back among a song's stems, the rest dropped: the oracle
 relabel against the oracle drop is what swapped stems recovered with their own audio are worth.
+The control of repair: random pairs, as many as mlp flags per target, repaired by the same check (a
+check that refuses clean labels leaves it random dropping).
 """
 
 from ._explorers import CleaningExplorer
@@ -36,3 +38,4 @@ def explorer(launcher):
         cleaned({"method": "mlp", **WEIGHT})
         cleaned({"method": "oracle", **RELABEL})
         cleaned({"method": "mlp", **RELABEL})
+        cleaned({"method": "random", "ratio": "mlp@auto", **REPAIR})
