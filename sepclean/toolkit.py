@@ -70,6 +70,9 @@ class TrainSpec:
     instead of the tracks kept for every target. Per-target models (Open-Unmix) always train so."""
     robust: RobustLoss | None = None
     """Robust training (loss truncation, loss masking: ``sepclean.robust``); None trains plainly."""
+    workspace: Path | None = None
+    """Where a toolkit keeps its own runs, when it has any beside the model (Demucs: dora's XP
+    folders); None: the toolkit's default. Not part of what the model is."""
 
 
 @dataclass(frozen=True)

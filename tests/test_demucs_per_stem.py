@@ -136,6 +136,32 @@ def test_the_train_key_is_unchanged_without_per_stem():
     assert store.key("train", config, ["a", "b", "c"]) == "4069b5531c282b14"
     on = stages.train_config("demucs", dataclasses.replace(spec, per_stem=True))
     assert on == {**config, "per_stem": True}
+    # Where the toolkit keeps its runs is not what the model is: the same key from any workspace.
+    assert stages.train_config("demucs", dataclasses.replace(spec, workspace=Path("/elsewhere"))) == config
+
+
+def test_the_experiment_names_no_toolkit_and_hands_every_spec_its_workspace(tmp_path):
+    """The core passes a workspace; the Demucs adapter makes it dora.dir (a dora.dir override wins)."""
+    from sepclean_plugins.demucs.toolkit import DemucsToolkit
+
+    data_ = stages.Data(tmp_path, {"train": tmp_path / "train.jsonl", "valid": tmp_path / "valid.jsonl"}, None)
+    experiment = _experiment("per-target", tmp_path)
+    for arch in ("openunmix", "hdemucs"):
+        spec = experiment.spec(arch, data_, "train")
+        assert spec.workspace == tmp_path and "dora.dir" not in spec.overrides
+    seen = {}
+
+    def run(command, env, **kwargs):
+        seen["dir"] = env["SEPCLEAN_DEMUCS_DIR"]
+        raise RuntimeError("stop before training")
+
+    import subprocess
+    from unittest import mock
+
+    spec = experiment.spec("hdemucs", data_, "train")
+    with mock.patch.object(subprocess, "run", run), pytest.raises(RuntimeError, match="stop before training"):
+        DemucsToolkit().train(spec, tmp_path / "out")
+    assert seen["dir"] == str(tmp_path.absolute())
 
 
 def _experiment(mode: str, tmp_path) -> Experiment:

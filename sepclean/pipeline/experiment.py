@@ -77,7 +77,8 @@ class Experiment:
 
     cfg: dict
     store: ArtifactStore
-    demucs_dir: Path
+    workspace: Path
+    """Where toolkits keep their own runs (``TrainSpec.workspace``: Demucs' XP folders)."""
     device: str = "cpu"
     progress: bool = True
     log: Callable[[str], None] = print
@@ -97,15 +98,13 @@ class Experiment:
         if settings is None:
             raise PipelineError(f"no architecture {arch!r} in archs (known: {', '.join(self.cfg['archs'])})")
         extra = overrides(settings.get("overrides"))
-        if settings["toolkit"] == "demucs":
-            extra.setdefault("dora.dir", str(self.demucs_dir))
         targets = settings.get("targets")
         per_stem = clean is not None and self.cfg.get("mode") == "per-stem" and toolkits.get(settings["toolkit"]).joint
         return TrainSpec(train=data.path(split), valid=data.path("valid"), clean=clean,
                          targets=tuple(targets) if targets else None, preset=settings.get("preset"),
                          overrides=extra, epochs=settings["epochs"], epoch_updates=settings.get("epoch_updates"),
                          seed=self.cfg["seed"], device=self.device, quiet=not self.progress, per_stem=per_stem,
-                         robust=robust)
+                         robust=robust, workspace=self.workspace)
 
     def train(self, arch: str, data: stages.Data, split: str, clean: Path | None = None,
               robust: RobustLoss | None = None) -> TrainResult:

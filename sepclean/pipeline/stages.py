@@ -138,7 +138,8 @@ def _clean_key(clean: Path | None) -> str | None:
 
 def train_config(toolkit: str, spec: TrainSpec) -> dict:
     """What names a trained model, besides its inputs: the settings of ``spec`` that change it."""
-    identity = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train", "valid", "clean", "device", "quiet")}
+    identity = {k: v for k, v in dataclasses.asdict(spec).items()
+                if k not in ("train", "valid", "clean", "device", "quiet", "workspace")}
     # Where XPs of other tools live is not what a model is.
     identity["overrides"] = {k: v for k, v in spec.overrides.items() if not k.startswith("dora.")}
     # Recorded only when on: models made before these settings existed keep their key.

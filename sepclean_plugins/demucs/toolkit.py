@@ -95,7 +95,7 @@ class DemucsToolkit(Toolkit):
         process, so it is an ordinary demucs XP: its folder, ``checkpoint.th`` (running it again
         resumes it), history and ``dora info`` are demucs' own. ``spec.preset`` is a variant and
         ``spec.overrides`` are config keys (``{"hdemucs.channels": 16, "dora.dir": "/xps"}``; dora.dir
-        defaults to ``$SEPCLEAN_DEMUCS_DIR`` or ``./outputs``; list its XPs with
+        defaults to ``spec.workspace``, then ``$SEPCLEAN_DEMUCS_DIR`` or ``./outputs``; list its XPs with
         ``SEPCLEAN_DEMUCS_DIR=<dora.dir> dora -P sepclean_plugins.demucs info``). The solver's own
         test on ``dset.musdb`` is off (``test.enabled=false``): ``sepclean evaluate`` scores the
         model. ``output`` receives ``xp.json`` (the XP's signature and folder) and, when
@@ -103,6 +103,8 @@ class DemucsToolkit(Toolkit):
         output = Path(output)
         output.mkdir(parents=True, exist_ok=True)
         overrides = dict(spec.overrides)
+        if spec.workspace is not None:
+            overrides.setdefault("dora.dir", str(spec.workspace))
         env = dict(os.environ)
         # dora fixes a main's XP root when the main is imported: it travels by environment.
         if "dora.dir" in overrides:
