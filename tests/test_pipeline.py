@@ -307,6 +307,11 @@ def test_paired_interval_and_gap_closed():
     assert fad["gap_closed"] == pytest.approx(0.5333333)  # the clean twin is 1 dB above dirty
     assert fad["sdr_avg"] == pytest.approx(2.5333333) and fad["sdr_avg_std"] == pytest.approx(0.9609024)
     assert rows["dirty"]["ratio"] is None and "delta" not in rows["dirty"]
+    # Where the clean twin is no better than dirty there is no gap to share: no figure, not 154%.
+    level = [_run("dirty", s, v) for s, v in enumerate(dirty)] + [_run("clean_twin", s, v - 0.1)
+                                                                   for s, v in enumerate(dirty)]
+    level += [_run("fad", s, v) for s, v in enumerate(method)]
+    assert math.isnan({r["method"]: r for r in results.summarise(level)}["fad"]["gap_closed"])
     table = results.markdown(results.summarise(runs))
     assert "+0.53 [" in table and "53%" in table
 
