@@ -87,15 +87,24 @@ def self_influence(unit: Unit, track: Track, inverse: list[torch.Tensor], target
     return float(sum((g * inv * g).sum().item() for g, inv in zip(gradient(unit, track, target, name), inverse)))
 
 
-def diagonal_fisher(unit: Unit, tracks: Sequence[Track], progress=None) -> list[torch.Tensor]:
-    """F_ii = mean over training tracks of the squared per-track gradient of the training loss."""
-    fisher = [torch.zeros_like(p) for p in unit.tensors]
+def squared_gradients(unit: Unit, tracks: Sequence[Track], progress=None,
+                      names: Sequence[str] | None = None) -> list[torch.Tensor]:
+    """Σ over tracks of the squared per-track gradient of the training loss: the Fisher's sum over
+    these tracks. Accumulated in float64 so that partial sums over any split of the training tracks
+    add up to the sum over all of them to well below float32 precision (sharded runs equal one run)."""
+    total = [torch.zeros_like(p, dtype=torch.float64) for p in unit.tensors]
     for i, track in enumerate(tracks):
-        for f, g in zip(fisher, gradient(unit, track, name=f"training track {i}")):
-            f.add_(g.square())
+        name = names[i] if names is not None else f"training track {i}"
+        for s, g in zip(total, gradient(unit, track, name=name)):
+            s.add_(g.to(torch.float64).square())
         if progress is not None:
             progress.update(1)
-    return [f / len(tracks) for f in fisher]
+    return total
+
+
+def diagonal_fisher(unit: Unit, tracks: Sequence[Track], progress=None) -> list[torch.Tensor]:
+    """F_ii = mean over training tracks of the squared per-track gradient of the training loss."""
+    return [(s / len(tracks)).to(p.dtype) for s, p in zip(squared_gradients(unit, tracks, progress), unit.tensors)]
 
 
 def preconditioner(fisher: list[torch.Tensor], damping: float) -> list[torch.Tensor]:
@@ -196,26 +205,44 @@ def calibrate_step(unit: Unit, references: Sequence[Track], inverse: list[torch.
     return step, achieved
 
 
+def reference_directions(unit: Unit, references: Sequence[Track], inverse: list[torch.Tensor], targets: int,
+                         per_stem: bool = False, progress=None, names: Sequence[str] | None = None) -> torch.Tensor:
+    """Linear mode's reference side: (F + λ)⁻¹ g_j, flattened: ``(1 or targets, references, parameters)``.
+    ``per_stem``: one row per target t, from g_jt, the reference's gradient of target t only."""
+    flat_inverse = torch.cat([inv.flatten() for inv in inverse])
+    rows = []
+    for t in range(targets if per_stem else 1):
+        directions = []
+        for j, ref in enumerate(references):
+            name = names[j] if names is not None else f"reference {j}"
+            g = gradient(unit, ref, t if per_stem else None, name=name)
+            directions.append(flat_inverse * torch.cat([x.flatten() for x in g]))
+            if progress is not None:
+                progress.update(1)
+        rows.append(torch.stack(directions))
+    return torch.stack(rows)
+
+
+def linear_block(unit: Unit, tracks: Sequence[Track], directions: torch.Tensor, step: float, targets: int,
+                 progress=None, names: Sequence[str] | None = None) -> torch.Tensor:
+    """Linear mode's training side: ΔL_ijt ≈ step · g_itᵀ d_j for these tracks, with ``directions`` d
+    from ``reference_directions``: ``(tracks, references, targets)``. Each track's row depends on that
+    track alone, so any split of the training tracks gives the same rows."""
+    out = torch.empty(len(tracks), directions.shape[1], targets)
+    for i, track in enumerate(tracks):
+        name = names[i] if names is not None else f"training track {i}"
+        for t in range(targets):
+            g = torch.cat([x.flatten() for x in gradient(unit, track, target=t, name=name)])
+            out[i, :, t] = step * (directions[t if directions.shape[0] > 1 else 0] @ g)
+        if progress is not None:
+            progress.update(1)
+    return out
+
+
 def linear_delta_losses(unit: Unit, tracks: Sequence[Track], references: Sequence[Track],
                         inverse: list[torch.Tensor], step: float, targets: int, progress=None,
                         per_stem: bool = False) -> torch.Tensor:
     """Linear mode: ΔL_ijt ≈ step · g_itᵀ (F + λ)⁻¹ g_j, one gradient per track and target:
     ``(tracks, references, targets)``. ``per_stem``: g_jt, the reference's gradient of target t only."""
-    flat_inverse = torch.cat([inv.flatten() for inv in inverse])
-    ref_dirs = []  # per target: (M, P)
-    for t in range(targets if per_stem else 1):
-        directions = []
-        for j, ref in enumerate(references):
-            g = gradient(unit, ref, t if per_stem else None, name=f"reference {j}")
-            directions.append(flat_inverse * torch.cat([x.flatten() for x in g]))
-            if progress is not None:
-                progress.update(1)
-        ref_dirs.append(torch.stack(directions))
-    out = torch.empty(len(tracks), len(references), targets)
-    for i, track in enumerate(tracks):
-        for t in range(targets):
-            g = torch.cat([x.flatten() for x in gradient(unit, track, target=t, name=f"training track {i}")])
-            out[i, :, t] = step * (ref_dirs[t if per_stem else 0] @ g)
-        if progress is not None:
-            progress.update(1)
-    return out
+    directions = reference_directions(unit, references, inverse, targets, per_stem, progress)
+    return linear_block(unit, tracks, directions, step, targets, progress)
