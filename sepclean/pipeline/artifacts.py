@@ -54,6 +54,22 @@ def read_json(path: Path):
         raise PipelineError(f"{path}: not valid JSON ({e}); remove the artifact folder to rebuild it") from None
 
 
+@contextmanager
+def locked(folder: Path, log: Callable[[str], None] = print):
+    """Hold ``folder``'s lock (``flock`` on ``folder/.lock``, released by the kernel when a process
+    dies, so a killed one never leaves a stale lock); say so when another process holds it."""
+    with open(Path(folder) / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another process building {folder}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class ArtifactStore:
     def __init__(self, root):
         self.root = Path(root)
@@ -107,7 +123,7 @@ class ArtifactStore:
                 self._check_spec(old, {"stage": stage, "key": old_key, "config": config, "inputs": legacy})
                 return old
         folder.mkdir(parents=True, exist_ok=True)
-        with self._locked(folder, log):
+        with locked(folder, log):
             if (folder / DONE).is_file():  # another process made it while we waited
                 self._check_spec(folder, spec)
                 return folder
@@ -132,17 +148,3 @@ class ArtifactStore:
         if digest(held) != digest(spec):
             raise PipelineError(f"{folder}: holds another artifact than its key says ({SPEC} differs); "
                                 "it was changed by hand: remove the folder to rebuild it")
-
-    @staticmethod
-    @contextmanager
-    def _locked(folder: Path, log):
-        with open(folder / LOCK, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log(f"waiting for another process building {folder}")
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
