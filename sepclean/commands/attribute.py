@@ -32,7 +32,10 @@ def configure(parser) -> None:
     parser.add_argument("--parameters", metavar="REGEX", help="attribute only parameters whose name matches")
     parser.add_argument("--segment", type=float, help="excerpt seconds (default: the toolkit's deterministic one)")
     parser.add_argument("--batch-size", type=int, default=4, help="examples per forward pass (default: 4)")
-    parser.add_argument("--shard", default="0/1", help="i/K: compute references j with j mod K = i")
+    parser.add_argument("--shard", default="0/1",
+                        help="i/K: exact mode computes references j with j mod K = i; linear mode the i-th of K runs "
+                        "of training songs (in one shared -o; run every shard twice: first each sums its part of "
+                        "the preconditioner, then each computes its songs)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compare-modes", type=int, metavar="M",
                         help="only report the Spearman correlation of linear vs exact ΔL on M references")
@@ -65,8 +68,7 @@ def run(args) -> int:
         try:
             scorer.score(task, args.output)
         except ShardPending as pending:
-            print(f"shard {args.shard} done; {pending.left} (unit, reference) pair(s) left to other shards, "
-                  f"then `sepclean attribute --merge ...`")
+            print(f"{pending}; shards in separate folders: then `sepclean attribute --merge ...`")
             return 0
         finally:
             for warning in caught:

@@ -194,8 +194,11 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
             if "shard" not in {f.name for f in dataclasses.fields(scorer)}:
                 log(f"{scorer.name} has no shards: it scores in one piece")
             else:
-                shards.run(functools.partial(score_shard, scorer, task, folder / "work"), folder / "shards",
-                           name=f"sepclean_{scorer.name}_{folder.name}", log=log)
+                for round_ in range(scorer.shard_rounds):
+                    if round_:
+                        log(f"{scorer.name}: every shard again (round {round_ + 1} of {scorer.shard_rounds})")
+                    shards.run(functools.partial(score_shard, scorer, task, folder / "work"), folder / "shards",
+                               name=f"sepclean_{scorer.name}_{folder.name}", log=log)
         table = scorer.score(task, folder / "work")
         table.write(folder / "table")
         return {"tracks": len(table.tracks), "targets": table.targets}

@@ -16,7 +16,8 @@ SCORE_SETTINGS = ("scoring", "references", "unified")
 
 
 class ShardPending(ScorerError):
-    """This shard's references are done; others are not, so there are no scores yet."""
+    """This shard's pieces are done (or, in linear mode, its part of the preconditioner, while other
+    shards' parts are missing); others are not, so there are no scores yet."""
 
     def __init__(self, message: str, left: int):
         super().__init__(message)
@@ -77,6 +78,12 @@ class Attribute(Scorer):
             if not self.checkpoints:
                 raise ValueError("checkpoints: give at least one epoch, or None for the baseline itself")
 
+    @property
+    def shard_rounds(self) -> int:
+        """How many times a sharded stage runs every shard: linear mode's shards first sum their part
+        of the shared preconditioner, then (run again) compute their songs' ΔL."""
+        return 2 if self.mode == "linear" else 1
+
     def run_config(self) -> dict:
         """What determines the ΔL array: ``config()`` less the settings that only read it."""
         return {k: v for k, v in self.config().items() if k not in SCORE_SETTINGS}
@@ -106,6 +113,10 @@ class Attribute(Scorer):
                 finished.append((run, folder))
             else:
                 left += sum(len(v) for v in run.missing().values())
+        if left and self.mode == "linear":
+            raise ShardPending(f"{workdir}: shard {self.shard} done, {left} (unit, piece of songs) pair(s) left; "
+                               "a shard that ran before every shard had summed its part of the preconditioner "
+                               "computes its songs when run again; the last shard to finish writes the scores", left)
         if left:
             raise ShardPending(f"{workdir}: shard {self.shard} done, {left} (unit, reference) pair(s) left to other "
                                "shards; the last shard to finish writes the scores", left)

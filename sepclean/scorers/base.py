@@ -52,6 +52,8 @@ class Scorer(abc.ABC):
     """False for methods that know what the corruption looks like (the MLP) or the truth (oracle)."""
     needs_baseline: ClassVar[bool] = False
     needs_truth: ClassVar[bool] = False
+    shard_rounds: ClassVar[int] = 1
+    """A shardable scorer (one with a ``shard`` setting): how many times the stage runs every shard."""
 
     @abc.abstractmethod
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
