@@ -1,88 +1,143 @@
-"""What linear-mode attribution costs per training song, and so what a pool of 10,000 songs costs.
+"""What linear-mode attribution costs, in training-epoch equivalents, and so what a large pool costs.
 
-Linear mode spends, per unit (Open-Unmix target): the baseline's loss on every training song, one
-Fisher pass over them, one gradient per reference and one gradient per training song. Everything but
-the references grows with the pool; this measures that part as the difference between two runs that
-differ only in the number of training songs, so the fixed part (loading the model, calibration, the
-references) cancels:
+For each number of training songs N and of references M asked for, one target (Open-Unmix), it times:
 
-    per song = (t(N2) - t(N1)) / (N2 - N1)
+* one training epoch: the same model's training pass (forward, backward, Adam step) over the same N
+  songs, cut into the same deterministic excerpts and batches as attribution reads them;
+* linear attribution of those N songs against M references, unsharded (the whole of its compute:
+  baseline losses, the Fisher pass, the step's calibration, M reference gradients, N song gradients).
 
-What sharding does with it: ``--shard i/K`` (and the pipeline's job array) splits the *references*.
-In exact mode that divides the dominant cost (every reference re-scores all N songs). In linear mode
-every shard still takes the loss, the Fisher term and the gradient of every training song, so K
-shards cost K times the work and finish no sooner than one. The estimate is printed both ways: as
-shards behave today, and as a split of the songs across K jobs would (not implemented: it needs the
-Fisher term computed once and shared, then each job taking a slice of the songs).
+The table's runs take α as given (the α that calibration found for the smallest N and M): the step's
+calibration to --strength is a bisection whose number of rounds varies from run to run, over the
+first 8 references whatever M is, so it is timed on its own (the smallest run, calibrated, less the
+same run with α given) and reported beside the fit.
+
+It prints the table (seconds, and attribution over one epoch of the same N songs), then the least-
+squares fit of the attribution's time, t(N, M) = fixed + N · per song + M · per reference, and what
+that fit says a pool costs: the slowest job when the songs are split over K shards (the references'
+side, the calibration and the fixed part are paid by one shard; each shard pays the songs' side of
+N/K songs).
 
     python benchmarks/bench_linear_cost.py                       # Open-Unmix full size, 12 s songs, CPU
-    python benchmarks/bench_linear_cost.py --hidden-size 16 --songs 8 16 --duration 4   # a quick look
+    python benchmarks/bench_linear_cost.py --hidden-size 16 --duration 4 --songs 10 30 --references 4 16
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
 
-from sepclean.attribution.run import Run, Settings
+import numpy as np
+import torch
+
+from sepclean import toolkit as toolkits
+from sepclean.attribution.run import Run, Settings, load_tracks
 from sepclean.scan import scan
 from sepclean.synth import generate_dataset
 from sepclean.synth.dataset import PROFILES
 from sepclean_plugins.openunmix.train import main as train_umx
 
 
+def epoch_seconds(checkpoint: Path, manifest, target: str, settings: Settings, device: str) -> float:
+    """One training epoch over ``manifest``'s songs, with the excerpts and batches attribution reads."""
+    kit = toolkits.get("openunmix")
+    model = kit.load(checkpoint, target, device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    tracks = load_tracks(kit, manifest, target, settings)
+    start = time.perf_counter()
+    for track in tracks:
+        for batch in track:
+            optimizer.zero_grad()
+            kit.loss(target, model, batch).mean().backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--songs", type=int, nargs=2, default=[10, 30], metavar=("N1", "N2"))
-    parser.add_argument("--references", type=int, default=4)
+    parser.add_argument("--songs", type=int, nargs="+", default=[10, 30, 100], metavar="N")
+    parser.add_argument("--references", type=int, nargs="+", default=[4, 16, 50], metavar="M")
     parser.add_argument("--duration", type=float, default=12.0, help="seconds per song")
+    parser.add_argument("--segment", type=float, help="excerpt seconds (default: whole songs)")
     parser.add_argument("--hidden-size", type=int, default=512, help="Open-Unmix's (512: the paper's model)")
     parser.add_argument("--target", default="vocals")
-    parser.add_argument("--pool", type=int, default=10_000)
+    parser.add_argument("--pool", type=int, default=10_000, help="songs of the pool to extrapolate to")
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args(argv)
+    if len(args.songs) * len(args.references) < 3 or len(set(args.songs)) < 2 or len(set(args.references)) < 2:
+        parser.error("the fit needs at least two values of --songs and two of --references")
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_linear_"))
-    n1, n2 = sorted(args.songs)
-    profile = dataclasses.replace(PROFILES["tiny"], train=n2, reference=args.references, duration=args.duration)
+    profile = dataclasses.replace(PROFILES["tiny"], train=max(args.songs), reference=max(args.references),
+                                  duration=args.duration)
     data = work / "data"
     if not (data / "train").is_dir():
         generate_dataset(data, preset="mixed23", profile=profile, seed=0, progress=False)
     manifests = {}
     for split in ("train", "valid", "reference"):
         manifest, problems = scan([data / split], progress=False)
-        assert not problems, problems
+        if problems:
+            raise SystemExit(f"{split}: {problems[:3]}")
         manifests[split] = manifest
         manifest.write(work / f"{split}.jsonl")
     model = work / "umx"
     if not (model / f"{args.target}.json").is_file():
-        train_umx(["--manifest", str(work / "train.jsonl"), "--valid-manifest", str(work / "valid.jsonl"),
-                   "--target", args.target, "--epochs", "1", "--epoch-updates", "2",
-                   "--hidden-size", str(args.hidden_size), "--output", str(model), "--quiet"])
+        # The model's weights do not change the cost; two updates make a trained checkpoint.
+        if train_umx(["--manifest", str(work / "train.jsonl"), "--valid-manifest", str(work / "valid.jsonl"),
+                      "--target", args.target, "--epochs", "1", "--epoch-updates", "2",
+                      "--seq-dur", str(min(6.0, args.duration / 2)), "--hidden-size", str(args.hidden_size),
+                      "--output", str(model), "--quiet"]):
+            raise SystemExit("training the Open-Unmix model to time failed (see above)")
 
-    seconds = {}
-    for n in (n1, n2):
+    def timed(n: int, m: int, settings: Settings, name: str) -> float:
         train = manifests["train"].subset(manifests["train"].ids[:n])
-        run = Run("openunmix", model, train, manifests["reference"], work / f"linear_{n}", [args.target],
-                  Settings(mode="linear"), args.device, progress=False)
+        reference = manifests["reference"].subset(manifests["reference"].ids[:m])
+        run = Run("openunmix", model, train, reference, work / name, [args.target], settings, args.device,
+                  progress=False)
         start = time.perf_counter()
         run.compute()
-        seconds[n] = time.perf_counter() - start
-        print(f"linear mode, {n} songs x {args.references} references, one target: {seconds[n]:.1f} s")
-    per_song = (seconds[n2] - seconds[n1]) / (n2 - n1)
-    fixed = seconds[n1] - n1 * per_song
-    print(f"\nper training song and target: {per_song:.3f} s ({args.duration:g} s songs, hidden size "
-          f"{args.hidden_size}, {args.device}); fixed part of a run: {fixed:.1f} s")
-    print(f"{args.pool} songs x 4 targets, linear mode, {args.references} references, {args.device}:")
-    today = 4 * (args.pool * per_song + fixed)
+        return time.perf_counter() - start
+
+    n0, m0 = min(args.songs), min(args.references)
+    calibrated = timed(n0, m0, Settings(mode="linear", segment=args.segment), f"calibrated_{n0}_{m0}")
+    alpha = json.loads((work / f"calibrated_{n0}_{m0}" / "meta.json").read_text())["alpha"][args.target]
+    settings = Settings(mode="linear", segment=args.segment, alpha=alpha)
+    calibration = calibrated - timed(n0, m0, settings, f"alpha_{n0}_{m0}")
+    print(f"Open-Unmix hidden size {args.hidden_size}, {args.duration:g} s songs, excerpts "
+          f"{'whole songs' if args.segment is None else f'{args.segment:g} s'}, one target, {args.device}, "
+          f"{torch.get_num_threads()} thread(s)\n")
+    print(f"{'N':>5} {'M':>4} {'epoch s':>9} {'linear s':>9} {'epochs':>7}")
+    rows = []
+    for n in args.songs:
+        train = manifests["train"].subset(manifests["train"].ids[:n])
+        epoch = epoch_seconds(model, train, args.target, settings, args.device)
+        for m in args.references:
+            seconds = timed(n, m, settings, f"linear_{n}_{m}")
+            rows.append((n, m, epoch, seconds))
+            print(f"{n:>5} {m:>4} {epoch:>9.2f} {seconds:>9.2f} {seconds / epoch:>7.2f}", flush=True)
+
+    table = np.array(rows)
+    design = np.column_stack([np.ones(len(table)), table[:, 0], table[:, 1]])
+    (fixed, per_song, per_reference), *_ = np.linalg.lstsq(design, table[:, 3], rcond=None)
+    epoch_per_song = float(np.mean(table[:, 2] / table[:, 0]))
+    print(f"\nfit: t(N, M) = {fixed:.2f} s + N x {per_song:.3f} s + M x {per_reference:.3f} s "
+          f"(largest residual {np.abs(design @ [fixed, per_song, per_reference] - table[:, 3]).max():.2f} s)")
+    print(f"one training epoch: {epoch_per_song:.3f} s per song; linear attribution's per-song cost is "
+          f"{per_song / epoch_per_song:.2f} epoch(s) of that song, each reference "
+          f"{per_reference / epoch_per_song:.2f} song-epochs")
+    print(f"calibrating the step to --strength: {calibration:.2f} s more, once per run and target "
+          f"(N = {n0}, M = {m0}: {calibrated:.2f} s calibrated, {calibrated - calibration:.2f} s with alpha given)")
+    print(f"\n{args.pool} songs x 4 targets, {max(args.references)} references, {args.device}, from the fit:")
     for k in args.shards:
-        print(f"  {k:>4} shards: {today / 3600:8.2f} h per shard as sharding works today (references split); "
-              f"{4 * (args.pool * per_song / k + fixed) / 3600:8.2f} h per job were the songs split")
+        per_job = 4 * (fixed + calibration + max(args.references) * per_reference + args.pool * per_song / k)
+        print(f"  {k:>4} shard(s) splitting the songs: {per_job / 3600:8.2f} h per job")
+
 
 if __name__ == "__main__":
     main()
