@@ -1,9 +1,12 @@
 """A scoring stage split into K shards, run here one after another or as a SLURM job array.
 
-Shards share one work folder and each computes a disjoint part of it (attribution: every K-th
-reference, ``sepclean attribute --shard i/K``), writing each finished piece atomically. So a shard
-that is killed (preempted, timed out, cancelled, its node lost) is simply submitted again and
-resumes; a shard whose code raised is not retried, since it would raise again. Once every shard is
+Shards share one work folder and each computes a disjoint part of it (attribution, ``sepclean
+attribute --shard i/K``: in exact mode every K-th reference, in linear mode the i-th K-th of the
+songs), writing each finished piece atomically. So a shard that is killed (preempted, timed out,
+cancelled, its node lost) is simply submitted again and resumes; a shard whose code raised is not
+retried, since it would raise again. A scorer whose shards share an intermediate result (linear
+attribution's preconditioner) runs every shard ``shard_rounds`` times: a shard that finds its share
+of it done but others' missing stops, and computes the rest in the next round. Once every shard is
 done the stage's own process merges the pieces, as an unsharded scorer would.
 
 On SLURM the XP that asks for the scores computes shard 0 itself while a job array computes the
