@@ -99,6 +99,15 @@ def test_song_shards_resume_and_merge_to_the_unsharded_run(tiny_data, umx, whole
             assert a.scores[track] == pytest.approx(b.scores[track], rel=1e-6)
 
 
+def test_a_shard_without_songs_does_not_hold_up_the_preconditioner(tiny_data, umx, whole, tmp_path):
+    # 8 songs in 2 pieces of 4 over 3 shards: shard 0/3 has none.
+    assert Shard(0, 3).songs(8, 4) == [] and Shard(2, 3).songs(8, 4) == [(4, 8)]
+    runs = [make_run(tiny_data, umx, tmp_path, songs_per_piece=4).compute(Shard(i, 3)) for i in (0, 1, 2, 0, 1)]
+    assert runs == [False, False, False, False, True]
+    np.testing.assert_allclose(np.load(tmp_path / "delta_loss.npz")["delta"], np.load(whole / "delta_loss.npz")["delta"],
+                               rtol=1e-6, atol=0)
+
+
 def test_the_pipeline_runs_linear_shards_in_two_rounds(tiny_data, umx, whole, tmp_path):
     from sepclean.pipeline.artifacts import ArtifactStore
     from sepclean.pipeline.shards import Shards

@@ -500,8 +500,6 @@ class Run:
             total += torch.cat([x.flatten() for x in part]).cpu()
             _atomic_save(path, lambda f: np.savez(f, sum=total.numpy(), done=k + 1, identity=_identity(identity)))
         bar.close()
-        if not pieces:  # a shard with no songs (more shards than pieces) still completes its part
-            _atomic_save(path, lambda f: np.savez(f, sum=total.numpy(), done=0, identity=_identity(identity)))
         return self._assemble(unit, engine_unit)
 
     def _assemble(self, unit: str, engine_unit: Unit) -> bool:
@@ -532,10 +530,12 @@ class Run:
         total = None
         for i in range(count):
             shard = Shard(i, count)
+            pieces = len(shard.songs(len(self.train), self.songs_per_piece))
+            if not pieces:  # more shards than pieces of songs: this one has none to sum
+                continue
             path = _fisher_part(self.out, unit, shard)
             if not path.is_file():
                 return None
-            pieces = len(shard.songs(len(self.train), self.songs_per_piece))
             held = _checked(path, {**self._preconditioner_identity(unit), "kind": "Fisher partial sum",
                                    "shard": f"{i}/{count}", "pieces": pieces})
             if int(held["done"]) < pieces:
