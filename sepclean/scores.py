@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from sepclean.errors import SepcleanError
+from sepclean.files import atomic_write_text
 
 FORMAT = "sepclean.scores"
 VERSION = 2
@@ -123,8 +124,8 @@ class ScoreTable:
             **self.metadata,
         }
         # The table first: meta.json, written last, vouches for it.
-        _atomic_write(directory / CSV_NAME, text)
-        _atomic_write(directory / META_NAME, json.dumps(meta, indent=2, default=_json_default) + "\n")
+        atomic_write_text(directory / CSV_NAME, text)
+        atomic_write_text(directory / META_NAME, json.dumps(meta, indent=2, default=_json_default) + "\n")
         return directory
 
     @classmethod
@@ -221,11 +222,3 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` (creating its folder) by a complete new file, or raise an OutputError: the
-    pipeline's one atomic writer."""
-    from sepclean.files import atomic_write_text
-
-    atomic_write_text(path, text)

@@ -48,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import warnings
 import zipfile
@@ -78,7 +77,7 @@ from sepclean.attribution.engine import (
     self_influence,
     squared_gradients,
 )
-from sepclean.errors import writing
+from sepclean.files import atomic_write_stream
 from sepclean.manifest import Manifest
 from sepclean.pipeline.artifacts import locked
 from sepclean.scores import UNIFIED, ScoreTable
@@ -185,15 +184,6 @@ def load_tracks(kit: toolkits.Toolkit, manifest: Manifest, unit: str, settings: 
         tracks.append([default_collate(examples[k:k + settings.batch_size])
                        for k in range(0, len(examples), settings.batch_size)])
     return tracks
-
-
-def _atomic_save(path: Path, save) -> None:
-    with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            save(f)
-        tmp.replace(path)
 
 
 def _part(out: Path, unit: str, j: int) -> Path:
@@ -313,7 +303,7 @@ class Run:
                     "shards split the songs): use another output directory, or finish it with that version"
                 )
             return
-        _atomic_save(path, lambda f: f.write(json.dumps(self.description, indent=2).encode()))
+        atomic_write_stream(path, lambda f: f.write(json.dumps(self.description, indent=2).encode()))
 
     def missing(self, shard: Shard = Shard()) -> dict[str, list]:
         """Per unit, this shard's pieces not computed yet: reference indices (exact mode) or
@@ -377,7 +367,7 @@ class Run:
                     per_stem = self.settings.per_stem and width > 1
                     per_ref = [[self_influence(engine_unit, ref, inverse, k if per_stem else None, self._name(j, unit))
                                 for k in range(width if per_stem else 1)] for j, ref in enumerate(refs)]
-                _atomic_save(path, lambda f: np.savez(f, train=np.array(per_track), reference=np.array(per_ref)))
+                atomic_write_stream(path, lambda f: np.savez(f, train=np.array(per_track), reference=np.array(per_ref)))
             with np.load(path, allow_pickle=False) as saved:
                 train_norm[:, column:column + width] = saved["train"]
                 reference_norm[:, column:column + width] = saved["reference"]  # (M, 1) broadcasts
@@ -414,7 +404,7 @@ class Run:
     def _compute_unit(self, unit: str, todo: list[int]) -> None:
         s = self.settings
         engine_unit, train, refs, baseline, inverse, step, rise = self._prepare(unit, todo)
-        _atomic_save(self.out / "parts" / unit / "baseline.npy", lambda f: np.save(f, baseline.numpy()))
+        atomic_write_stream(self.out / "parts" / unit / "baseline.npy", lambda f: np.save(f, baseline.numpy()))
         targets = len(self.kit.unit_targets(unit))
         per_stem = s.per_stem and targets > 1
         if s.mode == "linear":
@@ -436,7 +426,7 @@ class Run:
                                      for t in range(targets)], dim=1)
             else:
                 delta = delta_losses(engine_unit, train, baseline, refs[j], inverse, step, s.steps, name)
-            _atomic_save(_part(self.out, unit, j), lambda f: np.savez(
+            atomic_write_stream(_part(self.out, unit, j), lambda f: np.savez(
                 f, delta=delta.numpy(), step=step, rise=rise, reference=self.reference.ids[j]))
 
     # --- linear mode, split by songs -------------------------------------------------------------
@@ -473,7 +463,7 @@ class Run:
             baseline = losses(engine_unit, tracks)
             delta = linear_block(engine_unit, tracks, directions, step, targets, bar,
                                  [f"training track {t!r} ({unit})" for t in songs.ids])
-            _atomic_save(_piece(self.out, unit, start, stop), lambda f: np.savez(
+            atomic_write_stream(_piece(self.out, unit, start, stop), lambda f: np.savez(
                 f, delta=delta.numpy(), baseline=baseline.cpu().numpy(), step=step, rise=rise,
                 train=np.array(songs.ids)))
         bar.close()
@@ -498,7 +488,7 @@ class Run:
             part = squared_gradients(engine_unit, load_tracks(self.kit, songs, unit, self.settings), bar,
                                      [f"training track {t!r} ({unit})" for t in songs.ids])
             total += torch.cat([x.flatten() for x in part]).cpu()
-            _atomic_save(path, lambda f: np.savez(f, sum=total.numpy(), done=k + 1, identity=_identity(identity)))
+            atomic_write_stream(path, lambda f: np.savez(f, sum=total.numpy(), done=k + 1, identity=_identity(identity)))
         bar.close()
         return self._assemble(unit, engine_unit)
 
@@ -519,7 +509,7 @@ class Run:
             fisher = [(chunk / len(self.train)).to(p.dtype)  # as diagonal_fisher: the mean, in the model's dtype
                       for chunk, p in zip(total.split([p.numel() for p in engine_unit.tensors]), engine_unit.tensors)]
             inverse = torch.cat([x.flatten() for x in preconditioner(fisher, self.settings.damping)])
-            _atomic_save(path, lambda f: np.savez(f, inverse=inverse.numpy(),
+            atomic_write_stream(path, lambda f: np.savez(f, inverse=inverse.numpy(),
                                                   identity=_identity(self._preconditioner_identity(unit))))
             for part in folder.glob("fisher_*of*.npz"):
                 part.unlink()
@@ -569,7 +559,7 @@ class Run:
                                disable=not self.progress, leave=False)
                     directions = reference_directions(engine_unit, refs, inverse, targets, per_stem, bar, names)
                     bar.close()
-                    _atomic_save(path, lambda f: np.savez(f, directions=directions.cpu().numpy(), step=step,
+                    atomic_write_stream(path, lambda f: np.savez(f, directions=directions.cpu().numpy(), step=step,
                                                           rise=rise, identity=_identity(identity)))
         held = _checked(path, identity)
         device = engine_unit.tensors[0].device
@@ -606,13 +596,13 @@ def merge(out, others) -> None:
         if other_run["fingerprint"] != run["fingerprint"]:
             raise AttributionError(f"{other} holds a different attribution run than {out}: refusing to merge")
     if not (out / "run.json").exists():
-        _atomic_save(out / "run.json", lambda f: f.write(json.dumps(run, indent=2).encode()))
+        atomic_write_stream(out / "run.json", lambda f: f.write(json.dumps(run, indent=2).encode()))
     for other in shards:
         for part in sorted((other / "parts").glob("*/*")):
             target = out / "parts" / part.parent.name / part.name
             if not part.name.startswith(".") and not target.exists():  # not locks, not unfinished writes
                 data = part.read_bytes()
-                _atomic_save(target, lambda f: f.write(data))
+                atomic_write_stream(target, lambda f: f.write(data))
     finalize(out)
 
 
@@ -668,7 +658,7 @@ def finalize(out) -> ScoreTable:
     absolute.write(out)
     relative.write(out / "relative")
     _table("loss", -baseline, train, targets, {**meta, "scoring": "negative baseline loss"}).write(out / "loss")
-    _atomic_save(out / "delta_loss.npz", lambda f: np.savez(
+    atomic_write_stream(out / "delta_loss.npz", lambda f: np.savez(
         f, delta=delta, baseline=baseline, train=np.array(train), reference=np.array(reference),
         targets=np.array(targets), step=np.array([steps[t] for t in targets])))
     return absolute
