@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Callable
 
@@ -35,13 +35,18 @@ def atomic_file(path):
                 os.fsync(f.fileno())
             tmp.replace(path)
         finally:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):  # on a read-only file system even this fails
+                tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`atomic_file`)."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    atomic_write(path, text)
 
 
 def atomic_write_stream(path, write: Callable[[IO[bytes]], object]) -> None:

@@ -14,7 +14,7 @@ import dora
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-import sepclean.dora_compat  # noqa: F401  (dora's orphan check without a terminal)
+import sepclean.dora_compat  # noqa: F401  (dora's orphan check without a terminal; its folders named when unwritable)
 from sepclean.errors import exit_on_user_error
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.checks import check

@@ -96,6 +96,20 @@ def read_only(directory: Path, argv: list[str]) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+def full_disk(directory: Path, argv: list[str], room_kib: int = 0) -> subprocess.CompletedProcess:
+    """Run ``argv`` with a small empty file system at ``directory`` (a tmpfs of ``room_kib`` KiB in
+    a private mount namespace; 0: one filled up before ``argv`` starts); skips the test where
+    namespaces are not allowed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    mount = f"mount -t tmpfs -o size={max(room_kib, 4)}k tmpfs {directory}"
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {probe.stderr.strip()}")
+    fill = "" if room_kib else f" && {{ cat /dev/zero > {directory}/.filler 2>/dev/null || true; }}"
+    return subprocess.run(["unshare", "-rm", "sh", "-c", f'{mount}{fill} && exec "$@"', "sh", *argv],
+                          capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> SynthData:
     """The tiny mixed23 profile (seed 0): read-only, shared by every test of the session."""

@@ -106,17 +106,22 @@ def test_the_local_grid_checks_every_xp_before_running_any(tmp_path, monkeypatch
         local_grid.run("sepclean.ci", log=lambda line: None)
 
 
-def test_a_damaged_xp_history_is_named(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("history, problem", [
+    ('[{"sdr": {"avg": 1.0}', "Expecting "),  # cut short
+    ('[{"sdr": {"vocals": 1.0, "avg": "1.0"}}]', "sdr.avg='1.0' is not a number"),
+    ('[{"sdr": {"vocals": 1.0, "avg": 1.0}, "kept": "8"}]', "kept='8' is not a number"),
+])
+def test_a_damaged_xp_history_is_named(tmp_path, monkeypatch, capsys, history, problem):
     from sepclean.cli import main as cli
 
     monkeypatch.setattr(main.dora, "dir", tmp_path)
     xp = local_grid.xps("sepclean.ci")[0].xp
     xp.folder.mkdir(parents=True)
-    xp.history.write_text('[{"sdr": {"avg": 1.0}')  # cut short
+    xp.history.write_text(history)
     for argv in (["grid", "sepclean.ci", "--table"], ["report", "sepclean.ci", "-o", str(tmp_path / "report")]):
         assert cli(argv) == 2
         err = capsys.readouterr().err
-        assert f"error: {xp.history}: damaged XP history (" in err and err.count("\n") == 1, err
+        assert f"error: {xp.history}: damaged XP history ({problem}" in err and err.count("\n") == 1, err
     xp.history.write_text('{"sdr": 1.0}')
     with pytest.raises(PipelineError, match="history.json: damaged XP history \\(not a list of metrics\\)"):
         local_grid.GridRun("sepclean.ci", local_grid.xps("sepclean.ci")).runs()

@@ -22,7 +22,8 @@ from demucs.hdemucs import HDemucs
 from demucs.htdemucs import HTDemucs
 from demucs.solver import Solver
 from omegaconf import OmegaConf
-from conftest import Payload
+from torch.utils.data import ConcatDataset
+from conftest import Payload, read_only
 
 from sepclean import STEMS, toolkit
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
@@ -386,6 +387,19 @@ def test_dora_run_refuses_zero_epochs_in_one_line(tiny_data, xps, tmp_path):
                          timeout=300)
     assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr
     assert run.stderr.splitlines()[-1].endswith("error: epochs must be a whole number >= 1; got 0")
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["new", "used"])
+def test_a_read_only_dora_dir_is_one_line_naming_it(tiny_data, tmp_path, monkeypatch, used):
+    locked = tmp_path / "locked"
+    for folder in ("by_id", "orphans", "arrays") if used else ():  # what every dora command makes first
+        (locked / folder).mkdir(parents=True)
+    locked.mkdir(exist_ok=True)
+    monkeypatch.setenv("SEPCLEAN_DEMUCS_DIR", str(locked))
+    run = read_only(locked, DORA_RUN + tiny(tiny_data, "epochs=1"))
+    assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr, run.stderr[-2000:]
+    assert run.stderr == (f"dora: error: cannot write {locked / ('xps' if used else 'by_id')}: Read-only file "
+                          f"system (dora's folder dora.dir={locked})\n")
 
 
 def test_a_planted_continue_from_state_is_refused(tiny_data, xps, tmp_path):

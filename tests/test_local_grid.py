@@ -1,5 +1,5 @@
-"""``sepclean grid --jobs N`` without running a grid: what it refuses and the threads it gives each XP
-(the ci grid run two at a time, killed and resumed, is in test_grid.py)."""
+"""``sepclean grid`` without running a grid: what ``--jobs N`` refuses, the threads it gives each XP, its
+order, and a summary it cannot write (the ci grid run two at a time, killed and resumed, is in test_grid.py)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,32 @@ def test_a_long_grid_runs_seed_by_seed_with_each_seeds_dirty_first(tmp_path, mon
         methods = [method for s, method in order if s == seed]
         assert methods[0] == "dirty" and set(methods[:methods.count("dirty") + methods.count("clean_twin")]) \
             == {"dirty", "clean_twin"}, methods
+
+
+def test_a_full_disk_for_the_summary_is_one_line_and_a_rerun_writes_it(tmp_path, monkeypatch):
+    """Every XP of the grid done (histories written here), the summary's folder on a full disk: the
+    grid reports the disk and exits 2; run again with space, it writes the summary and runs nothing."""
+    import json
+
+    from conftest import full_disk
+
+    from sepclean.pipeline.local_grid import xps
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    sheeps = xps("sepclean.ci")
+    for sheep in sheeps:
+        sheep.xp.folder.mkdir(parents=True)
+        sheep.xp.history.write_text(json.dumps([{"sdr": {"vocals": 1.0, "bass": 2.0, "avg": 1.5}, "kept": 8}]))
+    command = [sys.executable, "-m", "sepclean", "grid", "sepclean.ci"]
+    folder = tmp_path / "grid_results" / "sepclean.ci"
+    full = full_disk(tmp_path / "grid_results", command)
+    assert full.returncode == 2 and "Traceback" not in full.stdout + full.stderr, full.stderr
+    assert full.stderr == (f"sepclean grid: error: cannot write {folder / 'summary.md'}: No space left on device; "
+                           "the XPs' results are in their folders: run `sepclean grid sepclean.ci` again once it "
+                           "can be written (nothing runs again), or read them with --table\n")
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(sheeps)} of them done, 0 to run" in rerun.stdout
+    assert len(json.loads((folder / "summary.json").read_text())["xps"]) == len(sheeps)

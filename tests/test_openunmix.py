@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import openunmix.data
 import openunmix.utils
 import pytest
 import torch
-from conftest import Payload, tree_state
+from conftest import Payload, full_disk, read_only, tree_state
 
 from sepclean import STEMS, toolkit
 from sepclean.clean_manifest import CleanManifest
@@ -275,6 +276,25 @@ def test_counts_below_one_are_refused_before_any_data_is_read(tiny_data, tmp_pat
     assert train_main(argv) == 2
     assert capsys.readouterr().err == f"error: {option} must be at least 1; got {value}\n"
     assert not (tmp_path / "run").exists()
+
+
+TRAIN = [sys.executable, "-m", "sepclean_plugins.openunmix.train"]
+
+
+def test_a_read_only_output_is_one_line_naming_it(tiny_data, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    done = read_only(locked, [*TRAIN, *manifest_argv(tiny_data, locked / "run", epochs=1)])
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, done.stderr[-2000:]
+    assert done.stderr == f"error: cannot write {locked / 'run' / 'separator.json'}: Read-only file system\n"
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tiny_data, tmp_path):
+    # room for separator.json, not for the first epoch's weights (torch.save's own error names neither)
+    output = tmp_path / "small"
+    done = full_disk(output, [*TRAIN, *manifest_argv(tiny_data, output, epochs=1)], room_kib=64)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr, done.stderr[-2000:]
+    assert done.stderr == f"error: cannot write {output / 'vocals.pth'}: No space left on device\n"
 
 
 def test_upstream_dataset_without_validation_tracks_is_refused(tiny_data, tmp_path, capsys):

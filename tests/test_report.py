@@ -305,6 +305,19 @@ def test_some_nan_sdrs_are_listed_and_the_rest_drawn(tmp_path, capsys):
     assert (tmp_path / "report" / "sdr_avg.png").exists()
 
 
+@pytest.mark.parametrize("damage, problem", [
+    (lambda sdr: {**sdr, "avg": "banana"}, "sdr.avg='banana' is not a number"),
+    (lambda sdr: "banana", "sdr='banana' is not a mapping of target to SDR with 'avg'"),
+])
+def test_an_sdr_that_is_not_a_number_is_one_line_naming_the_summary(tmp_path, capsys, damage, problem):
+    summary = build_grid(tmp_path, archs=("openunmix",), ratios=(0.75,), seeds=(0,))
+    grid = json.loads(summary.read_text())
+    grid["xps"][2]["metrics"]["sdr"] = damage(grid["xps"][2]["metrics"]["sdr"])
+    summary.write_text(json.dumps(grid))
+    assert main(["report", str(summary), "-o", str(tmp_path / "report")]) == 2
+    assert capsys.readouterr().err == f"sepclean report: error: {summary}: XP 3 of 5 is damaged: {problem}\n"
+
+
 def test_roc_curve_area_is_the_auroc():
     rng = np.random.default_rng(0)
     scores = {f"t{i}": float(v) for i, v in enumerate(rng.normal(size=40).round(1))}  # with ties

@@ -46,7 +46,7 @@ def run(args) -> int:
     print()
     local_grid.show(args.grid)
     print()
-    folder = local_grid.write_summary(grid)
+    folder = grid.summary
     print((folder / "summary.md").read_text())
     print(f"{len(grid.sheeps)} XPs in {grid.seconds / 60:.1f} min; XP folders: "
           f"{local_grid._main().dora.dir / 'xps'}; condition table: {folder}/summary.md (and .json)")

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from dora.grid import RunGridArgs, run_grid
 
-from sepclean.errors import PipelineError
+from sepclean.errors import OutputError, PipelineError
 from sepclean.pipeline import results
-from sepclean.files import atomic_write_text, write_json
+from sepclean.files import atomic_write, write_json
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import CONTROLS
 
@@ -40,6 +40,8 @@ class GridRun:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     jobs: int = 1
+    summary: Path | None = None
+    """The folder of the summary ``run`` wrote."""
 
     def runs(self) -> list[tuple[dict, dict]]:
         from omegaconf import OmegaConf
@@ -63,6 +65,9 @@ def xp_history(xp) -> list[dict]:
     if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
         raise PipelineError(f"{xp.history}: damaged XP history (not a list of metrics); delete it to run the XP "
                             "again")
+    problem = results.run_problem(dict(xp.cfg), history[-1]) if history else None
+    if problem:
+        raise PipelineError(f"{xp.history}: damaged XP history ({problem}); delete it to run the XP again")
     return history
 
 
@@ -173,7 +178,7 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
             process.wait()
         raise
     grid.seconds = time.time() - start
-    write_summary(grid)
+    grid.summary = write_summary(grid)
     return grid
 
 
@@ -213,9 +218,13 @@ def write_summary(grid: GridRun) -> Path:
     folder = main.dora.dir / "grid_results" / grid.name
     runs = grid.runs()
     summary = results.summarise(runs)
-    atomic_write_text(folder / "summary.md", f"# grid {grid.name}\n\n" + results.markdown(summary) + "\n")
-    write_json(folder / "summary.json", {"grid": grid.name, "conditions": summary,
-                                         "xps": [{"config": cfg, "metrics": m} for cfg, m in runs]})
+    try:
+        atomic_write(folder / "summary.md", f"# grid {grid.name}\n\n" + results.markdown(summary) + "\n")
+        write_json(folder / "summary.json", {"grid": grid.name, "conditions": summary,
+                                             "xps": [{"config": cfg, "metrics": m} for cfg, m in runs]})
+    except OutputError as e:
+        raise OutputError(f"{e}; the XPs' results are in their folders: run `sepclean grid {grid.name}` again "
+                          "once it can be written (nothing runs again), or read them with --table") from None
     return folder
 
 

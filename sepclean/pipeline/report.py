@@ -28,7 +28,7 @@ from pathlib import Path
 import sepclean
 from sepclean.errors import SepcleanError, writing
 from sepclean.pipeline import plots, results
-from sepclean.files import atomic_write_text
+from sepclean.files import atomic_write
 from sepclean.pipeline.experiment import CONTROLS
 
 SUMMARY_FILE = "summary.json"
@@ -83,6 +83,10 @@ def _read_summary(path: Path) -> tuple[str, list[tuple[dict, dict]]]:
                                             and isinstance(x.get("metrics"), dict) for x in xps):
         raise ReportError(f"{path}: not a grid summary (needs 'xps': a list of {{config, metrics}}, "
                           "as sepclean grid writes it)")
+    for number, xp in enumerate(xps, 1):
+        problem = results.run_problem(xp["config"], xp["metrics"])
+        if problem:
+            raise ReportError(f"{path}: XP {number} of {len(xps)} is damaged: {problem}")
     return summary.get("grid") or str(path), [(x["config"], x["metrics"]) for x in xps]
 
 
@@ -211,10 +215,8 @@ class _Report:
             if self.folder / name not in self.plots:
                 (self.folder / name).unlink(missing_ok=True)  # a stale figure of an earlier report
         md, page = self.folder / "report.md", self.folder / "report.html"
-        with writing(md):
-            atomic_write_text(md, to_markdown(blocks))
-        with writing(page):
-            atomic_write_text(page, to_html(blocks, self.folder, f"sepclean report: {self.found.name}"))
+        atomic_write(md, to_markdown(blocks))
+        atomic_write(page, to_html(blocks, self.folder, f"sepclean report: {self.found.name}"))
         return Written(self.folder, md, page, list(self.plots), list(self.reader.problems), self.no_sdr)
 
     def _check_sdr(self) -> str | None:

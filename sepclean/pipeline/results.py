@@ -98,6 +98,30 @@ def group(runs: list[tuple[dict, dict]]) -> dict[Condition, Row]:
     return rows
 
 
+def run_problem(cfg: dict, metrics: dict) -> str | None:
+    """What of an XP's record (config, metrics) the tables cannot read, or None: they need its
+    architecture, condition and seed, and SDRs that are numbers (NaN too: a failed evaluation)."""
+    for key in ("arch", "method"):
+        if not isinstance(cfg.get(key), str):
+            return f"config {key}={cfg.get(key)!r} is not a name"
+    if not isinstance(cfg.get("seed"), int) or isinstance(cfg.get("seed"), bool):
+        return f"config seed={cfg.get('seed')!r} is not a whole number"
+    sdr = metrics.get("sdr")
+    if not isinstance(sdr, dict) or "avg" not in sdr:
+        return f"sdr={sdr!r} is not a mapping of target to SDR with 'avg'"
+    for target, value in sdr.items():
+        if not (_is_number(value) or (value is None and target != "avg")):
+            return f"sdr.{target}={value!r} is not a number"
+    for key in ("kept", "removed_contaminated", "auroc"):
+        if not (metrics.get(key) is None or _is_number(metrics[key])):
+            return f"{key}={metrics[key]!r} is not a number"
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def mean_std(values) -> tuple[float, float]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:

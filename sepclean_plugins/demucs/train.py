@@ -28,6 +28,7 @@ from demucs.wav import MIXTURE
 from omegaconf import DictConfig
 from torch.utils.data import RandomSampler
 
+import sepclean.dora_compat  # noqa: F401  (dora's orphan check without a terminal; its folders named when unwritable)
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.errors import exit_on_user_error
 from sepclean.files import write_json
@@ -51,8 +52,7 @@ def _cached(file: Path, build, write, read):
     """Build on rank 0 into ``file`` unless there, then read on every rank (demucs caches its
     dataset metadata the same way; delete the metadata folder after changing a dataset)."""
     if distrib.rank == 0 and not file.is_file():
-        file.parent.mkdir(parents=True, exist_ok=True)
-        write(build(), file)
+        write(build(), file)  # both writers make the folder
     distrib.barrier()
     return read(file)
 

@@ -12,6 +12,7 @@ reads the same files with the checks a user needs (missing, corrupt, wrong toolk
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -51,8 +52,11 @@ def write_json(path, data: dict) -> None:
 
 
 def save(path, obj) -> None:
-    with files.atomic_file(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` into memory, then one atomic write: torch writing to a full disk itself raises
+    a RuntimeError from its zip writer that names neither the file nor the cause."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    files.atomic_write(path, buffer.getvalue())
 
 
 def read_json(path) -> dict:

@@ -383,7 +383,6 @@ class Training:
 
         stft = StftConfig(args.nfft, args.nhop, float(self.train_dataset.sample_rate), args.nb_channels)
         encoder = make_encoder(stft).to(device)
-        self.output.mkdir(parents=True, exist_ok=True)
         checkpoint.write_json(self.output / checkpoint.SEPARATOR, stft.to_json())
 
         source = self._resume_from()
@@ -553,7 +552,6 @@ class Training:
         if self.args.save_every and epoch % self.args.save_every == 0:
             # A run folder of its own (history written last), so any loader takes it as it is.
             folder = checkpoint.epoch_folder(self.output, epoch)
-            folder.mkdir(parents=True, exist_ok=True)
             checkpoint.save(checkpoint.weights_path(folder, target), unmix.state_dict())
             checkpoint.write_json(folder / checkpoint.SEPARATOR, checkpoint.read_json(self.output / checkpoint.SEPARATOR))
             checkpoint.write_json(checkpoint.history_path(folder, target), record)
