@@ -95,8 +95,9 @@ class DemucsToolkit(Toolkit):
         process, so it is an ordinary demucs XP: its folder, ``checkpoint.th`` (running it again
         resumes it), history and ``dora info`` are demucs' own. ``spec.preset`` is a variant and
         ``spec.overrides`` are config keys (``{"hdemucs.channels": 16, "dora.dir": "/xps"}``; dora.dir
-        defaults to ``spec.workspace``, then ``$SEPCLEAN_DEMUCS_DIR`` or ``./outputs``; list its XPs with
-        ``SEPCLEAN_DEMUCS_DIR=<dora.dir> dora -P sepclean_plugins.demucs info``). The solver's own
+        defaults to ``spec.workspace``, then ``$SEPCLEAN_DEMUCS_DIR`` or ``./outputs``; its XPs are the
+        folders of ``<dora.dir>/xps``, ``SEPCLEAN_DEMUCS_DIR=<dora.dir> dora -P sepclean_plugins.demucs
+        info -f SIG`` shows one). The solver's own
         test on ``dset.musdb`` is off (``test.enabled=false``): ``sepclean evaluate`` scores the
         model. ``output`` receives ``xp.json`` (the XP's signature and folder) and, when
         ``spec.quiet``, ``train.log``."""
