@@ -70,3 +70,60 @@ def test_a_full_disk_for_the_summary_is_one_line_and_a_rerun_writes_it(tmp_path,
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(sheeps)} of them done, 0 to run" in rerun.stdout
     assert len(json.loads((folder / "summary.json").read_text())["xps"]) == len(sheeps)
+
+
+def _submitted(sheeps, job_id: str = "4242") -> None:
+    """``sheeps`` recorded as dora records XPs a ``dora grid`` submitted to SLURM."""
+    import pickle
+
+    import submitit
+
+    for sheep in sheeps:
+        sheep.xp.folder.mkdir(parents=True, exist_ok=True)
+        job = submitit.SlurmJob(folder=sheep.xp.folder / "submitit", job_id=job_id)
+        (sheep.xp.folder / sheep.xp.dora.shep.job_file).write_bytes(pickle.dumps((job, [], [])))
+
+
+def test_outside_a_cluster_the_tables_ask_no_sacct_and_say_which_xps_have_no_result(tmp_path, monkeypatch, capfd):
+    import json
+
+    from sepclean.pipeline import local_grid
+    from sepclean.train import main as dora_main
+
+    for name in ("SLURM_CONF", "SLURM_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    if local_grid.slurm_configured():
+        pytest.skip("this machine has a SLURM configuration of its own")
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    sheeps = local_grid.xps("sepclean.ci")
+    _submitted(sheeps[:2])
+    sheeps[2].xp.folder.mkdir(parents=True)
+    sheeps[2].xp.history.write_text(json.dumps([{"sdr": {"vocals": 1.0, "bass": 2.0, "avg": 1.5}}]))
+    assert main(["grid", "sepclean.ci", "--table"]) == 0
+    out, err = capfd.readouterr()
+    assert "sacct" not in out + err  # neither sacct's own errors nor submitit's "Bypassing sacct error"
+    unrun = ", ".join(s.xp.sig for s in sheeps[3:])
+    assert out.rstrip().endswith(
+        f"5 of 6 XPs have no result (SLURM job UNKNOWN: {sheeps[0].xp.sig}, {sheeps[1].xp.sig}; not run: {unrun}). "
+        "`dora grid sepclean.ci --retry` submits cancelled and failed XPs again (a plain rerun leaves them as they "
+        "are). (No SLURM cluster is configured here to ask for their jobs' states.)"), out[-1000:]
+    assert main(["report", "sepclean.ci", "-o", str(tmp_path / "report")]) == 0
+    assert "5 of 6 XPs have no result (SLURM job UNKNOWN" in (tmp_path / "report" / "report.md").read_text()
+    assert "sacct" not in "".join(capfd.readouterr())
+
+
+def test_a_cancelled_xp_is_named_with_its_state_and_the_retry(tmp_path, monkeypatch):
+    from dora.shep import Sheep
+
+    from sepclean.pipeline import local_grid
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    _submitted(local_grid.xps("sepclean.ci")[:1])
+    sheeps = local_grid.xps("sepclean.ci")[:2]  # dora reads the job records when it makes the sheeps
+    monkeypatch.setattr(local_grid, "slurm_configured", lambda: True)
+    monkeypatch.setattr(Sheep, "state", lambda self, mode="standard": "CANCELLED")  # what sacct says after scancel
+    assert local_grid.without_result("sepclean.ci", sheeps) == (
+        f"2 of 2 XPs have no result (SLURM job CANCELLED: {sheeps[0].xp.sig}; not run: {sheeps[1].xp.sig}). "
+        "`dora grid sepclean.ci --retry` submits cancelled and failed XPs again (a plain rerun leaves them as they "
+        "are).")

@@ -17,10 +17,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +98,8 @@ def xps(name: str) -> list:
     """The grid's XPs (dora's sheeps), as ``dora grid NAME --dry_run`` lists them."""
     main = _main()
     try:
-        return run_grid(main, explorer(name), name, args=RunGridArgs(dry_run=True, silent=True, monitor=False))
+        with unasked_without_cluster():
+            return run_grid(main, explorer(name), name, args=RunGridArgs(dry_run=True, silent=True, monitor=False))
     except ValueError as e:  # dora reads every XP's history.json with json.load, unguarded
         for path in sorted((main.dora.dir / main.dora.xps).glob(f"*/{main.dora.history}")):
             try:
@@ -104,6 +107,60 @@ def xps(name: str) -> list:
             except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
                 raise PipelineError(f"{path}: damaged XP history ({e}); delete it to run the XP again") from None
         raise
+
+
+SLURM_CONFIG_FILES = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf", "/run/slurm/conf/slurm.conf")
+"""Where slurm's commands find their cluster without ``$SLURM_CONF`` (the last: a configless node's copy)."""
+
+
+def slurm_configured() -> bool:
+    """Whether slurm's commands have a cluster to ask here: sacct is installed and has a configuration."""
+    if shutil.which("sacct") is None:
+        return False
+    return bool(os.environ.get("SLURM_CONF") or os.environ.get("SLURM_JOB_ID")) or any(
+        Path(path).is_file() for path in SLURM_CONFIG_FILES)
+
+
+@contextmanager
+def unasked_without_cluster():
+    """Reading a grid's table where no SLURM cluster is configured, its XPs that a ``dora grid``
+    submitted somewhere are not asked about: dora asks submitit for their jobs' states, every
+    ``sacct`` call fails (four lines of sacct's errors and submitit's "Bypassing sacct error"
+    warning, per call, several calls a table), and the states stay UNKNOWN, which is what the table
+    shows without asking. Where a cluster is configured, nothing changes."""
+    if slurm_configured():
+        yield
+        return
+    from submitit import SlurmJob
+
+    watcher = SlurmJob.watcher
+    watcher.update = lambda: None  # submitit's one call to sacct
+    try:
+        yield
+    finally:
+        del watcher.update
+
+
+def without_result(name: str, sheeps) -> str | None:
+    """A line on the XPs of grid ``name`` that have no metrics, with their SLURM job's state where a
+    job ran them: a cancelled, failed or timed-out job stays so when ``dora grid`` runs again."""
+    missing: dict[str, list[str]] = {}
+    with unasked_without_cluster():
+        for sheep in sheeps:
+            if not xp_history(sheep.xp):
+                state = "not run" if sheep.job is None else f"SLURM job {sheep.state()}"
+                missing.setdefault(state, []).append(sheep.xp.sig)
+    if not missing:
+        return None
+    states = "; ".join(f"{state}: {', '.join(sigs)}" for state, sigs in sorted(missing.items()))
+    count = sum(map(len, missing.values()))
+    line = f"{count} of {len(sheeps)} XPs have no result ({states})."
+    if any(state.startswith("SLURM job") for state in missing):
+        line += (f" `dora grid {name} --retry` submits cancelled and failed XPs again (a plain rerun leaves "
+                 "them as they are).")
+        if not slurm_configured():
+            line += " (No SLURM cluster is configured here to ask for their jobs' states.)"
+    return line
 
 
 def _order(sheep) -> tuple:
@@ -229,12 +286,16 @@ def write_summary(grid: GridRun) -> Path:
 
 
 def table(name: str) -> str:
-    return results.markdown(results.summarise(GridRun(name, xps(name)).runs()))
+    """The condition table, then which XPs have no result and why, when some have none."""
+    sheeps = xps(name)
+    missing = without_result(name, sheeps)
+    return results.markdown(results.summarise(GridRun(name, sheeps).runs())) + (f"\n\n{missing}" if missing else "")
 
 
 def show(name: str) -> None:
     """dora's own grid table (one row per XP), as ``dora grid NAME --dry_run`` prints it."""
     for sheep in xps(name):
         xp_history(sheep.xp)  # dora reads the histories unguarded: a damaged one is named first
-    run_grid(_main(), explorer(name), name, args=RunGridArgs(dry_run=True, monitor=False))
+    with unasked_without_cluster():
+        run_grid(_main(), explorer(name), name, args=RunGridArgs(dry_run=True, monitor=False))
 

@@ -47,6 +47,8 @@ class Results:
     source: str
     runs: list[tuple[dict, dict]]
     """(config, metrics) of every finished XP."""
+    missing: str | None = None
+    """Read from a grid: which of its XPs have no result, and why (``local_grid.without_result``)."""
 
 
 def load(source: str) -> Results:
@@ -57,18 +59,21 @@ def load(source: str) -> Results:
         if not (path / SUMMARY_FILE).is_file():
             raise ReportError(f"{path}: a folder without {SUMMARY_FILE} (give a grid name or a grid's summary.json)")
         path = path / SUMMARY_FILE
+    missing = None
     if path.is_file():
         name, runs = _read_summary(path)
         source = str(path)
     elif "/" in source or source.endswith(".json"):
         raise ReportError(f"{source}: no such file (give a grid name or a grid's summary.json)")
     else:
-        from sepclean.pipeline.local_grid import GridRun, xps
+        from sepclean.pipeline.local_grid import GridRun, without_result, xps
 
-        name, runs = source, GridRun(source, xps(source)).runs()  # an unknown grid raises PipelineError
+        sheeps = xps(source)  # an unknown grid raises PipelineError
+        name, runs, missing = source, GridRun(source, sheeps).runs(), without_result(source, sheeps)
     if not runs:
-        raise ReportError(f"{source}: no finished XP to report (run the grid first: sepclean grid {name})")
-    return Results(name, source, runs)
+        raise ReportError(f"{source}: no finished XP to report (run the grid first: sepclean grid {name})"
+                          + (f"; {missing}" if missing else ""))
+    return Results(name, source, runs, missing)
 
 
 def _read_summary(path: Path) -> tuple[str, list[tuple[dict, dict]]]:
@@ -197,7 +202,7 @@ class _Report:
         self.found, self.folder = found, folder
         self.runs = found.runs
         self.reader = _Reader()
-        self.limits: list[str] = []
+        self.limits: list[str] = [found.missing] if found.missing else []
         self.plots: list[Path] = []
 
     def write(self) -> Written:
