@@ -20,6 +20,7 @@
 #
 # Settings: SEPCLEAN_SLURM_PARTITION (default "local"), SEPCLEAN_SLURM_CLUSTER (default "sepclean"),
 # SEPCLEAN_SLURM_PORTS (slurmctld, slurmd, slurmdbd, mariadb; default "6817 6818 6819 3307").
+# SEPCLEAN_APT_LOCK_WAIT: seconds start waits for another apt/dpkg process's locks (default 600).
 set -euo pipefail
 
 STATE=${SEPCLEAN_SLURM_DIR:-/var/lib/sepclean-slurm}
@@ -90,6 +91,26 @@ wait_for() {
   done
 }
 
+APT_LOCK_WAIT=${SEPCLEAN_APT_LOCK_WAIT:-600}  # seconds
+
+# apt-get, waiting up to $APT_LOCK_WAIT s while another apt or dpkg process holds a lock it needs.
+# DPkg::Lock::Timeout covers dpkg's frontend lock only; apt-get update takes the package lists' lock
+# and install the archives' lock first, and fail at once on those (apt 2.6), so they are retried.
+apt_get() {
+  local deadline=$((SECONDS + APT_LOCK_WAIT)) out said=
+  while true; do
+    if out=$(apt-get -o DPkg::Lock::Timeout="$APT_LOCK_WAIT" "$@" 2>&1); then return 0; fi
+    if ! grep -qE "Could not get lock|Unable to acquire the dpkg frontend lock" <<<"$out" \
+        || ((SECONDS >= deadline)); then
+      printf '%s\n' "$out" >&2
+      return 1
+    fi
+    [[ -n $said ]] || say "waiting (up to ${APT_LOCK_WAIT}s) for another apt/dpkg process: $(grep -m1 -E 'lock' <<<"$out")"
+    said=1
+    sleep 2
+  done
+}
+
 install_packages() {
   local missing=() p
   for p in "${PACKAGES[@]}"; do
@@ -98,8 +119,8 @@ install_packages() {
   ((${#missing[@]})) || return 0
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 write_configuration() {
