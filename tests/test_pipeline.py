@@ -132,6 +132,23 @@ def test_a_moved_or_copied_store_resumes_with_every_stage_done(tiny_data, tmp_pa
     assert again[3] == first[3]
 
 
+def test_the_data_stage_says_what_it_made_and_where_in_one_line(tmp_path):
+    from sepclean.pipeline.experiment import Experiment
+
+    synth = {"preset": "mixed23", "profile": "tiny", "severity": "heavy", "contaminated_fraction": None, "seed": 0,
+             "sizes": {"train": 2, "valid": 1, "reference": 1, "test": 1, "duration": 2.0}}
+    lines = []
+    experiment = Experiment({"data": {"synth": synth}}, ArtifactStore(tmp_path), tmp_path / "demucs", progress=False,
+                            log=lines.append)
+    for _ in range(2):  # made, then found
+        data = experiment.data()
+        assert lines == [f"[data] synthetic mixed23, profile tiny, severity heavy, seed 0: train 2, train_clean 2, "
+                         f"valid 1, reference 1, test 1 songs; manifests in {data.folder / 'manifests'}"]
+        assert sorted(p.name for p in (data.folder / "manifests").iterdir()) == \
+            ["reference.jsonl", "test.jsonl", "train.jsonl", "train_clean.jsonl", "valid.jsonl"]
+        lines.clear()
+
+
 def test_an_artifact_changed_by_hand_is_refused(tmp_path):
     store = ArtifactStore(tmp_path)
     folder = store.produce("stage", {"x": 1}, [], lambda folder: {}, log=lambda _: None)

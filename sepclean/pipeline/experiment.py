@@ -84,13 +84,22 @@ class Experiment:
     log: Callable[[str], None] = print
 
     def data(self) -> stages.Data:
+        """The XP's dataset (made, or found made), said in one line: what it is, its songs per split, where."""
         data = self.cfg["data"]
         roots = {split: list(rs or []) for split, rs in (data.get("roots") or {}).items()}
         if any(roots.values()):
-            return stages.dataset_roots(self.store, roots, progress=self.progress)
-        synth = dict(data["synth"])
-        synth["sizes"] = {k: v for k, v in (synth.get("sizes") or {}).items() if v is not None}
-        return stages.synthetic_data(self.store, **synth, progress=self.progress)
+            found = stages.dataset_roots(self.store, roots, progress=self.progress)
+            what = f"the roots of {', '.join(split for split, rs in roots.items() if rs)}"
+        else:
+            synth = dict(data["synth"])
+            synth["sizes"] = {k: v for k, v in (synth.get("sizes") or {}).items() if v is not None}
+            found = stages.synthetic_data(self.store, **synth, progress=self.progress)
+            what = (f"synthetic {synth.get('preset')}, profile {synth.get('profile')}, severity {synth.get('severity')}, "
+                    f"seed {synth.get('seed')}")
+        counts = self.store.summary(found.folder).get("tracks") or {}
+        self.log(f"[data] {what}: " + ", ".join(f"{split} {counts[split]}" for split in stages.SPLITS if split in counts)
+                 + f" songs; manifests in {found.folder / 'manifests'}")
+        return found
 
     def spec(self, arch: str, data: stages.Data, split: str, clean: Path | None = None,
              robust: RobustLoss | None = None) -> TrainSpec:
