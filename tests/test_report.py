@@ -318,6 +318,24 @@ def test_an_sdr_that_is_not_a_number_is_one_line_naming_the_summary(tmp_path, ca
     assert capsys.readouterr().err == f"sepclean report: error: {summary}: XP 3 of 5 is damaged: {problem}\n"
 
 
+def test_sdr_panels_span_half_a_db_and_single_points_get_no_legend_line(tmp_path, monkeypatch):
+    """Differences of 0.0004 dB once filled a whole panel, and the legend drew lines for points."""
+    from sepclean.pipeline import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    rows = [{"arch": "openunmix", "method": method, "ratio": ratio, "mode": mode, "seeds": 1, "sdr_avg": sdr}
+            for method, ratio, mode, sdr in (("dirty", None, None, 4.0), ("fad", 0.75, "per-target", 4.0004),
+                                             ("loss", 0.75, "unified", 3.9998))]
+    plots.sdr_vs_ratio(rows, ["openunmix"], ["avg"], path=tmp_path / "sdr.png", title="one ratio")
+    (ax,) = drawn[0].axes
+    low, high = ax.get_ylim()
+    assert high - low >= plots.MIN_SDR_SPAN and low < 3.9998 and high > 4.0004
+    legend = drawn[0].legends[0]
+    styles = {text.get_text(): handle.get_linestyle() for text, handle in zip(legend.get_texts(), legend.legend_handles)}
+    assert styles == {"dirty (whole pool)": "-", "fad (per-target)": "None", "loss (unified)": "None"}
+
+
 def test_roc_curve_area_is_the_auroc():
     rng = np.random.default_rng(0)
     scores = {f"t{i}": float(v) for i, v in enumerate(rng.normal(size=40).round(1))}  # with ties

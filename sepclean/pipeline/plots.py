@@ -22,6 +22,10 @@ CONTROL_STYLES = {"dirty": ("-", "dirty (whole pool)"), "clean_twin": (":", "cle
                   "reference_only": ("-.", "reference only")}
 MODE_STYLES = {"unified": ("-", "o"), "per-target": ("--", "s")}
 CLEAN_COLOUR, BAD_COLOUR = "tab:blue", "tab:red"
+MIN_SDR_SPAN = 0.5
+"""dB: the least an SDR panel's y axis spans, so that differences of 0.001 dB never fill a panel."""
+SCORE_AXES = {"fad": "score = −FAD (squared embedding units; higher = keep)"}
+"""What a method's raw scores are, where they are not plain: FAD's are negated Fréchet distances."""
 
 
 def colours(methods) -> dict[str, str]:
@@ -81,6 +85,8 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
                 y = np.array([p[1] for p in points])
                 err = np.array([p[2] if finite(p[2]) else 0.0 for p in points])
                 style, marker = MODE_STYLES.get(mode, ("-", "^"))
+                if len(ratios) == 1:
+                    style = "none"  # points only: the legend must not draw a line either
                 bars = ax.errorbar(x, y, yerr=err if err.any() else None, color=colour[method], linestyle=style,
                                    marker=marker, markersize=4.5, linewidth=1.4, capsize=3, elinewidth=1)
                 handles.setdefault(f"{method} ({mode})", bars)
@@ -90,6 +96,10 @@ def sdr_vs_ratio(rows: list[dict], archs: list[str], targets: list[str], path: P
             if ratios:
                 pad = max(spread, 0.05)
                 ax.set_xlim(ratios[0] - pad, ratios[-1] + pad)
+            low, high = ax.get_ylim()
+            if high - low < MIN_SDR_SPAN:
+                middle = (low + high) / 2
+                ax.set_ylim(middle - MIN_SDR_SPAN / 2, middle + MIN_SDR_SPAN / 2)
             ax.grid(True, alpha=0.3)
             ax.tick_params(labelsize=8)
             if last_row:
@@ -185,8 +195,8 @@ def score_histograms(tables: list[tuple[str, ScoreTable, dict | None]], path: Pa
             ax.tick_params(labelsize=7)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # FAD distances have long tick labels
-            if i == len(tables) - 1:
-                ax.set_xlabel("score (higher = keep)", fontsize=8)
+            if i == len(tables) - 1 or table.method in SCORE_AXES:
+                ax.set_xlabel(SCORE_AXES.get(table.method, "score (higher = keep)"), fontsize=8)
             if j == 0:
                 ax.set_ylabel("songs", fontsize=8)
     fig.suptitle("Scores of the training songs" + (", clean vs contaminated" if handles else ""), fontsize=11)

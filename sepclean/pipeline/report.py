@@ -369,7 +369,10 @@ class _Report:
         blocks.append(Image("score_histograms.png",
                             f"Score histograms. {which} Blue: clean songs; red: contaminated songs (in a target's "
                             "column, songs whose stem of that target was contaminated); grey: no ground truth. "
-                            "Higher scores are kept: a method that finds the contamination puts the red to the left."))
+                            "Higher scores are kept: a method that finds the contamination puts the red to the left. fad's "
+                            "scores are negated FADs: minus the Fréchet distance of a song's embedding frames to the "
+                            "reference songs', in the embedding's units squared (only their order matters; 0 would be "
+                            "a song indistinguishable from the references)."))
         with_truth = [t[:3] for t in tables if t[2] is not None]
         if with_truth:
             self._plot(plots.roc_curves, "roc.png", with_truth)
