@@ -1,8 +1,10 @@
-"""Reading torch files a user receives without running code from them.
+"""Reading torch files and pickles a user receives without running code from them.
 
 ``torch.load(weights_only=True)`` unpickles tensors and plain containers only; a caller allows
 exactly the classes its files need beyond that (demucs' model classes, an OmegaConf config, numpy
-scalars). Anything else in a file is refused with an error naming it, never unpickled in full.
+scalars). Plain pickles (dora's ``job.pkl``) go through ``load_pickle``, which resolves only the
+globals its caller names. Anything else in a file is refused with an error naming it, never
+unpickled in full.
 """
 
 from __future__ import annotations
@@ -41,3 +43,34 @@ def load(path, error: type[SepcleanError], allowed=(), map_location="cpu"):
                     f"({detail[1] if detail else 'UnpicklingError'})") from None
     except Exception as e:  # torch raises many types on corrupt files (RuntimeError, EOFError, ...)
         raise error(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    def __init__(self, file, allowed: set[tuple[str, str]]):
+        super().__init__(file)
+        self.allowed = allowed
+
+    def find_class(self, module, name):
+        if (module, name) not in self.allowed:
+            raise pickle.UnpicklingError(f"GLOBAL {module}.{name} was not an allowed global")
+        return super().find_class(module, name)
+
+
+def load_pickle(path, error: type[SepcleanError], allowed: set[tuple[str, str]]):
+    """The object in a pickle whose only globals are ``allowed`` (module, name) pairs; anything else,
+    and a damaged file, raise ``error`` naming ``path``. Nothing outside ``allowed`` is imported or
+    called, so a planted payload never runs."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return _AllowListUnpickler(f, allowed).load()
+    except FileNotFoundError:
+        raise error(f"{path}: missing") from None
+    except pickle.UnpicklingError as e:
+        refused = re.match(r"GLOBAL (\S+) was not an allowed global", str(e))
+        if refused:
+            raise error(f"{path}: refused to load: it names {refused[1]}, which is not a class allowed in this "
+                        "file; sepclean never unpickles arbitrary objects from a file (they can run code)") from None
+        raise error(f"{path}: not a readable pickle ({e})") from None
+    except Exception as e:  # a truncated or garbled pickle raises EOFError, ValueError, KeyError, ...
+        raise error(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None

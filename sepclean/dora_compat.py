@@ -17,22 +17,42 @@ traceback there, ending in ``OSError: [Errno 30] Read-only file system``. Both n
 ``OutputError`` naming the path and ``dora.dir``: the ``sepclean`` commands print it as one line;
 on dora's own command line, where nothing of sepclean's is running yet to catch it, it is printed
 as one line and the process exits with status 2, as an error inside an XP does.
+
+**The job files.** A ``dora grid`` that submits to SLURM pickles the XP's submitit jobs into
+``<xp>/job.pkl``, and every later ``dora grid``, ``dora info``, ``sepclean grid --table`` and
+``sepclean report`` unpickles it in full (``dora.utils.try_load`` with ``pickle.load``): a planted
+``job.pkl`` ran its code there. It is now read with ``checkpoints.load_pickle``, which resolves only
+what dora writes (submitit's ``SlurmJob`` and ``JobPaths``, and paths), and its jobs are checked to
+be SLURM job ids that nothing cancels when they are dropped. Anything else, and a damaged file, is
+an ``OutputError`` naming the file (dora used to ignore a damaged one with a warning, so the XP
+looked as if it had never been submitted). dora reads the files in a pool of processes that turns
+every error into a ``ProcessException`` holding its repr; a ``SepcleanError`` now comes through as
+itself, so it is printed as one line like any other.
 """
 
 from __future__ import annotations
 
 import functools
 import getpass
+import itertools
 import logging
+import pickle
+import re
 import subprocess
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+import dora.explore
+import dora.grid
+import dora.shep
 from dora.main import DecoratedMain
 from dora.shep import Shepherd
+from dora.utils import try_load
+from submitit import SlurmJob
 
-from sepclean.errors import OutputError, exit_on_user_error
+from sepclean import checkpoints
+from sepclean.errors import OutputError, SepcleanError, exit_on_user_error
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +93,48 @@ def naming_unwritable_folders(method):
     return wrapped
 
 
+JOB_FILE_GLOBALS = {("submitit.slurm.slurm", "SlurmJob"), ("submitit.core.utils", "JobPaths"),
+                    ("pathlib", "PosixPath")}
+"""What dora's ``job.pkl`` holds: ``(job, jobs of its array, dependent jobs)``, submitit's SLURM jobs."""
+
+
+def _jobs_in(content) -> list:
+    """The jobs in a job file as dora writes it: ``(job, its array's jobs, dependent jobs)``, or one job."""
+    if isinstance(content, tuple) and len(content) in (2, 3) and all(isinstance(g, list) for g in content[1:]):
+        return [content[0], *itertools.chain(*content[1:])]
+    return [content]
+
+
+def load_job_file(path, load=pickle.load, mode: str = "rb"):
+    """``dora.utils.try_load`` as dora's Shepherd and grid call it for ``job.pkl``, without running code."""
+    if load is not pickle.load:
+        return try_load(path, load=load, mode=mode)
+    with exit_on_user_error("dora") if on_dora_command_line() else nullcontext():
+        content = checkpoints.load_pickle(path, OutputError, JOB_FILE_GLOBALS)
+        for job in _jobs_in(content):
+            cancels = getattr(job, "_cancel_at_deletion", False)
+            if isinstance(job, SlurmJob):
+                job._cancel_at_deletion = False  # a refused job must not be scancelled when dropped
+            if not (isinstance(job, SlurmJob) and re.fullmatch(r"\d+(_\d+)?", str(job.job_id)) and not cancels):
+                raise OutputError(f"{path}: not a job file dora wrote (it holds {job!r}, not a SLURM job "
+                                  "id that is left running when the file is read); delete it to let dora "
+                                  "forget the XP's job")
+        return content
+
+
+def get_sheep_in_pool(shepherd: Shepherd, argv, slurm, job_array_index=None):
+    """``dora.explore._process``, which dora's grid runs in a process pool, with a ``SepcleanError``
+    passed on as itself instead of as a ``ProcessException`` holding its repr."""
+    try:
+        return shepherd.get_sheep_from_argv(argv), slurm, job_array_index
+    except SepcleanError:
+        raise
+    except Exception as exc:
+        raise dora.explore.ProcessException(repr(exc))
+
+
 Shepherd._check_orphans = check_orphans
 Shepherd.__init__ = naming_unwritable_folders(Shepherd.__init__)
 DecoratedMain.init_xp = naming_unwritable_folders(DecoratedMain.init_xp)
+dora.shep.try_load = dora.grid.try_load = load_job_file
+dora.explore._process = get_sheep_in_pool

@@ -127,3 +127,41 @@ def test_a_cancelled_xp_is_named_with_its_state_and_the_retry(tmp_path, monkeypa
         f"2 of 2 XPs have no result (SLURM job CANCELLED: {sheeps[0].xp.sig}; not run: {sheeps[1].xp.sig}). "
         "`dora grid sepclean.ci --retry` submits cancelled and failed XPs again (a plain rerun leaves them as they "
         "are).")
+
+
+class _Payload:
+    """What a planted ``job.pkl`` holds: unpickling it calls ``subprocess.call`` (touching a marker)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return subprocess.call, (["touch", self.marker],)
+
+
+@pytest.mark.parametrize("planted", ["payload", "job id", "truncated"])
+def test_a_planted_job_file_is_refused_by_name_and_runs_nothing(planted, tmp_path, monkeypatch, capsys):
+    """dora unpickles ``<xp>/job.pkl`` in full whenever a grid is listed (dora.utils.try_load): a
+    planted one ran its code in ``sepclean grid --table``, ``report`` and ``dora grid``."""
+    import pickle
+
+    import submitit
+
+    from sepclean.pipeline import local_grid
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    xp = local_grid.xps("sepclean.ci")[0].xp
+    xp.folder.mkdir(parents=True)
+    marker = tmp_path / "payload-ran"
+    job = submitit.SlurmJob(folder=xp.folder / "submitit", job_id="4242; touch x")
+    content = {"payload": pickle.dumps((_Payload(marker), [], [])),
+               "job id": pickle.dumps((job, [job], [])),
+               "truncated": pickle.dumps((submitit.SlurmJob(folder=xp.folder, job_id="4242"), [], []))[:-9]}[planted]
+    (xp.folder / xp.dora.shep.job_file).write_bytes(content)
+    assert main(["grid", "sepclean.ci", "--table"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sepclean grid: error: {xp.folder / 'job.pkl'}: ") and err.count("\n") == 1, err
+    assert {"payload": "refused to load: it names subprocess.call,", "job id": "not a job file dora wrote",
+            "truncated": "not a readable pickle"}[planted] in err
+    assert not marker.exists()
