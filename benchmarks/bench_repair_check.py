@@ -13,8 +13,8 @@ The repair models are the ``reference_only`` control's (each architecture traine
 references through the pipeline's artifacts, cached under ``--out``), as ``repair.model=reference``
 uses them; ``--epochs`` sets their training (x ``epoch_updates``).
 
-``--action relabel`` measures the relabelling instead (``refused`` then counts the pairs no
-permutation fixed); ``--set`` adds config overrides (e.g. a grid's, to share its artifacts).
+``--action relabel`` and ``--action relabel+repair`` measure those instead (a table of how many pairs
+each decision changed and what they gained); ``--set`` adds config overrides (e.g. a grid's, to share its artifacts).
 
     python benchmarks/bench_repair_check.py --archs openunmix hdemucs --out outputs/bench_repair
 """
@@ -42,13 +42,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=1.0)
     parser.add_argument("--margin", type=float, default=3.0)
-    parser.add_argument("--action", choices=["repair", "relabel"], default="repair")
+    parser.add_argument("--action", choices=["repair", "relabel", "relabel+repair"], default="repair")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
     parser.add_argument("--out", default="outputs/bench_repair")
     args = parser.parse_args()
 
     from sepclean import audio, toolkit as toolkits
-    from sepclean.actions import RepairSettings, repair_manifest
+    from sepclean.actions import CHANGED, RepairSettings, repair_manifest
     from sepclean.clean_manifest import CleanManifest
     from sepclean.pipeline.artifacts import ArtifactStore
     from sepclean.pipeline.experiment import Experiment
@@ -76,14 +76,14 @@ def main() -> None:
                                 lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
                                 settings, folder, {"arch": arch}, log=lambda _: None, action=args.action)
         clean.write(folder / "clean.json")
-        record, changed = clean.extra[args.action], "relabelled" if args.action == "relabel" else "repaired"
+        record, changed = clean.extra[args.action], CHANGED[args.action]
         rows = {}
         for d in record["decisions"]:
             kind = truth[d["track"]]["kind"]
             if kind == "label_noise":
                 kind += " (swap)" if any(d["stem"] in pair for pair in truth[d["track"]]["params"]["swaps"]) else " (move)"
             gain = None
-            if d["decision"] == changed:
+            if d["decision"] in changed:
                 new, _ = audio.read(folder / clean.replace[d["track"]][d["stem"]]["path"])
                 reference = twin[d["track"]].read(d["stem"])
                 gain = sdr(reference, new) - sdr(reference, train[d["track"]].read(d["stem"]))
@@ -92,12 +92,12 @@ def main() -> None:
         print(f"\n{arch} reference model ({model.epochs}), margin {args.margin:g} dB, tolerance {args.tolerance:g} dB, "
               f"seed {args.seed}; its median SDR against unflagged labels: "
               + ", ".join(f"{s} {v:.1f}" for s, v in calibration.items()))
-        if args.action == "relabel":
-            print(f"| kind | pairs | relabelled | label SDR dB (median) | Δ SDR to the truth, relabelled (mean) |")
-            print("|---|---:|---:|---:|---:|")
+        if args.action != "repair":
+            print(f"| kind | pairs | {' | '.join(changed)} | label SDR dB (median) | Δ SDR to the truth, changed (mean) |")
+            print("|---|---:|" + "---:|" * len(changed) + "---:|---:|")
             for kind, items in sorted(rows.items()):
                 gains = [g for _, g in items if g is not None]
-                print(f"| {kind} | {len(items)} | {sum(d['decision'] == changed for d, _ in items)} "
+                print(f"| {kind} | {len(items)} | " + " | ".join(str(sum(d['decision'] == c for d, _ in items)) for c in changed)
                       f"| {np.median([d['label_sdr_db'] for d, _ in items]):+.1f} "
                       f"| {f'{np.mean(gains):+.2f}' if gains else '-'} |")
             continue

@@ -72,6 +72,12 @@ Demucs apply the same way:
     from one stem into another is no permutation: relabel leaves it to the fallback (repair fixes
     it). Decisions name the stem each relabelled target's label came from.
 
+``relabel+repair``
+    Relabel first, then repair the flagged pairs relabelling left (moved parts, leaks, swaps the
+    relabel test refused), with the relabelled labels as the song's labels: a swap gets its own
+    audio back, and a moved part still gets the model's estimate. Each pair is decided once:
+    ``relabelled``, else ``repaired``, else the fallback.
+
 The repaired audio is written once into the repair artifact's folder (``audio/<track>/<file name
 of the stem>``, 32-bit float), never into the dataset; the clean manifest names each file and the
 content hash of its samples, checked whenever it is applied.
@@ -323,7 +329,21 @@ def relabel_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray
     return TrackRepair(stems_out, list(best), None, decisions)
 
 
-DECIDE = {"repair": repair_track, "relabel": relabel_track}
+def relabel_then_repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray], flagged: list[str],
+                              settings: RepairSettings, model_sdr: dict[str, float], track_id: str = "") -> TrackRepair:
+    """:func:`relabel_track`, then :func:`repair_track` of the flagged pairs it did not relabel."""
+    relabelled = relabel_track(labels, estimates, flagged, settings, model_sdr, track_id)
+    rest = [s for s in flagged if s not in relabelled.repaired]
+    if not rest:
+        return relabelled
+    repaired = repair_track(relabelled.stems, estimates, rest, settings, model_sdr, track_id)
+    return TrackRepair(repaired.stems, relabelled.repaired + repaired.repaired, repaired.receiver,
+                       [d for d in relabelled.decisions if d["decision"] == "relabelled"] + repaired.decisions)
+
+
+DECIDE = {"repair": repair_track, "relabel": relabel_track, "relabel+repair": relabel_then_repair_track}
+CHANGED = {"repair": ("repaired",), "relabel": ("relabelled",), "relabel+repair": ("relabelled", "repaired")}
+"""The decisions that change a pair's label, per action."""
 
 
 Separate = Callable[[Track, np.ndarray], dict[str, np.ndarray]]
@@ -394,8 +414,7 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
                 keep[decision["stem"]].add(track_id)
         log(f"[{action}] {n}/{len(flagged)} {track_id}: " + ", ".join(f"{d['stem']} {d['decision']}"
                                                                    for d in result.decisions))
-    changed_name = "relabelled" if action == "relabel" else "repaired"
-    counts = {d: sum(x["decision"] == d for x in decisions) for d in (changed_name, "dropped", "kept")}
+    counts = {d: sum(x["decision"] == d for x in decisions) for d in (*CHANGED[action], "dropped", "kept")}
     return CleanManifest(
         keep={s: [t for t in manifest.ids if t in keep[s]] for s in stems},
         dataset_hash=drop.dataset_hash, dataset_tracks=drop.dataset_tracks, mode=drop.mode, ratio=drop.ratio,

@@ -20,6 +20,8 @@ Version 2 adds the stem-level actions beyond dropping (``sepclean.actions``), in
               ``"repair"`` records the settings and every decision;
 ``"relabel"`` ``"replace"`` as repair's, the replacing stems another stem's audio of the same song;
               ``"relabel"`` records the settings and every decision;
+``"relabel+repair"`` ``"replace"`` as repair's, each stem relabelled or repaired; the settings and
+              every decision under ``"relabel+repair"``;
 ``"weight"``  ``"weights": {"<target>": {"<track>": w}}``: every kept (track, target) pair's loss
               weight, finite and >= 0.
 
@@ -45,9 +47,9 @@ from sepclean.files import atomic_write_text
 FORMAT = "sepclean.clean"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
-ACTIONS = ("drop", "repair", "relabel", "weight")
+ACTIONS = ("drop", "repair", "relabel", "relabel+repair", "weight")
 """What is done with a (song, stem) pair a method flags: ``sepclean.actions`` documents each."""
-MODEL_ACTIONS = ("repair", "relabel")
+MODEL_ACTIONS = ("repair", "relabel", "relabel+repair")
 """The actions that change labels by a model's separations (the config's ``repair:`` block sets both)."""
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from sepclean.actions import (ActionError, RepairSettings, flagged_pairs, relabel_track, repair_manifest, repair_track,
-                              weight_manifest)
+from sepclean.actions import (ActionError, RepairSettings, flagged_pairs, label_sdr, relabel_then_repair_track,
+                              relabel_track, repair_manifest, repair_track, weight_manifest)
 from sepclean.clean_manifest import CleanManifest, CleanManifestError
 from sepclean.filtering import clean_manifest, clean_posterior
 from sepclean.scorers import ScoringTask, create
@@ -130,6 +130,29 @@ def test_a_moved_part_or_a_leak_is_no_permutation_and_falls_back():
         assert result.repaired == [] and {d["decision"] for d in result.decisions} == {"dropped"}
         for s in STEMS:
             np.testing.assert_array_equal(result.stems[s], labels[s])
+
+
+def test_relabel_then_repair_swaps_back_with_own_audio_and_repairs_what_no_permutation_fixes():
+    truth = _stems(9)
+    part = truth["other"][:, ::-1].copy() * 0.5  # a part of other, filed into drums
+    labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"], drums=truth["drums"] + part,
+                  other=truth["other"] - part)
+    rng = np.random.default_rng(10)
+    estimates = {s: x + rng.standard_normal(x.shape).astype(np.float32) * 0.02 for s, x in truth.items()}  # ~14 dB
+    calibration = {s: label_sdr(truth[s], estimates[s]) for s in STEMS}
+    result = relabel_then_repair_track(labels, estimates, ["vocals", "bass", "drums"], RepairSettings(), calibration)
+    assert [(d["stem"], d["decision"]) for d in result.decisions] == [
+        ("vocals", "relabelled"), ("bass", "relabelled"), ("drums", "repaired")]
+    assert sorted(result.repaired) == ["bass", "drums", "vocals"] and result.receiver == "other"
+    for s in ("vocals", "bass"):  # the swap: the dataset's own audio
+        np.testing.assert_array_equal(result.stems[s], truth[s])
+    np.testing.assert_allclose(result.stems["drums"], estimates["drums"], atol=1e-6)  # the moved part: the estimate
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-5)
+    assert label_sdr(truth["other"], result.stems["other"]) > label_sdr(truth["other"], labels["other"]) + 6  # the part came home
+    # nothing left to repair: relabelling alone
+    swapped = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
+    alone = relabel_then_repair_track(swapped, estimates, ["vocals", "bass"], RepairSettings(), calibration)
+    assert alone.receiver is None and all(d["decision"] == "relabelled" for d in alone.decisions)
 
 
 def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_data, tmp_path):
@@ -519,7 +542,7 @@ def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):
     ({"action": "weight", "ratio": 0.75}, "action=weight .* set ratio=auto"),
     ({"action": "weight", "method": "dirty"}, "action=weight acts on the pairs a scoring method flags"),
     ({"action": "relabel"}, "action=relabel needs a model: repair.model=reference"),
-    ({"action": "swap"}, "action must be one of drop, repair, relabel, weight")])
+    ({"action": "swap"}, "action must be one of drop, repair, relabel, relabel\\+repair, weight")])
 def test_impossible_actions_are_refused_before_any_work(tmp_path, settings, message):
     from sepclean.errors import PipelineError
     from sepclean.pipeline.artifacts import ArtifactStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sepclean.actions import DEFAULT_RESIDUAL, FALLBACKS, RepairSettings, repair_with_model
+from sepclean.actions import CHANGED, DEFAULT_RESIDUAL, FALLBACKS, RepairSettings, repair_with_model
 from sepclean.clean_manifest import MODEL_ACTIONS
 from sepclean.cli import CommandError
 from sepclean.clean_manifest import CleanManifest
@@ -22,7 +22,7 @@ def configure(parser) -> None:
     parser.add_argument("--action", choices=MODEL_ACTIONS, default="repair",
                         help="repair: replace a flagged label by the model's estimate (the residual to another stem); "
                         "relabel: permute a song's flagged labels among its stems where the model says they were "
-                        "swapped (default: repair)")
+                        "swapped; relabel+repair: relabel, then repair the flagged pairs left (default: repair)")
     parser.add_argument("--residual", nargs="+", metavar="STEM",
                         help=f"stems that may receive a song's residual, the first unrepaired one "
                         f"(default: {' '.join(DEFAULT_RESIDUAL)})")
@@ -45,7 +45,7 @@ def run(args) -> int:
     clean = repair_with_model(CleanManifest.load(args.clean), Manifest.load(args.train), args.toolkit,
                               Path(args.checkpoint), settings, output, args.device, action=args.action)
     counts = clean.extra[args.action]["counts"]
-    changed = "relabelled" if args.action == "relabel" else "repaired"
-    print(f"wrote {output / 'clean.json'}: {counts[changed]} pair(s) {changed}, {counts['dropped']} dropped, "
-          f"{counts['kept']} kept as they were (not {changed}); decisions in its {args.action!r} record")
+    changed = ", ".join(f"{counts[d]} pair(s) {d}" for d in CHANGED[args.action])
+    print(f"wrote {output / 'clean.json'}: {changed}, {counts['dropped']} dropped, {counts['kept']} kept as they "
+          f"were; decisions in its {args.action!r} record")
     return 0

@@ -40,7 +40,7 @@ class Condition:
     and severity (``heldout``). Two XPs of one grid on different data are different rows, never
     seeds of one. (The architecture's overrides are not named: most grids set them for every XP.)"""
     action: str = "drop"
-    """What is done with the flagged pairs (``sepclean.actions``): drop, weight, repair, relabel."""
+    """What is done with the flagged pairs (``sepclean.actions``): drop, weight, repair, relabel, relabel+repair."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
