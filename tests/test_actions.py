@@ -642,9 +642,10 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 9 * 3
-    assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows and ("oracle", "relabel", 1) in rows
-    assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action in ("repair", "relabel"))
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 11 * 3
+    assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows
+    assert ("oracle", "relabel", 1) in rows and ("mlp", "relabel+repair", 2) in rows
+    assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action not in ("drop", "weight"))
     assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150 for s in sheeps)
     robust = {s.xp.sig for s in xps("sepclean.robust_cpu")}
     shared = [s for s in sheeps if s.xp.cfg.action == "drop"]
