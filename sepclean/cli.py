@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("sepclean.commands.synth", "generate a synthetic multitrack dataset with known contamination"),
     "manifest": ("sepclean.commands.manifest", "describe dataset roots as a JSONL manifest"),
     "score": ("sepclean.commands.score", "score training songs by any method (sepclean score METHOD --help)"),
-    "attribute": ("sepclean.commands.attribute", "score training songs by unlearning the clean references"),
+    "attribute": ("sepclean.commands.attribute", "the old spelling of `sepclean score attribute`"),
     "filter": ("sepclean.commands.filter", "turn a scores table into a clean manifest"),
     "repair": ("sepclean.commands.repair", "repair or relabel the pairs a clean manifest drops, by a model's separations"),
     "evaluate": ("sepclean.commands.evaluate", "separate a test manifest and score it with museval"),

@@ -131,7 +131,7 @@ def test_linear_mode_and_mode_comparison(tiny_data, umx, full, tmp_path, capsys)
     linear = np.load(out / "delta_loss.npz")["delta"]
     exact = np.load(full / "delta_loss.npz")["delta"]
     assert linear.shape == exact.shape and np.sign(linear.mean()) == np.sign(exact.mean())
-    args = ["attribute", "--toolkit", "openunmix", "--checkpoint", str(umx), "--train",
+    args = ["score", "attribute", "--baseline", str(umx), "--train",
             str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]), "-o",
             str(tmp_path / "cmp"), "--targets", "vocals", "--segment", "2", "--strength", "0.02",
             "--compare-modes", "2", "--quiet"]
@@ -210,7 +210,8 @@ def test_cli_and_filter(tiny_data, umx, full, tmp_path, capsys):
             str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]), "-o", str(out),
             "--targets", "vocals", "--segment", "2", "--alpha", str(alpha), "--steps", "2", "--damping", "1e-3",
             "--parameters", "^fc", "--quiet"]
-    assert cli(args) == 0
+    assert cli(args) == 0  # the old spelling, an alias of `sepclean score attribute`
+    assert "`sepclean attribute` is `sepclean score attribute`" in capsys.readouterr().err
     meta = json.loads((out / "meta.json").read_text())
     assert meta["settings"]["parameters"] == "^fc" and meta["alpha"]["vocals"] == pytest.approx(alpha)
     assert cli(["filter", str(out), "--ratio", "0.5", "-o", str(tmp_path / "clean.json")]) == 0
@@ -223,22 +224,22 @@ def test_without_targets_a_run_attributes_the_targets_it_has(tiny_data, umx, tmp
 
 
 def test_bad_input(tiny_data, umx, tmp_path, capsys):
-    base = ["attribute", "--toolkit", "openunmix", "--train", str(tiny_data.manifests["train"]),
+    base = ["score", "attribute", "--baseline-toolkit", "openunmix", "--train", str(tiny_data.manifests["train"]),
             "--reference", str(tiny_data.manifests["reference"]), "-o", str(tmp_path / "x"), "--quiet"]
-    assert cli(base + ["--checkpoint", str(tmp_path / "nowhere")]) == 2
+    assert cli(base + ["--baseline", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
-    assert cli(base[:2] + ["demucs"] + base[3:] + ["--checkpoint", str(umx)]) == 2  # wrong toolkit
+    assert cli(base[:3] + ["demucs"] + base[4:] + ["--baseline", str(umx)]) == 2  # wrong toolkit
     assert "demucs" in capsys.readouterr().err
     empty = tmp_path / "empty.jsonl"
     Manifest([]).write(empty)
-    assert cli(base[:4] + [str(empty)] + base[5:] + ["--checkpoint", str(umx)]) == 2
+    assert cli(base[:5] + [str(empty)] + base[6:] + ["--baseline", str(umx)]) == 2
     assert "empty manifest" in capsys.readouterr().err
     with pytest.raises(AttributionError, match="i/K"):
         Shard.parse("2/2")
     for option, value, message in (("--alpha", "nan", "--alpha must be a positive number, got nan"),
                                    ("--strength", "-1", "--strength must be a positive number, got -1.0"),
                                    ("--damping", "inf", "--damping must be a number >= 0, got inf")):
-        assert cli(base + ["--checkpoint", str(umx), option, value]) == 2
+        assert cli(base + ["--baseline", str(umx), option, value]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
@@ -250,7 +251,7 @@ def test_merge_gathers_shards_into_a_new_output_folder(tiny_data, umx, full, tmp
         assert not make_run(tiny_data, umx, folder).compute(Shard(i, 2))
     before = tree_state(*shards)
     merged = tmp_path / "merged"
-    assert cli(["attribute", "--toolkit", "openunmix", "--merge", *map(str, shards), "-o", str(merged)]) == 0
+    assert cli(["score", "attribute", "--merge", *map(str, shards), "-o", str(merged)]) == 0
     assert f"merged 2 shard folder(s) into {merged}" in capsys.readouterr().out
     np.testing.assert_allclose(np.load(merged / "delta_loss.npz")["delta"], np.load(full / "delta_loss.npz")["delta"],
                                rtol=1e-5, atol=1e-9)

@@ -579,8 +579,9 @@ def _read_run(directory: Path) -> dict:
     return run
 
 
-def merge(out, others) -> None:
-    """Gather the parts of shards computed in other directories into ``out`` and write the outputs.
+def merge(out, others) -> ScoreTable:
+    """Gather the parts of shards computed in other directories into ``out`` and write the outputs
+    (returns the paper's table, as :func:`finalize`).
 
     ``out`` may be one of the shards' directories or a new one (it then takes their run.json).
     Refuses shards of a different run (another model, manifest or settings).
@@ -603,7 +604,7 @@ def merge(out, others) -> None:
             if not part.name.startswith(".") and not target.exists():  # not locks, not unfinished writes
                 data = part.read_bytes()
                 atomic_write_stream(target, lambda f: f.write(data))
-    finalize(out)
+    return finalize(out)
 
 
 def finalize(out) -> ScoreTable:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sepclean.progress import bars
 
-TASK = ("train", "reference", "output", "baseline", "baseline_toolkit", "contamination", "device", "quiet")
+TASK = ("train", "reference", "output", "baseline", "baseline_toolkit", "contamination", "device", "quiet", "merge",
+        "compare_modes")
 """The options that say what is scored and where, not how: no method setting may take these names."""
 
 
@@ -28,29 +29,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
     for name in names():
         cls = scorer_class(name)
         description = " ".join((cls.__doc__ or name).split("\n\n")[0].split())
-        sub = methods.add_parser(name, help=description.split(". ")[0].rstrip("."),
-                                 description=description)
-        task = sub.add_argument_group("what is scored")
-        task.add_argument("--train", required=True, metavar="MANIFEST", help="manifest of the songs to score")
-        task.add_argument("--reference", required=True, metavar="MANIFEST",
-                          help="manifest of the trusted clean songs")
-        task.add_argument("-o", "--output", required=True, metavar="DIR",
-                          help="scores directory to write (and the method's resumable work)")
-        if may_need(cls, "needs_baseline"):
-            task.add_argument("--baseline", metavar="CHECKPOINT",
-                              help="the model trained on the noisy set (run folder or file) that the method scores with")
-            task.add_argument("--baseline-toolkit", default="openunmix", metavar="TOOLKIT",
-                              help="its toolkit (default: %(default)s)")
-        if may_need(cls, "needs_truth"):
-            task.add_argument("--contamination", metavar="JSON",
-                              help="the ground truth of a synthetic dataset (its contamination.json)")
-        task.add_argument("--device", help="torch device (default: cuda when available)")
-        task.add_argument("--quiet", action="store_true", help="no progress bars")
-        group = sub.add_argument_group(f"{name} settings")
-        for setting in settings(cls):
-            if setting.name in TASK:
-                raise ValueError(f"{name}: setting {setting.name!r} clashes with a task option of sepclean score")
-            _add_setting(group, setting)
+        configure_method(methods.add_parser(name, help=description.split(". ")[0].rstrip("."),
+                                            description=description), name)
+
+
+def configure_method(parser: argparse.ArgumentParser, name: str) -> None:
+    """The options of ``sepclean score NAME``: what is scored, then the method's settings."""
+    from sepclean.scorers import scorer_class
+    from sepclean.scorers.base import may_need, settings
+
+    cls = scorer_class(name)
+    task = parser.add_argument_group("what is scored")
+    # A shardable method's --merge needs neither: the shards' folders say what they scored.
+    task.add_argument("--train", required=not cls.shardable, metavar="MANIFEST", help="manifest of the songs to score")
+    task.add_argument("--reference", required=not cls.shardable, metavar="MANIFEST",
+                      help="manifest of the trusted clean songs")
+    task.add_argument("-o", "--output", required=True, metavar="DIR",
+                      help="scores directory to write (and the method's resumable work)")
+    if may_need(cls, "needs_baseline"):
+        task.add_argument("--baseline", metavar="CHECKPOINT",
+                          help="the model trained on the noisy set (run folder or file) that the method scores with")
+        task.add_argument("--baseline-toolkit", default="openunmix", metavar="TOOLKIT",
+                          help="its toolkit (default: %(default)s)")
+    if may_need(cls, "needs_truth"):
+        task.add_argument("--contamination", metavar="JSON",
+                          help="the ground truth of a synthetic dataset (its contamination.json)")
+    task.add_argument("--device", help="torch device (default: cuda when available)")
+    task.add_argument("--quiet", action="store_true", help="no progress bars")
+    if cls.shardable:
+        task.add_argument("--merge", nargs="+", metavar="DIR",
+                          help="gather the shards computed in these folders into -o and finish the scores "
+                          "(instead of scoring)")
+    if name == "attribute":
+        task.add_argument("--compare-modes", type=int, metavar="M",
+                          help="instead of scoring, print the Spearman correlation of linear and exact ΔL on M "
+                          "references (whether linear mode can be trusted on this model)")
+    group = parser.add_argument_group(f"{name} settings")
+    for setting in settings(cls):
+        if setting.name in TASK:
+            raise ValueError(f"{name}: setting {setting.name!r} clashes with a task option of sepclean score")
+        _add_setting(group, setting)
 
 
 def _add_setting(group, setting) -> None:
@@ -120,6 +138,14 @@ def run(args: argparse.Namespace) -> int:
 
     chosen = {s.name: getattr(args, s.name) for s in settings(scorer_class(args.method)) if hasattr(args, s.name)}
     scorer = create(args.method, **chosen)
+    if getattr(args, "merge", None):
+        table = scorer.merge(Path(args.output), [Path(d) for d in args.merge])
+        table.write(args.output)
+        print(f"merged {len(args.merge)} shard folder(s) into {args.output}: {table.method} scores of "
+              f"{len(table.tracks)} songs")
+        return 0
+    if not (args.train and args.reference):
+        raise CommandError("--train and --reference are required (except with --merge)")
     baseline = getattr(args, "baseline", None)
     if scorer.needs_baseline and not baseline:
         raise CommandError(f"{args.method} scores with the model trained on the noisy set: pass --baseline CHECKPOINT "
@@ -132,11 +158,19 @@ def run(args: argparse.Namespace) -> int:
     task = ScoringTask(Manifest.load(args.train), Manifest.load(args.reference),
                        Baseline(args.baseline_toolkit, Path(baseline)) if baseline else None,
                        _truth(contamination) if contamination else None, device, bars(not args.quiet))
+    if getattr(args, "compare_modes", None):
+        from sepclean.attribution.run import Run, compare_modes
+
+        run = Run(task.baseline.toolkit, task.baseline.checkpoint, task.train, task.reference, args.output,
+                  list(scorer.targets) if scorer.targets else None, scorer.settings(), device, task.progress)
+        for unit, rho in compare_modes(run, args.compare_modes).items():
+            print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
+        return 0
     try:
         table = scorer.score(task, args.output)
     except ShardPending as pending:
-        print(f"shard {chosen.get('shard')} done; {pending.left} (unit, reference) pair(s) left to other shards, "
-              f"then `sepclean attribute --merge ...`")
+        print(f"{pending}; with shards in separate folders, gather them with `sepclean score {args.method} "
+              f"--merge DIR ... -o DIR`")
         return 0
     table.write(args.output)
     print(f"wrote {args.output}: {table.method} scores of {len(table.tracks)} songs "

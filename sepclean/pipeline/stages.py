@@ -191,7 +191,7 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
 
     def make(folder: Path) -> dict:
         if shards is not None and shards.count > 1:
-            if "shard" not in {f.name for f in dataclasses.fields(scorer)}:
+            if not scorer.shardable:
                 log(f"{scorer.name} has no shards: it scores in one piece")
             else:
                 for round_ in range(scorer.shard_rounds):

@@ -32,6 +32,7 @@ class Attribute(Scorer):
 
     name = "attribute"
     needs_baseline = True
+    shardable = True
     targets: tuple[str, ...] | None = None
     """Targets to attribute (None: those the baseline holds a model for)."""
     mode: str = "exact"
@@ -65,10 +66,13 @@ class Attribute(Scorer):
     batch_size: int = setting(4, identity=False)
     """Examples per forward pass."""
     shard: str = setting("0/1", identity=False)
-    """i/K: compute the references j with j mod K = i (merge with ``sepclean attribute --merge``)."""
+    """i/K: exact mode computes the references j with j mod K = i, linear mode the i-th of K pieces of
+    the training songs (in one shared work folder, or gathered by ``--merge``)."""
 
     def __post_init__(self):
-        for name, choices in (("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
+        from sepclean.attribution.run import MODES
+
+        for name, choices in (("mode", MODES), ("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         if self.targets is not None:
@@ -126,6 +130,19 @@ class Attribute(Scorer):
         if self.checkpoints is not None:
             table.metadata["checkpoints"] = [str(checkpoint) for checkpoint, _ in runs]
         return table
+
+
+    def merge(self, workdir: Path, others: list[Path]) -> ScoreTable:
+        """The shards computed in ``others`` gathered into ``workdir``: the paper's table (mean ΔL over
+        references), which is what the run's own outputs hold."""
+        from sepclean.attribution.run import merge
+
+        changed = [name for name in ("checkpoints", *SCORE_SETTINGS) if getattr(self, name) != getattr(Attribute, name)]
+        if changed:
+            raise ScorerError(f"--merge gathers the shards of one run and writes the paper's scores; "
+                              f"{', '.join(changed)} read the merged ΔL: run `sepclean score attribute` with them "
+                              f"again in {workdir} once merged (nothing is computed again)")
+        return merge(Path(workdir), [Path(other) for other in others])
 
 
 def epoch_checkpoint(checkpoint, epoch: int) -> Path:

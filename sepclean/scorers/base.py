@@ -52,8 +52,11 @@ class Scorer(abc.ABC):
     """False for methods that know what the corruption looks like (the MLP) or the truth (oracle)."""
     needs_baseline: ClassVar[bool] = False
     needs_truth: ClassVar[bool] = False
+    shardable: ClassVar[bool] = False
+    """Whether the method splits its work by its ``shard`` setting (``i/K``): shards run apart, as
+    processes or jobs, and meet in one work folder (or in several, gathered by ``merge``)."""
     shard_rounds: ClassVar[int] = 1
-    """A shardable scorer (one with a ``shard`` setting): how many times the stage runs every shard."""
+    """A shardable method: how many times a stage runs every shard."""
 
     @abc.abstractmethod
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
@@ -64,6 +67,11 @@ class Scorer(abc.ABC):
         folder or a batch size, are left out)."""
         fields = [f for f in dataclasses.fields(self) if f.metadata.get("identity", True)]
         return {"method": self.name, **{f.name: _plain(getattr(self, f.name)) for f in fields}}
+
+    def merge(self, workdir: Path, others: list[Path]) -> ScoreTable:
+        """A shardable method: gather the shards computed in the work folders ``others`` into
+        ``workdir`` and finish its scores."""
+        raise ScorerError(f"{self.name} has no shards to merge")
 
     @staticmethod
     def record(task: ScoringTask) -> dict:
@@ -137,6 +145,8 @@ _REGISTRY: dict[str, type[Scorer]] = {}
 def register(cls: type[Scorer]) -> type[Scorer]:
     if cls.name in _REGISTRY:
         raise ValueError(f"scoring method {cls.name!r} registered twice")
+    if cls.shardable != ("shard" in {f.name for f in dataclasses.fields(cls)}):
+        raise TypeError(f"scoring method {cls.name!r}: a shardable method has a 'shard' setting, and only it")
     _REGISTRY[cls.name] = cls
     return cls
 
