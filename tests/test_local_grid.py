@@ -165,3 +165,32 @@ def test_a_planted_job_file_is_refused_by_name_and_runs_nothing(planted, tmp_pat
     assert {"payload": "refused to load: it names subprocess.call,", "job id": "not a job file dora wrote",
             "truncated": "not a readable pickle"}[planted] in err
     assert not marker.exists()
+
+
+def test_off_a_terminal_the_monitor_counts_down_once_per_wait(capsys):
+    """``dora grid -i N`` counted down to its next update once a second: a line a second in a log."""
+    import inspect
+
+    import dora.grid
+
+    import sepclean.dora_compat  # noqa: F401  (installs dora.grid.print)
+
+    source = inspect.getsource(dora.grid.run_grid)  # what the replacement relies on in dora 0.1.13
+    assert "maybe_print = print" in source and "maybe_print(out, end='\\r')" in source
+    for _ in range(2):  # what run_grid prints between two tables, twice
+        dora.grid.print()
+        for ela in range(12):
+            out = f"Next update in {12 - ela:.0f} seconds       "
+            dora.grid.print(dora.grid.colorize(out, "31") if 12 - ela < 10 else out, end="\r")
+        dora.grid.print(" " * 60)
+        dora.grid.print("the table")
+    assert capsys.readouterr().out == "\nNext update in 12 seconds\nthe table\n" * 2
+
+
+def test_off_a_terminal_the_grid_table_has_no_escape_codes(tmp_path, monkeypatch, capsys):
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    assert main(["grid", "sepclean.ci", "--table"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out and "| openunmix  dirty" in out
