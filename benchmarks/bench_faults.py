@@ -15,7 +15,8 @@ would run (``sepclean ...``, ``dora -P sepclean ...``, ``dora -P sepclean_plugin
 - ``LOST-WORK``: finished work rebuilt, or not found, or another tree read;
 - ``WRONG``: none of those, but not right either (wrong status, the message does not name the
   problem, the noise is still there);
-- ``SKIPPED``: cannot run here (the reason is printed).
+- ``SKIPPED``: cannot run here (the reason is printed);
+- ``NOT-PLANTED``: planting failed (what failed is printed).
 
 The faults come from issue 19's items 1-7 (its "47" counts some twice; the text names the 45
 below, plus the planted ``job.pkl`` found after it). Planting reuses the test suite's helpers
@@ -62,8 +63,8 @@ WORK: Path  # the temporary folder of this run (set in main)
 
 CODE, LOST, SILENT, TRACE, AS_WRITTEN, SLURM, NOISE = (
     "1 code execution", "2 lost work", "3 silent", "4 traceback", "5 fails as written", "6 slurm", "7 noise")
-OK, SKIPPED, CODE_EXECUTION, LOST_WORK, SILENCE, TRACEBACK, WRONG = (
-    "OK", "SKIPPED", "CODE-EXECUTION", "LOST-WORK", "SILENT", "TRACEBACK", "WRONG")
+OK, SKIPPED, CODE_EXECUTION, LOST_WORK, SILENCE, TRACEBACK, WRONG, NOT_PLANTED = (
+    "OK", "SKIPPED", "CODE-EXECUTION", "LOST-WORK", "SILENT", "TRACEBACK", "WRONG", "NOT-PLANTED")
 
 
 @dataclass
@@ -222,7 +223,7 @@ def demucs_folder(dora_dir: Path, argv: list[str]) -> Path:
 def demucs_xp() -> SimpleNamespace:
     """A tiny HDemucs XP trained for one epoch of two batches."""
     folder = WORK / "demucs"
-    argv = demucs_argv("epochs=1", "max_batches=2", "batch_size=2")
+    argv = demucs_argv("epochs=1", "max_batches=2")
     checked(argv, env={"SEPCLEAN_DEMUCS_DIR": str(folder)})
     return SimpleNamespace(folder=folder, xp=demucs_folder(folder, argv))
 
@@ -520,7 +521,7 @@ def full_demucs_dir(folder):
     from conftest import full_disk
 
     dora_dir = folder / "demucs"
-    argv = demucs_argv("epochs=1", "max_batches=2", "batch_size=2")
+    argv = demucs_argv("epochs=1", "max_batches=2")
     return SimpleNamespace(argv=argv, env={"SEPCLEAN_DEMUCS_DIR": str(dora_dir)},
                            wrap=lambda argv: full_disk(dora_dir, argv, room_kib=256),
                            file=demucs_folder(dora_dir, argv) / "checkpoint.th")
@@ -763,6 +764,8 @@ def attempt(fault: Fault) -> tuple[str, str, float]:
                                                           cwd=getattr(c, "cwd", folder), wrap=getattr(c, "wrap", None))
     except pytest.skip.Exception as e:
         return SKIPPED, str(e), time.time() - start
+    except Exception as e:  # the fault could not be planted: a bug here, or in what planting runs
+        return NOT_PLANTED, f"{type(e).__name__}: {str(e)[-300:]}", time.time() - start
     seconds = time.time() - start
     marker_file = getattr(c, "marker", None)
     if marker_file is not None and marker_file.exists():

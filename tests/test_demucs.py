@@ -292,6 +292,13 @@ def test_counts_below_one_are_refused(tiny_data, xps, setting):
         train.check_counts(xp.cfg)
 
 
+def test_a_batch_the_remix_cannot_group_is_refused(tiny_data, xps):
+    with pytest.raises(ToolkitError, match="^batch_size=2 must be a multiple of augment.remix.group_size=4 "):
+        train.check_counts(new_xp(tiny(tiny_data, "batch_size=2")).cfg)
+    train.check_counts(new_xp(tiny(tiny_data, "batch_size=2", "augment.remix.proba=0")).cfg)
+    train.check_counts(new_xp(tiny(tiny_data, "batch_size=8")).cfg)
+
+
 def test_bad_checkpoints(tmp_path):
     from openunmix.model import OpenUnmix
 
