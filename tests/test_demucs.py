@@ -409,6 +409,21 @@ def test_a_read_only_dora_dir_is_one_line_naming_it(tiny_data, tmp_path, monkeyp
                           f"system (dora's folder dora.dir={locked})\n")
 
 
+def test_a_full_disk_for_the_solver_state_is_one_line_naming_it(tiny_data, tmp_path, monkeypatch):
+    """torch.save on a full disk was a RuntimeError traceback (``inline_container.cc ... unexpected pos``)."""
+    from conftest import full_disk
+
+    dora_dir = tmp_path / "full"
+    monkeypatch.setenv("SEPCLEAN_DEMUCS_DIR", str(dora_dir))
+    argv = tiny(tiny_data, "epochs=1", "max_batches=2")
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    folder = train.main.get_xp(argv).folder
+    run = full_disk(dora_dir, DORA_RUN + argv, room_kib=256)  # room for the XP's folder and logs only
+    assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr, run.stderr[-2000:]
+    assert run.stderr.splitlines()[-1] == (f"demucs XP {folder.name}: error: cannot write {folder / 'checkpoint.th'}: "
+                                           "No space left on device")
+
+
 def test_a_planted_continue_from_state_is_refused(tiny_data, xps, tmp_path):
     parent = new_xp(tiny(tiny_data, "epochs=1", "seed=9432"))
     marker = tmp_path / "payload-ran"
