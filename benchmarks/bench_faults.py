@@ -726,7 +726,8 @@ FAULTS = [
     Fault("attribute-one-target-run", AS_WRITTEN, attribute_one_target, lambda c: c.argv,
           succeeds(wrote("scores.csv"))),
     Fault("demucs-info-shows-xp", AS_WRITTEN, demucs_info, lambda c: c.argv,
-          succeeds(lambda c, proc: "" if str(c.xp) in proc.stdout else "the XP's folder is not shown")),
+          succeeds(lambda c, proc: "" if f"Folder is {c.xp}" in proc.stdout + proc.stderr  # dora logs to stderr
+                   else "the XP's folder is not shown")),
     # 6. SLURM
     Fault("scancel-then-rerun", SLURM, None, None, None, skip=NOT_HERE_SLURM),
     Fault("sacct-warnings-table", SLURM, submitted([SEPCLEAN, "grid", GRID, "--table"]), lambda c: c.argv,
