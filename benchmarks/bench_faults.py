@@ -19,7 +19,8 @@ would run (``sepclean ...``, ``dora -P sepclean ...``, ``dora -P sepclean_plugin
 - ``NOT-PLANTED``: planting failed (what failed is printed).
 
 The faults come from issue 19's items 1-7 (its "47" counts some twice; the text names the 45
-below, plus the planted ``job.pkl`` found after it). Planting reuses the test suite's helpers
+first ones below), plus two found after it: a planted ``job.pkl``, a read-only outputs/ for ``sepclean
+grid``. Planting reuses the test suite's helpers
 (``tests/conftest.py`` and the test modules). The shared pieces (the tiny data, one finished
 Open-Unmix XP of the ``sepclean.ci`` grid, a vocals-only Open-Unmix run, a tiny HDemucs XP) are
 made once, when a fault first needs them. About 15 minutes on two busy cores. Exit status 1 when
@@ -541,6 +542,17 @@ def full_grid_results(folder):
                            wrap=lambda argv: full_disk(results, argv), file=results / GRID / "summary.md")
 
 
+def read_only_grid_outputs(folder):
+    """An outputs/ folder an earlier grid made (dora's folders, the XPs'), now read-only."""
+    from conftest import read_only
+
+    dora_dir = folder / "outputs"
+    for f in ("by_id", "orphans", "arrays", f"grids/{GRID}", *(f"xps/{s.xp.sig}" for s in ci_xps().values())):
+        (dora_dir / f).mkdir(parents=True)
+    return SimpleNamespace(argv=[SEPCLEAN, "grid", GRID, "--jobs", "2"], env=dora_env(dora_dir),
+                           wrap=lambda argv: read_only(dora_dir, argv), file=dora_dir)
+
+
 # --- 5. commands that fail as written ----------------------------------------------------------------------
 
 def umx_separate(folder):
@@ -747,6 +759,8 @@ FAULTS = [
     Fault("report-fad-units", NOISE, fad_units, lambda c: c.argv, succeeds(names_fad_units)),
     # found after the issue: dora's job.pkl unpickled in full whenever a grid is listed
     Fault("dora-job-pkl-payload", CODE, plant_job_pkl, lambda c: c.argv, names_file("refused to load")),
+    # found after the issue: `sepclean grid --jobs N` on a read-only outputs/
+    Fault("grid-read-only-outputs", TRACE, read_only_grid_outputs, lambda c: c.argv, names_file("Read-only")),
 ]
 
 
