@@ -8,6 +8,7 @@ through dora's Python API with a clean manifest, asserting on the solver's own d
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -422,6 +423,21 @@ def test_a_full_disk_for_the_solver_state_is_one_line_naming_it(tiny_data, tmp_p
     assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr, run.stderr[-2000:]
     assert run.stderr.splitlines()[-1] == (f"demucs XP {folder.name}: error: cannot write {folder / 'checkpoint.th'}: "
                                            "No space left on device")
+
+
+def test_a_training_the_adapter_runs_fails_with_its_error_line(tiny_data, tmp_path):
+    """A grid's HDemucs training that the plugin's main refuses: the XP's error says why, not only
+    the exit status."""
+    from sepclean.toolkit import TrainSpec
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "train.log").write_text("demucs XP 0: error: an earlier attempt's error\n")
+    spec = TrainSpec(train=tiny_data.manifests["train"], valid=tiny_data.manifests["valid"], preset="tiny_hdemucs",
+                     overrides={"batch_size": 2}, epochs=1, device="cpu", quiet=True, workspace=tmp_path / "xps")
+    with pytest.raises(ToolkitError) as failed:
+        DemucsToolkit().train(spec, tmp_path / "model")
+    assert re.fullmatch(r"demucs training failed with exit status 2: demucs XP \w+: error: batch_size=2 must be a "
+                        r"multiple of augment.remix.group_size=4 .* \(log: .*/model/train.log\)", str(failed.value))
 
 
 def test_a_planted_continue_from_state_is_refused(tiny_data, xps, tmp_path):
