@@ -289,9 +289,14 @@ def plant_job_pkl(folder: Path) -> SimpleNamespace:
                            marker=marker(folder), file=xp / "job.pkl")
 
 
-def names_file(*words: str):
+def names_file(*words: str, status: int = 2):
     """``one_line`` naming the planted file and ``words``."""
-    return lambda c, proc: one_line(str(c.file), *words)(c, proc)
+    return lambda c, proc: one_line(str(c.file), *words, status=status)(c, proc)
+
+
+GRID_FAILED = 1
+"""``sepclean grid``'s exit status when an XP failed (each failed XP prints its error line; the
+others still run)."""
 
 
 # --- 2. lost work -------------------------------------------------------------------------------------
@@ -690,7 +695,7 @@ FAULTS = [
     # 1. code execution
     Fault("demucs-resume-payload", CODE, plant_demucs_state, lambda c: c.argv, names_file("refused to load")),
     Fault("grid-hdemucs-resume-payload", CODE, plant_grid_hdemucs_state, lambda c: c.argv,
-          names_file("refused to load")),
+          names_file("refused to load", status=GRID_FAILED)),
     # 2. lost work
     Fault("moved-outputs", LOST, plant_moved_store, lambda c: c.argv, nothing_rebuilt),
     Fault("copied-outputs", LOST, plant_copied_store, lambda c: c.argv, reads_only_itself),
@@ -715,8 +720,10 @@ FAULTS = [
           lambda c: c.argv, no_data_stage("mode=sideways")),
     Fault("empty-data-root", TRACE, roots_with("empty"), lambda c: c.argv, one_line("empty")),
     Fault("missing-data-root", TRACE, roots_with("missing"), lambda c: c.argv, one_line("nowhere")),
-    Fault("corrupt-done-json", TRACE, stored_xp(corrupt_done_json), lambda c: c.argv, names_file()),
-    Fault("truncated-checkpoint", TRACE, stored_xp(truncated_model), lambda c: c.argv, names_file()),
+    Fault("corrupt-done-json", TRACE, stored_xp(corrupt_done_json), lambda c: c.argv,
+          names_file(status=GRID_FAILED)),
+    Fault("truncated-checkpoint", TRACE, stored_xp(truncated_model), lambda c: c.argv,
+          names_file(status=GRID_FAILED)),
     Fault("garbage-clean-manifest", TRACE, garbage_clean_manifest, lambda c: c.argv, names_file()),
     Fault("report-damaged-history", TRACE, xp_history('[{"sdr": {"avg": 1.0}', [SEPCLEAN, "report", GRID, "-o", "{out}"]),
           lambda c: c.argv, names_file("damaged XP history")),
