@@ -167,6 +167,15 @@ def ci_xps() -> dict[str, object]:
     return {f"{s.xp.cfg.arch} {s.xp.cfg.method}": s for s in local_grid.xps(GRID)}
 
 
+def sheeps_in(dora_dir: Path) -> list:
+    """The ci grid's XPs with their folders in ``dora_dir`` (where test_local_grid's ``_submitted`` writes)."""
+    from sepclean.pipeline import local_grid
+    from sepclean.train import main
+
+    main.dora.dir = dora_dir
+    return local_grid.xps(GRID)
+
+
 def sig(name: str) -> str:
     return ci_xps()[name].xp.sig
 
@@ -601,11 +610,8 @@ def submitted(command: list[str]):
     def setup(folder):
         from test_local_grid import _submitted
 
-        from sepclean.train import main
-
         dora_dir = folder / "outputs"
-        main.dora.dir = dora_dir
-        sheeps = list(ci_xps().values())
+        sheeps = sheeps_in(dora_dir)
         _submitted(sheeps[:2])
         history = dora_dir / "xps" / sheeps[2].xp.sig / "history.json"
         history.parent.mkdir(parents=True)
@@ -617,8 +623,9 @@ def submitted(command: list[str]):
 
 def no_sacct(c, proc) -> str:
     text = proc.stdout + proc.stderr
-    if "sacct" in text:
-        return f"{text.count('sacct')} mention(s) of sacct"
+    said = text.count("sacct:") + text.count("sacct error")  # sacct's own errors, submitit's warnings
+    if said:
+        return f"{said} line(s) of sacct's errors or submitit's warnings"
     return "" if "no result" in text or proc.args[1] == "report" else "the XPs without a result are not named"
 
 
@@ -642,7 +649,11 @@ def says(pattern: str):
 
 
 def grid_monitor(folder):
-    """``dora grid sepclean.ci --dry_run -i 0.05`` (an update every 3 s) into a log file for 20 s."""
+    """``dora grid sepclean.ci --dry_run -i 0.05`` (an update every 3 s) into a log file for 20 s,
+    two XPs recorded as submitted to SLURM (so the monitor waits for them)."""
+    from test_local_grid import _submitted
+
+    _submitted(sheeps_in(folder / "outputs")[:2])
     log = folder / "monitor.log"
     env = {**os.environ, **dora_env(folder / "outputs"), "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:

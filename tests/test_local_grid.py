@@ -187,6 +187,15 @@ def test_off_a_terminal_the_monitor_counts_down_once_per_wait(capsys):
     assert capsys.readouterr().out == "\nNext update in 12 seconds\nthe table\n" * 2
 
 
+def test_off_a_terminal_dora_logs_without_escape_codes(capsys):
+    import dora.log
+
+    import sepclean.dora_compat  # noqa: F401  (installs dora.log.colorize)
+
+    dora.log.simple_log("Parser", "Injecting argv [] from sig 0123abcd")  # every XP's log starts so
+    assert capsys.readouterr().err == "Parser Injecting argv [] from sig 0123abcd\n"
+
+
 def test_off_a_terminal_the_grid_table_has_no_escape_codes(tmp_path, monkeypatch, capsys):
     from sepclean.train import main as dora_main
 
