@@ -317,12 +317,12 @@ def finished(folder: Path) -> dict[str, int]:
 
 def plant_moved_store(folder: Path) -> SimpleNamespace:
     """The store, finished Open-Unmix dirty XP and all, moved elsewhere; the loss XP, which scores
-    with that dirty model, run in the new place."""
-    copy_of_store(folder / "outputs")
-    (folder / "outputs").rename(folder / "elsewhere")
-    dora_dir = folder / "elsewhere"
+    with that dirty model, run in the new place. (The store is copied, and the original hidden while
+    the command runs: nothing may be read where the store was.)"""
+    dora_dir = copy_of_store(folder / "elsewhere")
+    hidden = store().folder.rename(store().folder.with_name("store-hidden"))
     return SimpleNamespace(argv=[SEPCLEAN, "grid", GRID, sig("openunmix loss")], env=dora_env(dora_dir),
-                           dora_dir=dora_dir, before=finished(dora_dir))
+                           dora_dir=dora_dir, before=finished(dora_dir), cleanup=lambda: hidden.rename(store().folder))
 
 
 def plant_copied_store(folder: Path) -> SimpleNamespace:
@@ -331,7 +331,8 @@ def plant_copied_store(folder: Path) -> SimpleNamespace:
 
     dora_dir = copy_of_store(folder / "copy")
     return SimpleNamespace(argv=[SEPCLEAN, "grid", GRID, sig("openunmix loss")], env=dora_env(dora_dir),
-                           dora_dir=dora_dir, before=finished(dora_dir), original=tree_state(store().folder))
+                           dora_dir=dora_dir, before=finished(dora_dir), original=tree_state(store().folder),
+                           started=time.time())
 
 
 def nothing_rebuilt(c, proc) -> tuple[str, str]:
@@ -355,9 +356,14 @@ def reads_only_itself(c, proc) -> tuple[str, str]:
         return outcome, why
     if tree_state(store().folder) != c.original:
         return LOST_WORK, "the original tree changed"
-    named = [str(p.relative_to(c.dora_dir)) for p in c.dora_dir.glob("artifacts/*/*/*.json")
-             if str(store().folder) + "/" in p.read_text()]
-    return (LOST_WORK, f"records naming the original: {', '.join(named)}") if named else (OK, why)
+    written = [p for p in c.dora_dir.rglob("*") if p.is_file() and p.stat().st_mtime > c.started]
+    named = [p.relative_to(c.dora_dir) for p in written if p.suffix in (".json", ".jsonl")
+             and str(store().folder) + "/" in p.read_text()]
+    read = [str(p) for p in named if p.parts[0] == "artifacts"]  # what the stages read back
+    if read:
+        return LOST_WORK, f"artifacts naming the original: {', '.join(read)}"
+    # The XP metrics' artifact paths are absolute (README): the copied XP's history names the original.
+    return OK, why + "".join(f"; {p} names the original (XP metrics, documented)" for p in named)
 
 
 # --- 3. silent ------------------------------------------------------------------------------------------
@@ -785,7 +791,7 @@ FAULTS = [
 # --- the runner -----------------------------------------------------------------------------------------
 
 def attempt(fault: Fault) -> tuple[str, str, float]:
-    """(outcome, first line of stderr or why, seconds)."""
+    """(outcome, the error line of stderr or why, seconds)."""
     if fault.skip:
         return SKIPPED, fault.skip, 0.0
     folder = WORK / "faults" / fault.name
@@ -793,21 +799,24 @@ def attempt(fault: Fault) -> tuple[str, str, float]:
     start = time.time()
     try:
         c = fault.setup(folder)
-        proc = c.proc if fault.command is None else run(fault.command(c), env=getattr(c, "env", None),
-                                                          cwd=getattr(c, "cwd", folder), wrap=getattr(c, "wrap", None))
     except pytest.skip.Exception as e:
         return SKIPPED, str(e), time.time() - start
     except Exception as e:  # the fault could not be planted: a bug here, or in what planting runs
         return NOT_PLANTED, f"{type(e).__name__}: {str(e)[-300:]}", time.time() - start
-    seconds = time.time() - start
-    marker_file = getattr(c, "marker", None)
-    if marker_file is not None and marker_file.exists():
-        return CODE_EXECUTION, f"{marker_file} created", seconds
-    line = error_line(proc.stderr)
-    if "Traceback" in proc.stdout + proc.stderr:
-        return TRACEBACK, line, seconds
-    outcome, why = fault.check(c, proc)
-    return outcome, "; ".join(filter(None, [why, line])), seconds
+    try:
+        proc = c.proc if fault.command is None else run(fault.command(c), env=getattr(c, "env", None),
+                                                          cwd=getattr(c, "cwd", folder), wrap=getattr(c, "wrap", None))
+        seconds = time.time() - start
+        marker_file = getattr(c, "marker", None)
+        if marker_file is not None and marker_file.exists():
+            return CODE_EXECUTION, f"{marker_file} created", seconds
+        line = error_line(proc.stderr)
+        if "Traceback" in proc.stdout + proc.stderr:
+            return TRACEBACK, line, seconds
+        outcome, why = fault.check(c, proc)
+        return outcome, "; ".join(filter(None, [why, line])), seconds
+    finally:
+        getattr(c, "cleanup", lambda: None)()
 
 
 def main() -> int:
