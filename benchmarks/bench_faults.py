@@ -502,6 +502,10 @@ def xp_history(text: str, command: list[str]):
     return setup
 
 
+CUT_SHORT = '[{"sdr": {"avg": 1.0}'
+"""An XP history cut short."""
+
+
 def sdr_not_a_number(folder):
     def damage(summary):
         grid = json.loads(summary.read_text())
@@ -742,9 +746,9 @@ FAULTS = [
     Fault("truncated-checkpoint", TRACE, stored_xp(truncated_model), lambda c: c.argv,
           names_file(status=GRID_FAILED)),
     Fault("garbage-clean-manifest", TRACE, garbage_clean_manifest, lambda c: c.argv, names_file()),
-    Fault("report-damaged-history", TRACE, xp_history('[{"sdr": {"avg": 1.0}', [SEPCLEAN, "report", GRID, "-o", "{out}"]),
+    Fault("report-damaged-history", TRACE, xp_history(CUT_SHORT, [SEPCLEAN, "report", GRID, "-o", "{out}"]),
           lambda c: c.argv, names_file("damaged XP history")),
-    Fault("table-damaged-history", TRACE, xp_history('[{"sdr": {"avg": 1.0}', [SEPCLEAN, "grid", GRID, "--table"]),
+    Fault("table-damaged-history", TRACE, xp_history(CUT_SHORT, [SEPCLEAN, "grid", GRID, "--table"]),
           lambda c: c.argv, names_file("damaged XP history")),
     Fault("summary-sdr-not-a-number", TRACE, sdr_not_a_number, lambda c: c.argv,
           lambda c, proc: one_line(str(c.summary), "is not a number")(c, proc)),
@@ -832,7 +836,8 @@ def main() -> int:
         parser.error(f"no fault named {', '.join(sorted(unknown))} (see --list)")
     if args.list:
         for number, fault in enumerate(FAULTS, 1):
-            print(f"{number:2d}  {fault.category:18s}  {fault.name}{'  (skipped: ' + fault.skip + ')' if fault.skip else ''}")
+            skipped = f"  (skipped: {fault.skip})" if fault.skip else ""
+            print(f"{number:2d}  {fault.category:18s}  {fault.name}{skipped}")
         return 0
 
     WORK = Path(tempfile.mkdtemp(prefix="sepclean-faults-"))
