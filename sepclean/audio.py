@@ -6,6 +6,7 @@ handed to a toolkit with ``torch.from_numpy`` and no transpose.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -62,7 +63,22 @@ def write(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str | No
     if audio.ndim != 2:
         raise ValueError(f"expected audio shaped (channels, frames), got {audio.shape}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), audio.T, sample_rate, subtype=subtype)
+    try:
+        sf.write(str(path), audio.T, sample_rate, subtype=subtype)
+    except sf.SoundFileError as e:
+        raise _os_error(path, e) from None
+
+
+def _os_error(path: PathLike, error: Exception) -> OSError:
+    """libsndfile's failure to write ``path`` as the ``OSError`` writers catch: libsndfile says only
+    "System error" for a full disk, so a full file system is named as such."""
+    try:
+        full = os.statvfs(Path(path).parent).f_bavail == 0
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"libsndfile: {error}", str(path))
 
 
 def file_hash(path: PathLike, chunk_size: int = 1 << 20) -> str:

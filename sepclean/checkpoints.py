@@ -9,6 +9,7 @@ unpickled in full.
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sepclean import files
 from sepclean.errors import SepcleanError
 
 NUMPY_SCALARS = [np.core.multiarray.scalar, np.dtype,
@@ -43,6 +45,16 @@ def load(path, error: type[SepcleanError], allowed=(), map_location="cpu"):
                     f"({detail[1] if detail else 'UnpicklingError'})") from None
     except Exception as e:  # torch raises many types on corrupt files (RuntimeError, EOFError, ...)
         raise error(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
+
+
+def save(path, obj) -> None:
+    """``torch.save(obj)`` to ``path``, whole or not at all (``files.atomic_write``): a full or read-only
+    disk is an ``OutputError`` naming ``path``. torch writing to a full disk itself raises a
+    RuntimeError from its zip writer (``inline_container.cc ... unexpected pos``) that names neither
+    the file nor the cause, so the file is made in memory first."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    files.atomic_write(path, buffer.getvalue())
 
 
 class _AllowListUnpickler(pickle.Unpickler):

@@ -28,6 +28,14 @@ an ``OutputError`` naming the file (dora used to ignore a damaged one with a war
 looked as if it had never been submitted). dora reads the files in a pool of processes that turns
 every error into a ``ProcessException`` holding its repr; a ``SepcleanError`` now comes through as
 itself, so it is printed as one line like any other.
+
+**The monitor's countdown.** ``dora grid`` (and ``--dry_run``) shows its table every ``-i``
+minutes and, in between, counts down to the next update once a second, each count ended by a
+carriage return and the last one blanked: on a terminal one line that changes, in a log file a
+line a second (300 for the default 5 minutes, red escape codes for the last 10). ``dora.grid``'s
+``print`` is replaced by ``monitor_print``, which off a terminal prints each countdown once, as a
+plain line, and everything else as it is. dora's own log lines ("Parser Injecting argv ...",
+"Info: ...", in every XP's log) are bold on a terminal only (``dora.log.colorize``).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from pathlib import Path
 
 import dora.explore
 import dora.grid
+import dora.log
 import dora.shep
 from dora.main import DecoratedMain
 from dora.shep import Shepherd
@@ -122,6 +131,48 @@ def load_job_file(path, load=pickle.load, mode: str = "rb"):
         return content
 
 
+ESCAPE_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def on_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+_colorize = dora.log.colorize
+
+
+def colorize(text: str, color: str) -> str:
+    """``dora.log.colorize`` (its ``bold``, ``simple_log`` and ``fatal`` write to stderr), escape codes
+    only where stderr is a terminal."""
+    return _colorize(text, color) if on_terminal(sys.stderr) else text
+
+
+class MonitorPrint:
+    """``print`` for ``dora.grid``: its ``run_grid`` prints through ``maybe_print = print``."""
+
+    counting_down = False
+
+    def __call__(self, *args, end="\n", **kwargs):
+        text = " ".join(map(str, args))
+        if on_terminal(sys.stdout):
+            print(*args, end=end, **kwargs)
+        elif end == "\r":  # one second of a countdown: its first, as a line
+            if not self.counting_down:
+                print(ESCAPE_CODES.sub("", text).strip(), **kwargs)
+            self.counting_down = True
+        elif self.counting_down and not text.strip():  # the blank that erases the countdown
+            self.counting_down = False
+        else:
+            self.counting_down = False
+            print(*args, end=end, **kwargs)
+
+
+monitor_print = MonitorPrint()
+
+
 def get_sheep_in_pool(shepherd: Shepherd, argv, slurm, job_array_index=None):
     """``dora.explore._process``, which dora's grid runs in a process pool, with a ``SepcleanError``
     passed on as itself instead of as a ``ProcessException`` holding its repr."""
@@ -138,3 +189,5 @@ Shepherd.__init__ = naming_unwritable_folders(Shepherd.__init__)
 DecoratedMain.init_xp = naming_unwritable_folders(DecoratedMain.init_xp)
 dora.shep.try_load = dora.grid.try_load = load_job_file
 dora.explore._process = get_sheep_in_pool
+dora.grid.print = monitor_print
+dora.log.colorize = colorize

@@ -8,6 +8,7 @@ through dora's Python API with a clean manifest, asserting on the solver's own d
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -292,6 +293,13 @@ def test_counts_below_one_are_refused(tiny_data, xps, setting):
         train.check_counts(xp.cfg)
 
 
+def test_a_batch_the_remix_cannot_group_is_refused(tiny_data, xps):
+    with pytest.raises(ToolkitError, match="^batch_size=2 must be a multiple of augment.remix.group_size=4 "):
+        train.check_counts(new_xp(tiny(tiny_data, "batch_size=2")).cfg)
+    train.check_counts(new_xp(tiny(tiny_data, "batch_size=2", "augment.remix.proba=0")).cfg)
+    train.check_counts(new_xp(tiny(tiny_data, "batch_size=8")).cfg)
+
+
 def test_bad_checkpoints(tmp_path):
     from openunmix.model import OpenUnmix
 
@@ -400,6 +408,36 @@ def test_a_read_only_dora_dir_is_one_line_naming_it(tiny_data, tmp_path, monkeyp
     assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr, run.stderr[-2000:]
     assert run.stderr == (f"dora: error: cannot write {locked / ('xps' if used else 'by_id')}: Read-only file "
                           f"system (dora's folder dora.dir={locked})\n")
+
+
+def test_a_full_disk_for_the_solver_state_is_one_line_naming_it(tiny_data, tmp_path, monkeypatch):
+    """torch.save on a full disk was a RuntimeError traceback (``inline_container.cc ... unexpected pos``)."""
+    from conftest import full_disk
+
+    dora_dir = tmp_path / "full"
+    monkeypatch.setenv("SEPCLEAN_DEMUCS_DIR", str(dora_dir))
+    argv = tiny(tiny_data, "epochs=1", "max_batches=2")
+    monkeypatch.setattr(train.main.dora, "dir", dora_dir)
+    folder = train.main.get_xp(argv).folder
+    run = full_disk(dora_dir, DORA_RUN + argv, room_kib=256)  # room for the XP's folder and logs only
+    assert run.returncode == 2 and "Traceback" not in run.stdout + run.stderr, run.stderr[-2000:]
+    assert run.stderr.splitlines()[-1] == (f"demucs XP {folder.name}: error: cannot write {folder / 'checkpoint.th'}: "
+                                           "No space left on device")
+
+
+def test_a_training_the_adapter_runs_fails_with_its_error_line(tiny_data, tmp_path):
+    """A grid's HDemucs training that the plugin's main refuses: the XP's error says why, not only
+    the exit status."""
+    from sepclean.toolkit import TrainSpec
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "train.log").write_text("demucs XP 0: error: an earlier attempt's error\n")
+    spec = TrainSpec(train=tiny_data.manifests["train"], valid=tiny_data.manifests["valid"], preset="tiny_hdemucs",
+                     overrides={"batch_size": 2}, epochs=1, device="cpu", quiet=True, workspace=tmp_path / "xps")
+    with pytest.raises(ToolkitError) as failed:
+        DemucsToolkit().train(spec, tmp_path / "model")
+    assert re.fullmatch(r"demucs training failed with exit status 2: demucs XP \w+: error: batch_size=2 must be a "
+                        r"multiple of augment.remix.group_size=4 .* \(log: .*/model/train.log\)", str(failed.value))
 
 
 def test_a_planted_continue_from_state_is_refused(tiny_data, xps, tmp_path):

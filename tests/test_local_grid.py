@@ -165,3 +165,76 @@ def test_a_planted_job_file_is_refused_by_name_and_runs_nothing(planted, tmp_pat
     assert {"payload": "refused to load: it names subprocess.call,", "job id": "not a job file dora wrote",
             "truncated": "not a readable pickle"}[planted] in err
     assert not marker.exists()
+
+
+def test_off_a_terminal_the_monitor_counts_down_once_per_wait(capsys):
+    """``dora grid -i N`` counted down to its next update once a second: a line a second in a log."""
+    import inspect
+
+    import dora.grid
+
+    import sepclean.dora_compat  # noqa: F401  (installs dora.grid.print)
+
+    source = inspect.getsource(dora.grid.run_grid)  # what the replacement relies on in dora 0.1.13
+    assert "maybe_print = print" in source and "maybe_print(out, end='\\r')" in source
+    for _ in range(2):  # what run_grid prints between two tables, twice
+        dora.grid.print()
+        for ela in range(12):
+            out = f"Next update in {12 - ela:.0f} seconds       "
+            dora.grid.print(dora.grid.colorize(out, "31") if 12 - ela < 10 else out, end="\r")
+        dora.grid.print(" " * 60)
+        dora.grid.print("the table")
+    assert capsys.readouterr().out == "\nNext update in 12 seconds\nthe table\n" * 2
+
+
+def test_off_a_terminal_dora_logs_without_escape_codes(capsys):
+    import dora.log
+
+    import sepclean.dora_compat  # noqa: F401  (installs dora.log.colorize)
+
+    dora.log.simple_log("Parser", "Injecting argv [] from sig 0123abcd")  # every XP's log starts so
+    assert capsys.readouterr().err == "Parser Injecting argv [] from sig 0123abcd\n"
+
+
+def test_off_a_terminal_the_grid_table_has_no_escape_codes(tmp_path, monkeypatch, capsys):
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    assert main(["grid", "sepclean.ci", "--table"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out and "| openunmix  dirty" in out
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["new", "used"])
+def test_a_read_only_outputs_folder_is_one_line_naming_it(tmp_path, monkeypatch, used):
+    from conftest import read_only
+
+    from sepclean.pipeline.local_grid import xps
+    from sepclean.train import main as dora_main
+
+    locked = tmp_path / "outputs"
+    locked.mkdir()
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(locked))
+    if used:  # what an earlier run made: dora's folders, the grid's, the XPs'
+        monkeypatch.setattr(dora_main.dora, "dir", locked)
+        for sheep in xps("sepclean.ci"):
+            sheep.xp.folder.mkdir(parents=True)
+    run = read_only(locked, [sys.executable, "-m", "sepclean", "grid", "sepclean.ci", "--jobs", "2"])
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.stderr.startswith(f"sepclean grid: error: cannot write {locked}/") and run.stderr.endswith(
+        f": Read-only file system (dora's folder dora.dir={locked})\n") and run.stderr.count("\n") == 1, run.stderr
+
+
+def test_a_run_log_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    from sepclean.pipeline.local_grid import xps
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    for sheep in xps("sepclean.ci"):
+        (sheep.xp.folder / "run.log").mkdir(parents=True)  # no file can be opened there
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("an XP was launched"))
+    assert main(["grid", "sepclean.ci", "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sepclean grid: error: cannot write {tmp_path / 'xps'}/") and \
+        err.endswith("/run.log: Is a directory\n") and err.count("\n") == 1, err

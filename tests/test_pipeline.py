@@ -100,6 +100,30 @@ def test_an_artifact_keyed_by_an_absolute_path_before_is_still_found(tmp_path):
     assert found == before
 
 
+def test_a_copied_or_moved_store_reads_its_own_synthetic_audio(tmp_path):
+    """The data stage's manifests named the audio where the store was made: a copied store read the
+    original's songs, a moved one none."""
+    import shutil
+
+    def data(outputs: Path) -> stages.Data:
+        return stages.synthetic_data(ArtifactStore(outputs / "artifacts"), profile="tiny",
+                                     sizes={"train": 2, "valid": 1, "reference": 1, "test": 1}, workers=1,
+                                     progress=False)
+
+    first = data(tmp_path / "outputs")
+    original = {split: first.manifest(split) for split in first.manifests}
+    shutil.copytree(tmp_path / "outputs", tmp_path / "copy")
+    for outputs in (tmp_path / "copy", tmp_path / "moved"):
+        if outputs.name == "moved":
+            shutil.move(tmp_path / "outputs", outputs)
+        here = data(outputs)
+        for split in here.manifests:
+            manifest = here.manifest(split)
+            assert manifest.hash == original[split].hash and manifest.roots
+            assert all(Path(root).is_relative_to(outputs) for root in [*manifest.roots, *(t.root for t in manifest)])
+            assert all(path.is_file() for t in manifest for stem in t.stems for path in t.files(stem))
+
+
 def test_a_moved_or_copied_store_resumes_with_every_stage_done(tiny_data, tmp_path):
     import shutil
 

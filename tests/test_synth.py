@@ -300,3 +300,17 @@ def test_pedalboard_backend_missing_is_a_clear_error(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "x"), "--preset", "effects", "--effects-backend", "pedalboard"]) == 2
     assert "pedalboard" in capsys.readouterr().err
     assert not (tmp_path / "x").exists(), "nothing is written before the backend is checked"
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path):
+    """libsndfile reports a full disk as "System error" (a LibsndfileError traceback before)."""
+    import subprocess
+    import sys
+
+    from conftest import full_disk
+
+    out = tmp_path / "full"
+    done = full_disk(out, [sys.executable, "-m", "sepclean", "synth", str(out / "synth"), "--profile", "tiny"])
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.startswith(f"sepclean synth: error: cannot write {out / 'synth'}/") and \
+        done.stderr.endswith(".wav: No space left on device\n") and done.stderr.count("\n") == 1, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import treetable as tt
@@ -23,6 +24,13 @@ class CleaningExplorer(Explorer):
         # dora keeps the grid's XPs in the launcher's herd: a row's seed figures need its siblings.
         self._herd = launcher._herd
         self._cache = (0.0, {})
+
+    def get_colors(self):
+        """dora's row colours on a terminal; none in a log file, where they are escape codes."""
+        try:
+            return super().get_colors() if sys.stdout.isatty() else None
+        except (AttributeError, ValueError):  # no isatty, or a closed stream
+            return None
 
     def get_grid_meta(self):
         return [tt.leaf("index", align=">"), tt.leaf("state"), tt.leaf("sig", align=">")]

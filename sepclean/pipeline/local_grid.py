@@ -14,6 +14,7 @@ same XPs with their metrics.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from dora.grid import RunGridArgs, run_grid
 
-from sepclean.errors import OutputError, PipelineError
+from sepclean.errors import OutputError, PipelineError, writing
 from sepclean.pipeline import results
 from sepclean.files import atomic_write, write_json
 from sepclean.pipeline.checks import check
@@ -94,12 +95,21 @@ def explorer(name: str):
     return grid.explorer
 
 
+UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+"""What a folder that cannot be written raises."""
+
+
 def xps(name: str) -> list:
     """The grid's XPs (dora's sheeps), as ``dora grid NAME --dry_run`` lists them."""
     main = _main()
     try:
         with unasked_without_cluster():
             return run_grid(main, explorer(name), name, args=RunGridArgs(dry_run=True, silent=True, monitor=False))
+    except OSError as e:  # dora makes <dora.dir>/grids/<name> even to list a grid
+        if e.errno not in UNWRITABLE:
+            raise
+        raise OutputError(f"cannot write {e.filename or main.dora.dir}: {e.strerror or e} "
+                          f"(dora's folder dora.dir={main.dora.dir})") from None
     except ValueError as e:  # dora reads every XP's history.json with json.load, unguarded
         for path in sorted((main.dora.dir / main.dora.xps).glob(f"*/{main.dora.history}")):
             try:
@@ -257,7 +267,9 @@ def _launch(main, sheep, env: dict, own_log: bool, tag: str, log) -> subprocess.
         return subprocess.Popen(command, env=env)
     path = Path(sheep.xp.folder) / "run.log"
     log(f"{tag} {describe(sheep)}: log in {path}")
-    with open(path, "a") as out:  # appended: a resumed XP keeps the log of its interrupted attempt
+    with writing(path):
+        out = open(path, "a")  # appended: a resumed XP keeps the log of its interrupted attempt
+    with out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 

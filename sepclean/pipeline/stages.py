@@ -47,8 +47,28 @@ class Data:
 
 def _data(store: ArtifactStore, folder: Path) -> Data:
     truth = folder / "contamination.json"
-    return Data(folder, {split: folder / "manifests" / f"{split}.jsonl" for split in store.summary(folder)["splits"]},
-                read_json(truth) if truth.is_file() else None)
+    manifests = {split: folder / "manifests" / f"{split}.jsonl" for split in store.summary(folder)["splits"]}
+    for path in manifests.values():
+        _rebase(path, folder)
+    return Data(folder, manifests, read_json(truth) if truth.is_file() else None)
+
+
+def _rebase(path: Path, folder: Path) -> None:
+    """The manifest ``path`` of the data artifact ``folder``, rewritten where its tracks are the
+    artifact's own audio (synthetic data) recorded at another place: the store was moved or copied,
+    and the manifest named the audio where it was made (a copy then read the original's audio). Real
+    dataset roots, outside the store, are left as they are."""
+    folder = folder.absolute()
+    own = f"/{folder.parent.name}/{folder.name}/"
+    manifest = Manifest.load(path)
+
+    def here(root: str) -> str:
+        text = Path(root).as_posix()
+        return str(folder / text.split(own, 1)[1]) if own in text else root
+
+    tracks = [dataclasses.replace(t, root=here(t.root)) for t in manifest.tracks]
+    if tracks != manifest.tracks:
+        Manifest(tracks, manifest.stems, [here(r) for r in manifest.roots]).write(path)
 
 
 def _write_manifests(folder: Path, roots: dict[str, list[Path]], progress: bool) -> dict:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from demucs import states
 from demucs.solver import Solver
-from dora.utils import write_and_rename
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from sepclean import checkpoints
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.patching import Patches
 
@@ -65,17 +65,14 @@ def _serialize(solver: Solver, epoch: int) -> None:
         for k, ema in enumerate(emas):
             package[f"ema_{kind}_{k}"] = ema.state_dict()
     package = plain(package)
-    with write_and_rename(solver.checkpoint_file) as tmp:
-        torch.save(package, tmp)
+    checkpoints.save(solver.checkpoint_file, package)  # a full disk: an OutputError naming the file
     save_every = solver.args.save_every
     if save_every and (epoch + 1) % save_every == 0 and epoch + 1 != solver.args.epochs:
-        with write_and_rename(solver.folder / f"checkpoint_{epoch + 1}.th") as tmp:
-            torch.save(package, tmp)
+        checkpoints.save(solver.folder / f"checkpoint_{epoch + 1}.th", package)
     if solver.best_changed:
-        with write_and_rename(solver.best_file) as tmp:
-            best = states.serialize_model(solver.model, solver.args)
-            best["state"] = solver.best_state
-            torch.save(best, tmp)
+        best = states.serialize_model(solver.model, solver.args)
+        best["state"] = solver.best_state
+        checkpoints.save(solver.best_file, best)
         solver.best_changed = False
 
 

@@ -68,6 +68,15 @@ def source_losses(estimate: torch.Tensor, reference: torch.Tensor, kind: str = "
     return error.flatten(2).mean(-1)
 
 
+def _error_line(log: Path, start: int) -> str | None:
+    """The last ``... error: ...`` line the plugin's dora main wrote into ``log`` after byte ``start``
+    (``exit_on_user_error``: an error the user can act on), so the XP's error names the problem."""
+    with open(log, "rb") as f:
+        f.seek(start)
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    return next((line for line in reversed(lines) if ": error: " in line), None)
+
+
 @dataclass
 class DemucsToolkit(Toolkit):
     """Demucs (HDemucs, HTDemucs) for sepclean.
@@ -115,11 +124,14 @@ class DemucsToolkit(Toolkit):
             env["CUDA_VISIBLE_DEVICES"] = ""  # demucs' solver moves the model to CUDA whenever it can
         command = [sys.executable, "-m", "dora", "-P", "sepclean_plugins.demucs", "run", *demucs_argv(spec, overrides)]
         with open(output / "train.log", "a") as log:
+            start = log.tell()
             stream = log if spec.quiet else None
             status = subprocess.run(command, env=env, stdout=stream, stderr=stream).returncode
         where = f" (log: {output / 'train.log'})" if spec.quiet else ""
         if status:
-            raise ToolkitError(f"demucs training failed with exit status {status}{where}")
+            reason = _error_line(output / "train.log", start) if spec.quiet else None
+            raise ToolkitError(f"demucs training failed with exit status {status}"
+                               + (f": {reason}" if reason else "") + where)
         folder = Path(json.loads((output / "xp.json").read_text())["folder"])
         history = json.loads((folder / "history.json").read_text())
         metric = spec.overrides.get("test.metric", "loss")

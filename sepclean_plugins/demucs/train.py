@@ -192,13 +192,18 @@ AT_LEAST_ONE = ("epochs", "batch_size", "epoch_updates", "max_batches")
 
 
 def check_counts(args: DictConfig) -> None:
-    """Refuse a count below one before any data is read (``epochs=0`` would train nothing)."""
+    """Refuse a count below one before any data is read (``epochs=0`` would train nothing), and a batch
+    that demucs' Remix cannot split into its groups (a ValueError in the first batch)."""
     for key in AT_LEAST_ONE:
         value = args[key]
         if value is None and key in ("epoch_updates", "max_batches"):
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ToolkitError(f"{key} must be a whole number >= 1; got {value!r}")
+    group = args.augment.remix.group_size
+    if args.augment.remix.proba and group and args.batch_size % group:
+        raise ToolkitError(f"batch_size={args.batch_size} must be a multiple of augment.remix.group_size={group} "
+                           "(demucs' Remix augmentation shuffles sources within groups of that many examples)")
 
 
 def loss_weights(args: DictConfig) -> dict[str, dict[str, float]] | None:
