@@ -14,6 +14,11 @@ checked without running anything:
   main's hydra config (an unknown key fails, as it would in dora);
 - ``make TARGET``: a target of the Makefile; ``python benchmarks/X.py``, ``scripts/...``: the file.
 
+Besides: every ``--option`` docs/cli.md names in its prose and tables is an option of a ``sepclean``
+command (or of the Open-Unmix trainer); the README stays short, shows every registered method and
+keeps the test command ``.ci/run`` runs; every relative link and its anchor resolve. Blocks that are
+not commands (a layout, a diagram) are fenced as ``text``.
+
 Quoting conventions the docs may use: ``\\`` continuations, ``VAR=value`` prefixes, ``# comments``,
 ``[optional]`` parts (kept), ``a|b`` alternatives (the first is parsed), ``<placeholder>`` (read as
 a word), ``...`` (an elided value after an option, else dropped; a line with ``...`` need not give
@@ -334,6 +339,34 @@ def problems(path: Path) -> list[str]:
     return out
 
 
+def sepclean_options() -> set[str]:
+    """Every option of every ``sepclean`` command (each ``score`` method's included) and of the
+    Open-Unmix trainer the CLI reference sends users to."""
+    from sepclean.cli import COMMANDS, command_parser
+    from sepclean_plugins.openunmix import train
+
+    def of(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            found.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found |= of(sub)
+        return found
+
+    options = of(train.build_parser([]))
+    for name in COMMANDS:
+        options |= of(command_parser(name)[0])
+    return options
+
+
+def inline_options(path: Path) -> set[str]:
+    """The ``--options`` named in the prose and tables (inline code) of a Markdown file."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {option for code in re.findall(r"`([^`\n]+)`", text)
+            for option in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", code)}
+
+
 # ---------------------------------------------------------------- links
 
 
@@ -383,6 +416,14 @@ def broken_links(path: Path) -> list[str]:
 def test_every_quoted_command_exists(path):
     found = problems(path)
     assert not found, "commands quoted in the docs that do not exist:\n" + "\n".join(found)
+
+
+def test_every_option_the_cli_reference_names_exists():
+    """docs/cli.md's prose and tables name options of sepclean's commands only (checked against the
+    parsers that print --help)."""
+    named = inline_options(ROOT / "docs/cli.md")
+    assert len(named) > 30
+    assert not named - sepclean_options()
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -456,6 +497,12 @@ def test_an_option_planted_in_the_readme_is_caught(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = problems(tmp_path / "README.md")
     assert len(found) == 1 and "--mode-per-target" in found[0], found
+
+
+def test_an_option_unknown_to_the_cli_is_caught(tmp_path):
+    doc = tmp_path / "cli.md"
+    doc.write_text("Pass `--ratio auto`, or `--frames all`; never `--no-such-thing 3`.\n\n```bash\n--ignored\n```\n")
+    assert inline_options(doc) - sepclean_options() == {"--no-such-thing"}
 
 
 def test_a_broken_link_is_caught(tmp_path, monkeypatch):
