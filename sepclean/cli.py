@@ -43,15 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+    """``(parser, module)`` of ``sepclean NAME``: the parser its module configures (importing the module)."""
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"sepclean {name}", description=COMMANDS[name][1])
+    module.configure(parser)
+    return parser, module
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
         build_parser().parse_args(argv)  # prints usage / errors and exits
         return 2
     name, rest = argv[0], argv[1:]
-    module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"sepclean {name}", description=COMMANDS[name][1])
-    module.configure(parser)
+    parser, module = command_parser(name)
     args = parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)

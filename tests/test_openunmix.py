@@ -507,7 +507,7 @@ def test_umx_without_targets_separates_the_run_folders_own(dirty_run, tiny_data,
     for given in (["--targets", "bass"], ["--model", "umxl"], ["--model", str(tmp_path / "absent")]):
         assert umx.with_run_targets([mixture, *given]) == [mixture, *given]  # left to upstream
     assert umx.main(argv) == 0, capsys.readouterr().err
-    # the README's command as written: the run's vocals, the rest of the mixture as a residual
+    # docs/training.md's umx command as written: the run's vocals, the rest of the mixture as a residual
     assert sorted(p.name for p in (tmp_path / "out" / "mixture").iterdir()) == ["residual.wav", "vocals.wav"]
     capsys.readouterr()
 
