@@ -10,6 +10,9 @@ A sepclean dataset manifest (Open-Unmix's ``trackfolder_fix`` dataset over its t
     python -m sepclean_plugins.openunmix.train --manifest train.jsonl --valid-manifest valid.jsonl \\
         --target vocals --output runs/umx [--clean-manifest clean.json] [--preset tiny]
 
+Each option is a setting of :class:`~sepclean_plugins.openunmix.config.TrainingConfig`, where its
+default and meaning are declared; ``Training.from_config`` trains from one without a command line.
+
 Same procedure as upstream: magnitude-spectrogram MSE, Adam, ReduceLROnPlateau, early stopping on
 the validation loss, input scaling from dataset statistics, one target per run, and the same files
 (``<target>.pth``, ``<target>.chkpnt``, ``<target>.json``, ``separator.json``), so
@@ -50,8 +53,8 @@ from sepclean.progress import bars
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint, clean
-from sepclean_plugins.openunmix.dataset import for_target
 from sepclean_plugins.openunmix.config import MANIFEST_DATASET, TrainingConfig, add_options
+from sepclean_plugins.openunmix.dataset import for_target
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_errors, make_encoder
 
 MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "bandwidth")
