@@ -152,17 +152,15 @@ def test_open_unmix_epoch_truncates_the_mislabelled_example():
     assert (grads[0][worst] == 0).all() and (grads[0][others] != 0).any(dim=(1, 2, 3)).all()
 
 
-def test_open_unmix_options_reach_the_training(tiny_data, tmp_path):
+def test_open_unmix_settings_reach_the_training(tiny_data, tmp_path):
     from sepclean.toolkit import TrainSpec
-    from sepclean_plugins.openunmix.adapter import training_argv
-    from sepclean_plugins.openunmix.train import build_parser, robust_loss
+    from sepclean_plugins.openunmix.adapter import training_config
+    from sepclean_plugins.openunmix.train import robust_loss
 
     spec = TrainSpec(train=tiny_data.manifests["train"], valid=tiny_data.manifests["valid"],
                      robust=RobustLoss(truncate=0.25, mask=0.1, warmup=2, relative=True))
-    argv = training_argv(spec, "vocals", tmp_path)
-    args, _ = build_parser(argv).parse_known_args()
-    assert robust_loss(args) == spec.robust
-    plain, _ = build_parser(training_argv(TrainSpec(train="a", valid="b"), "vocals", tmp_path)).parse_known_args()
+    assert robust_loss(training_config(spec, "vocals", tmp_path)) == spec.robust
+    plain = training_config(TrainSpec(train="a", valid="b"), "vocals", tmp_path)
     assert robust_loss(plain) is None and plain.loss_truncation is None  # older runs' args still match
 
 

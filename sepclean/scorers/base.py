@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import abc
-import ast
 import dataclasses
 import inspect
-import textwrap
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any, ClassVar
 
 import sepclean
 from sepclean.errors import SepcleanError
+from sepclean.field_docs import field_docs
 from sepclean.manifest import Manifest
 from sepclean.scores import ScoreTable, dataset_record
 
@@ -113,23 +112,9 @@ def settings(cls: type[Scorer]) -> list[Setting]:
     """The settings of method class ``cls``: its dataclass fields with their types, defaults and the
     docstring written under each (in the class or the base class that declares it)."""
     hints = typing.get_type_hints(cls)
-    docs = _field_docs(cls)
+    docs = field_docs(cls)
     return [Setting(f.name, hints[f.name], f.default, docs.get(f.name, ""), f.metadata.get("identity", True))
             for f in dataclasses.fields(cls)]
-
-
-def _field_docs(cls: type) -> dict[str, str]:
-    """Field name -> the string literal right under its declaration, over ``cls``'s dataclass bases."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
-        for node, after in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-                docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
 
 
 def may_need(cls: type[Scorer], what: str) -> bool:

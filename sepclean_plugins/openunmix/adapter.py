@@ -9,17 +9,14 @@ import torch
 from openunmix.model import Separator
 
 import sepclean
-from sepclean.clean_manifest import CleanManifest
 from sepclean.manifest import Manifest
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import Toolkit, ToolkitError, TrainResult, TrainSpec
-from sepclean_plugins.openunmix import audio_compat, checkpoint
-from sepclean_plugins.openunmix.clean import applied, track_ids
-from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, build
+from sepclean_plugins.openunmix import checkpoint
+from sepclean_plugins.openunmix.clean import track_ids
+from sepclean_plugins.openunmix.config import TrainingConfig
+from sepclean_plugins.openunmix.dataset import ManifestTrackFolderDataset, for_target
 from sepclean_plugins.openunmix.spectrogram import StftConfig, magnitude_mse, make_encoder, stft_of
-
-DEFAULT_SEQ_DURATION = 6.0
-"""scripts/train.py's ``--seq-dur``: the training excerpt when none is asked for."""
 
 
 class OpenUnmixToolkit(Toolkit):
@@ -43,15 +40,20 @@ class OpenUnmixToolkit(Toolkit):
     def train(self, spec: TrainSpec, output: Path) -> TrainResult:
         """One model per target, each by the training script's procedure, into one run folder (as
         upstream's ``umx`` models are laid out); a target already trained is not trained again."""
-        from sepclean_plugins.openunmix.train import Training
+        # Not at module level: the package's __init__ imports this module, which would load train.py
+        # before `python -m sepclean_plugins.openunmix.train` runs it (runpy warns on stderr).
+        from sepclean_plugins.openunmix.train import Manifests, Training
 
-        output = Path(output)
+        configs = [training_config(spec, target, Path(output))
+                   for target in self.units(list(spec.targets) if spec.targets else None)]
+        manifests = Manifests.load(configs[0]) if configs else None  # the same for every target
         tracks, best, epochs = {}, {}, {}
-        for target in self.units(list(spec.targets) if spec.targets else None):
-            record = Training.from_argv(training_argv(spec, target, output)).run()
+        for config in configs:
+            target = config.target
+            record = Training.from_config(config, manifests).run()
             tracks[target] = record["sepclean"]["train_tracks"]
             best[target], epochs[target] = record["best_epoch"], record["epochs_trained"]
-        return TrainResult(output, tracks, best, epochs)
+        return TrainResult(Path(output), tracks, best, epochs)
 
     def units(self, targets: list[str] | None = None) -> list[str]:
         return list(self.targets if targets is None else targets)
@@ -59,42 +61,10 @@ class OpenUnmixToolkit(Toolkit):
     def unit_targets(self, unit: str) -> list[str]:
         return [unit]
 
-    def dataset(
-        self,
-        manifest: Manifest,
-        unit: str,
-        *,
-        clean: CleanManifest | None = None,
-        deterministic: bool = False,
-        segment: float | None = None,
-        allow_other_dataset: bool = False,
-        augmentations: list[str] | None = None,
-        random_track_mix: bool = False,
-        seed: int = 42,
-    ) -> ManifestTrackFolderDataset:
-        """Open-Unmix's ``trackfolder_fix`` dataset over the manifest's (kept) tracks for one target.
-
-        ``segment``: the excerpt in seconds; None means the training script's 6 s, or whole tracks
-        when ``deterministic``. ``augmentations`` (names from ``openunmix.data``, e.g. ``["gain",
-        "channelswap"]``) and ``random_track_mix`` are the dataset's training options, off by default
-        as in ``--dataset trackfolder_fix``; ``deterministic`` turns them off.
-        """
-        audio_compat.install()
-        weights = None
-        if clean is not None:  # the kept tracks, repaired stems read from the clean manifest's files
-            manifest, weights = applied(clean, manifest, unit, allow_other_dataset)
-        if segment is None and not deterministic:
-            segment = DEFAULT_SEQ_DURATION
-        return build(
-            list(manifest.tracks),
-            unit,
-            weights=weights,
-            seq_duration=segment,
-            deterministic=deterministic,
-            augmentations=augmentations,
-            random_track_mix=random_track_mix,
-            seed=seed,
-        )
+    def dataset(self, manifest: Manifest, unit: str, **options) -> ManifestTrackFolderDataset:
+        """Open-Unmix's ``trackfolder_fix`` dataset over the manifest's (kept) tracks for one target,
+        with the training's dataset options too (``dataset.for_target``)."""
+        return for_target(manifest, unit, **options)
 
     def dataset_tracks(self, dataset) -> list[str]:
         return track_ids(dataset)
@@ -168,33 +138,21 @@ class OpenUnmixToolkit(Toolkit):
         return self._encoders[key]
 
 
-def training_argv(spec: TrainSpec, target: str, output: Path) -> list[str]:
-    """The training script's command line for one target of ``spec``; ``spec.overrides`` are its
-    options by name (``{"hidden_size": 128, "unidirectional": True}``)."""
-    argv = ["--manifest", str(spec.train), "--valid-manifest", str(spec.valid), "--target", target,
-            "--output", str(output), "--seed", str(spec.seed)]
-    options = {"preset": spec.preset, "clean_manifest": spec.clean, "epochs": spec.epochs,
-               "epoch_updates": spec.epoch_updates, "no_cuda": spec.device == "cpu", "quiet": spec.quiet,
-               **robust_options(spec.robust), **spec.overrides}
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
+def training_config(spec: TrainSpec, target: str, output: Path) -> TrainingConfig:
+    """The training of one target of ``spec``; ``spec.overrides`` are settings of
+    :class:`TrainingConfig` by name (``{"hidden_size": 128, "unidirectional": True}``)."""
+    given = {"manifest": spec.train, "valid_manifest": spec.valid, "target": target, "output": output,
+             "seed": spec.seed, "clean_manifest": spec.clean, "epochs": spec.epochs, "epoch_updates": spec.epoch_updates,
+             "no_cuda": spec.device == "cpu", "quiet": spec.quiet, **robust_settings(spec.robust), **spec.overrides}
+    return TrainingConfig.of(spec.preset, **{k: v for k, v in given.items() if v is not None})
 
 
-def robust_options(robust: RobustLoss | None) -> dict:
-    """The training script's options for ``TrainSpec.robust``."""
+def robust_settings(robust: RobustLoss | None) -> dict:
+    """The training's settings for ``TrainSpec.robust`` (None: not set)."""
     if robust is None:
         return {}
     return {"loss_truncation": robust.truncate or None, "loss_masking": robust.mask or None,
-            "robust_warmup": robust.warmup or None, "robust_relative": robust.relative or None}
+            "robust_warmup": robust.warmup or None, "robust_relative": robust.relative}
 
 
 def _common_stft(models: dict[str, torch.nn.Module]) -> StftConfig:

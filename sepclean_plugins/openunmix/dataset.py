@@ -8,9 +8,12 @@ import torch
 
 from openunmix.data import Compose, FixedSourcesTrackFolderDataset, aug_from_str
 
-from sepclean.manifest import Track
+from sepclean.clean_manifest import CleanManifest
+from sepclean.manifest import Manifest, Track
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat
+from sepclean_plugins.openunmix.clean import applied
+from sepclean_plugins.openunmix.config import TrainingConfig
 
 
 class ManifestTrackFolderDataset(FixedSourcesTrackFolderDataset):
@@ -142,3 +145,31 @@ def build(
         source_augmentations=Compose([]) if deterministic or not augmentations else aug_from_str(augmentations),
         seed=seed,
     )
+
+
+def for_target(
+    manifest: Manifest,
+    target: str,
+    *,
+    clean: CleanManifest | None = None,
+    deterministic: bool = False,
+    segment: float | None = None,
+    allow_other_dataset: bool = False,
+    augmentations: list[str] | None = None,
+    random_track_mix: bool = False,
+    seed: int = 42,
+) -> ManifestTrackFolderDataset:
+    """Open-Unmix's ``trackfolder_fix`` dataset over the manifest's (kept) tracks for one target.
+
+    ``segment``: the excerpt in seconds; None means the training's default ``seq_dur``, or whole
+    tracks when ``deterministic``. ``augmentations`` (names from ``openunmix.data``, e.g. ``["gain",
+    "channelswap"]``) and ``random_track_mix`` are the dataset's training options, off by default
+    as in ``--dataset trackfolder_fix``; ``deterministic`` turns them off.
+    """
+    weights = None
+    if clean is not None:  # the kept tracks, repaired stems read from the clean manifest's files
+        manifest, weights = applied(clean, manifest, target, allow_other_dataset)
+    if segment is None and not deterministic:
+        segment = TrainingConfig.seq_dur
+    return build(list(manifest.tracks), target, weights=weights, seq_duration=segment, deterministic=deterministic,
+                 augmentations=augmentations, random_track_mix=random_track_mix, seed=seed)

@@ -1,13 +1,12 @@
 """Named sets of training defaults for machines far smaller than the ones Open-Unmix was tuned on.
 
-A preset only changes defaults: options given on the command line still win, and without
-``--preset`` the training script keeps upstream's full-size defaults (hidden size 512, 4096-point
-STFT, 6 s excerpts, 1000 epochs).
+A preset only changes defaults: settings given explicitly still win, and without ``--preset``
+the training keeps upstream's full-size defaults (``config.TrainingConfig``).
 """
 
 from __future__ import annotations
 
-import argparse
+from sepclean.toolkit import ToolkitError
 
 PRESETS: dict[str, dict] = {
     # Tests and the synthetic demo on 2 CPU cores: seconds per epoch on the tiny profile.
@@ -23,10 +22,10 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def apply(parser: argparse.ArgumentParser, name: str | None) -> None:
-    """Make preset ``name``'s values the parser's defaults (no-op for None)."""
+def values(name: str | None) -> dict:
+    """Preset ``name``'s settings (none for None)."""
     if name is None:
-        return
+        return {}
     if name not in PRESETS:
-        parser.error(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-    parser.set_defaults(**PRESETS[name])
+        raise ToolkitError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PRESETS[name]

@@ -10,6 +10,9 @@ A sepclean dataset manifest (Open-Unmix's ``trackfolder_fix`` dataset over its t
     python -m sepclean_plugins.openunmix.train --manifest train.jsonl --valid-manifest valid.jsonl \\
         --target vocals --output runs/umx [--clean-manifest clean.json] [--preset tiny]
 
+Each option is a setting of :class:`~sepclean_plugins.openunmix.config.TrainingConfig`, where its
+default and meaning are declared; ``Training.from_config`` trains from one without a command line.
+
 Same procedure as upstream: magnitude-spectrogram MSE, Adam, ReduceLROnPlateau, early stopping on
 the validation loss, input scaling from dataset statistics, one target per run, and the same files
 (``<target>.pth``, ``<target>.chkpnt``, ``<target>.json``, ``separator.json``), so
@@ -32,6 +35,7 @@ import copy
 import random
 import sys
 import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -48,15 +52,16 @@ from sepclean.manifest import Manifest
 from sepclean.progress import bars
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import ToolkitError
-from sepclean_plugins.openunmix import audio_compat, checkpoint, clean, presets
-from sepclean_plugins.openunmix.adapter import OpenUnmixToolkit
+from sepclean_plugins.openunmix import audio_compat, checkpoint, clean
+from sepclean_plugins.openunmix.config import MANIFEST_DATASET, TrainingConfig, add_options
+from sepclean_plugins.openunmix.dataset import for_target
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_errors, make_encoder
 
 MODEL_ARGS = ("nfft", "nhop", "hidden_size", "nb_channels", "unidirectional", "bandwidth")
-"""Arguments that shape the model: resuming or fine-tuning a run must keep the run's."""
+"""Settings that shape the model: resuming or fine-tuning a run must keep the run's."""
 
 VOLATILE_ARGS = ("epochs", "output", "checkpoint", "quiet", "nb_workers", "no_cuda", "audio_backend", "save_every")
-"""Arguments that do not change what an epoch computes: a run may be resumed with other values."""
+"""Settings that do not change what an epoch computes: a run may be resumed with other values."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,158 +76,82 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(self.argv if args is None else args, namespace)
 
 
-def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+def build_parser(argv: list[str], defaults: TrainingConfig = TrainingConfig(), leave_out=()) -> _Parser:
+    """The command line: one option per setting of :class:`TrainingConfig`, defaulting to ``defaults``'."""
     parser = _Parser(argv, prog="python -m sepclean_plugins.openunmix.train", description="Open-Unmix trainer")
-    parser.add_argument("--target", type=str, default="vocals", help="target source (will be passed to the dataset)")
-
-    data = parser.add_argument_group("dataset: upstream's (--root) or a sepclean manifest (--manifest)")
-    data.add_argument("--dataset", type=str,
-                      choices=["musdb", "aligned", "sourcefolder", "trackfolder_var", "trackfolder_fix"],
-                      help="upstream dataset class, with --root (default: musdb)")
-    data.add_argument("--root", type=str, help="root path of dataset")
-    data.add_argument("--manifest", type=str, help="train on the tracks of this sepclean dataset manifest")
-    data.add_argument("--valid-manifest", type=str, help="validation tracks, with --manifest")
-    data.add_argument("--clean-manifest", type=str,
-                      help="train only on the tracks this sepclean clean manifest keeps (for --target)")
-    data.add_argument("--allow-other-dataset", action="store_true",
-                      help="apply a clean manifest made for another dataset manifest")
-
-    parser.add_argument("--output", type=str, default="open-unmix", help="provide output path base folder name")
-    parser.add_argument("--model", type=str, help="Name or path of pretrained model to fine-tune")
-    parser.add_argument("--checkpoint", type=str, help="run folder to resume training from (<target>.chkpnt)")
-    parser.add_argument("--audio-backend", type=str, default="soundfile",
-                        help="ignored: audio is read with soundfile (torchaudio >= 2.9 has no backends)")
-    parser.add_argument("--preset", type=str, choices=sorted(presets.PRESETS),
-                        help="small-machine defaults (options given explicitly still win)")
-
-    training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=int, default=1000, help="total number of epochs")
-    training.add_argument("--epoch-updates", type=int,
-                          help="optimizer updates per epoch, drawn evenly from the tracks whatever their number, "
-                          "so that runs on different kept sets train equally long (default: one pass over the "
-                          "tracks, as upstream)")
-    training.add_argument("--save-every", type=int, metavar="K",
-                          help="also keep every K-th epoch's weights as a run folder OUTPUT/epochs/e<epoch:04d> "
-                          "(checkpoints along training, for attribution averaged over them)")
-    training.add_argument("--batch-size", type=int, default=16)
-    training.add_argument("--lr", type=float, default=0.001, help="learning rate, defaults to 1e-3")
-    training.add_argument("--patience", type=int, default=140, help="early stopping patience in epochs")
-    training.add_argument("--lr-decay-patience", type=int, default=80, help="lr decay patience for plateau scheduler")
-    training.add_argument("--lr-decay-gamma", type=float, default=0.3, help="gamma of learning rate scheduler decay")
-    training.add_argument("--weight-decay", type=float, default=0.00001, help="weight decay")
-    training.add_argument("--seed", type=int, default=42, metavar="S", help="random seed (default: 42)")
-    training.add_argument("--loss-truncation", type=float, metavar="FRACTION",
-                          help="robust training: in each batch, this fraction of the examples with the highest "
-                          "loss gets no gradient (loss truncation, as CCOM trained on MDX23's label noise)")
-    training.add_argument("--loss-masking", type=float, metavar="FRACTION",
-                          help="robust training: in each batch, this fraction of the (example, STFT frame) cells "
-                          "with the highest loss gets no gradient (loss masking, as KUIELab trained on MDX23's "
-                          "bleeding)")
-    training.add_argument("--robust-warmup", type=int, metavar="EPOCHS",
-                          help="epochs of plain training before truncation and masking start (default: 0)")
-    training.add_argument("--robust-relative", action="store_true",
-                          help="truncation and masking rank the loss relative to the target's energy (an "
-                          "error-to-signal ratio), so the loudest examples are not dropped for being loud")
-
-    model = parser.add_argument_group("model")
-    model.add_argument("--seq-dur", type=float, default=6.0,
-                       help="Sequence duration in seconds; <= 0 uses whole tracks (with --manifest)")
-    model.add_argument("--unidirectional", action="store_true", default=False, help="Use unidirectional LSTM")
-    model.add_argument("--nfft", type=int, default=4096, help="STFT fft size and window size")
-    model.add_argument("--nhop", type=int, default=1024, help="STFT hop size")
-    model.add_argument("--hidden-size", type=int, default=512, help="hidden size parameter of bottleneck layers")
-    model.add_argument("--bandwidth", type=int, default=16000, help="maximum model bandwidth in herz")
-    model.add_argument("--nb-channels", type=int, default=2, help="set number of channels for model (1, 2)")
-    model.add_argument("--nb-workers", type=int, default=0, help="Number of workers for dataloader.")
-    model.add_argument("--debug", action="store_true", default=False,
-                       help="Speed up training init for dev purposes (skips the dataset statistics)")
-
-    parser.add_argument("--quiet", action="store_true", default=False, help="less verbose during training")
-    parser.add_argument("--no-cuda", action="store_true", default=False, help="disables CUDA training")
+    add_options(parser, defaults, leave_out)
     return parser
 
 
-AT_LEAST_ONE = ("epochs", "epoch_updates", "save_every", "batch_size", "patience", "hidden_size", "nfft", "nhop")
-"""Options that are counts of at least one (None: not given, where that is allowed)."""
+@dataclass(frozen=True)
+class Manifests:
+    """The sepclean manifests a training reads, loaded once (the adapter's targets share them)."""
+
+    train: Manifest
+    valid: Manifest
+    clean: CleanManifest | None
+
+    @classmethod
+    def load(cls, config: TrainingConfig) -> Manifests:
+        clean_manifest = CleanManifest.load(config.clean_manifest) if config.clean_manifest else None
+        return cls(Manifest.load(config.manifest), Manifest.load(config.valid_manifest), clean_manifest)
 
 
-def check_counts(args: argparse.Namespace) -> None:
-    """Refuse a count below one before any data is read (``--epochs 0`` would train nothing)."""
-    for name in AT_LEAST_ONE:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ToolkitError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
-
-
-def parse_and_load_datasets(argv: list[str]):
-    """``(args, train dataset, valid dataset, clean manifest Selection or None)``."""
-    parser = build_parser(argv)
-    args, _ = parser.parse_known_args()
-    presets.apply(parser, args.preset)
-    args, _ = parser.parse_known_args()
-    check_counts(args)
-    audio_compat.install()
-    if args.manifest:
-        return manifest_datasets(parser, args)
-    if args.valid_manifest or args.allow_other_dataset:
-        parser.error("--valid-manifest and --allow-other-dataset go with --manifest")
-    train, valid, args = openunmix.data.load_datasets(parser, args)
-    if not len(valid):
-        raise ToolkitError(
-            f"the {args.dataset} dataset under {args.root} has no validation tracks: early stopping would watch "
-            "a validation loss of 0. (--dataset musdb validates on MUSDB18's own validation songs, by name.) "
-            "Give the dataset a validation split, or train on sepclean manifests (--manifest, --valid-manifest)"
-        )
-    selection = None
-    if args.clean_manifest:
-        selection = clean.apply(CleanManifest.load(args.clean_manifest), args.target, train, valid)
-    return args, train, valid, selection
-
-
-def manifest_datasets(parser: argparse.ArgumentParser, args: argparse.Namespace):
-    # The options of upstream's trackfolder_fix dataset, which the manifest's dataset is.
-    parser.add_argument("--source-augmentations", type=str, nargs="+", help="e.g. gain channelswap")
-    parser.add_argument("--random-track-mix", action="store_true", default=False,
-                        help="Apply random track mixing augmentation")
-    args = parser.parse_args()
-    if args.root:
-        parser.error("--manifest and --root are alternatives")
-    if not args.valid_manifest:
-        parser.error("--manifest needs --valid-manifest (the tracks early stopping is measured on)")
-
-    toolkit = OpenUnmixToolkit()
-    manifest = Manifest.load(args.manifest)
-    clean_manifest = CleanManifest.load(args.clean_manifest) if args.clean_manifest else None
-    train = toolkit.dataset(
-        manifest,
-        args.target,
-        clean=clean_manifest,
-        segment=args.seq_dur if args.seq_dur > 0 else None,
-        allow_other_dataset=args.allow_other_dataset,
-        augmentations=args.source_augmentations,
-        random_track_mix=args.random_track_mix,
-        seed=args.seed,
+def manifest_datasets(config: TrainingConfig, manifests: Manifests):
+    """``(train dataset, valid dataset, clean manifest Selection or None)`` of the manifests."""
+    train = for_target(
+        manifests.train,
+        config.target,
+        clean=manifests.clean,
+        segment=config.seq_dur if config.seq_dur > 0 else None,
+        allow_other_dataset=config.allow_other_dataset,
+        augmentations=config.source_augmentations,
+        random_track_mix=config.random_track_mix,
+        seed=config.seed,
     )
-    valid = toolkit.dataset(Manifest.load(args.valid_manifest), args.target, deterministic=True)
+    valid = for_target(manifests.valid, config.target, deterministic=True)
     if valid.sample_rate != train.sample_rate:
         raise ToolkitError(
-            f"--valid-manifest {args.valid_manifest} is at {valid.sample_rate:g} Hz, --manifest {args.manifest} at "
-            f"{train.sample_rate:g} Hz: the model is validated on what it is trained on; resample one of them"
+            f"--valid-manifest {config.valid_manifest} is at {valid.sample_rate:g} Hz, --manifest {config.manifest} "
+            f"at {train.sample_rate:g} Hz: the model is validated on what it is trained on; resample one of them"
         )
     selection = None
-    if clean_manifest is not None:
-        kept = toolkit.dataset_tracks(train)
+    if manifests.clean is not None:
+        kept = clean.track_ids(train)
         selection = clean.Selection(
-            args.target,
+            config.target,
             kept=kept,
-            removed=[i for i in manifest.ids if i not in set(kept) | set(train.too_short)],
+            removed=[i for i in manifests.train.ids if i not in set(kept) | set(train.too_short)],
             unused=train.too_short,
-            note=_action_note(clean_manifest, args.target, kept),
+            note=_action_note(manifests.clean, config.target, kept),
         )
     elif train.too_short:
         print(f"left out {len(train.too_short)} track(s) not longer than --seq-dur: "
               f"{clean.listing(train.too_short)}")
-    return args, train, valid, selection
+    return train, valid, selection
+
+
+def upstream_datasets(argv: list[str], defaults: TrainingConfig):
+    """``(config, train dataset, valid dataset, Selection or None)`` of upstream's dataset options
+    (``--root``, ``--dataset`` and the options ``openunmix.data.load_datasets`` adds for it)."""
+    parser = build_parser(argv, defaults, leave_out=MANIFEST_DATASET)  # upstream's dataset declares its own
+    args, _ = parser.parse_known_args()
+    own = vars(args).copy()
+    TrainingConfig(**own)  # impossible settings are refused before any data is read
+    audio_compat.install()
+    train, valid, args = openunmix.data.load_datasets(parser, args)
+    read = vars(args)
+    config = TrainingConfig(**{k: read[k] for k in own}, dataset_options={k: v for k, v in read.items() if k not in own})
+    if not len(valid):
+        raise ToolkitError(
+            f"the {config.dataset} dataset under {config.root} has no validation tracks: early stopping would watch "
+            "a validation loss of 0. (--dataset musdb validates on MUSDB18's own validation songs, by name.) "
+            "Give the dataset a validation split, or train on sepclean manifests (--manifest, --valid-manifest)"
+        )
+    selection = None
+    if config.clean_manifest:
+        selection = clean.apply(CleanManifest.load(config.clean_manifest), config.target, train, valid)
+    return config, train, valid, selection
 
 
 def _action_note(clean_manifest: CleanManifest, target: str, kept: list[str]) -> str:
@@ -279,12 +208,12 @@ def input_statistics(encoder: torch.nn.Module, dataset, device, quiet: bool) -> 
     return moments.mean, np.maximum(std, 1e-4 * std.max())
 
 
-def robust_loss(args: argparse.Namespace) -> RobustLoss | None:
-    """The robust training the options ask for (None: plain training)."""
-    robust = RobustLoss.of({"truncate": args.loss_truncation, "mask": args.loss_masking, "warmup": args.robust_warmup,
-                            "relative": args.robust_relative})
+def robust_loss(config: TrainingConfig) -> RobustLoss | None:
+    """The robust training the settings ask for (None: plain training)."""
+    robust = RobustLoss.of({"truncate": config.loss_truncation, "mask": config.loss_masking,
+                            "warmup": config.robust_warmup, "relative": config.robust_relative})
     if robust is not None:
-        robust.check_batch(args.batch_size)
+        robust.check_batch(config.batch_size)
     return robust
 
 
@@ -345,54 +274,67 @@ def _install_audio_compat(_worker_id: int) -> None:
 class Training:
     """One target's training run; ``train_dataset`` is the very object the training reads."""
 
-    def __init__(self, args: argparse.Namespace, train_dataset, valid_dataset, selection: clean.Selection | None):
-        self.args = args
+    def __init__(self, config: TrainingConfig, train_dataset, valid_dataset, selection: clean.Selection | None):
+        self.config = config
         self.train_dataset = train_dataset
         self.valid_dataset = valid_dataset
         self.selection = selection
-        self.toolkit = OpenUnmixToolkit()
 
     @classmethod
-    def from_argv(cls, argv: list[str] | None = None) -> "Training":
-        args, train, valid, selection = parse_and_load_datasets(list(sys.argv[1:] if argv is None else argv))
-        return cls(args, train, valid, selection)
+    def from_config(cls, config: TrainingConfig, manifests: Manifests | None = None) -> Training:
+        """The training on sepclean manifests that ``config`` describes (``manifests``: already loaded)."""
+        if config.manifest is None:
+            raise ToolkitError("a training config reads sepclean manifests (manifest, valid_manifest); upstream's "
+                               "datasets (--root) are read by the command line")
+        train, valid, selection = manifest_datasets(config, manifests or Manifests.load(config))
+        return cls(config, train, valid, selection)
+
+    @classmethod
+    def from_argv(cls, argv: list[str] | None = None) -> Training:
+        """The training the command line ``argv`` asks for (``sys.argv``'s when None)."""
+        argv = list(sys.argv[1:] if argv is None else argv)
+        given, _ = build_parser(argv).parse_known_args()
+        defaults = TrainingConfig.of(given.preset)
+        if given.manifest:
+            return cls.from_config(TrainingConfig(**vars(build_parser(argv, defaults).parse_args())))
+        return cls(*upstream_datasets(argv, defaults))
 
     @property
     def output(self) -> Path:
-        return Path(self.args.output)
+        return Path(self.config.output)
 
     def run(self) -> dict:
         """Train; returns what ``<target>.json`` holds."""
-        args = self.args
-        target = args.target
-        use_cuda = not args.no_cuda and torch.cuda.is_available()
+        config = self.config
+        target = config.target
+        use_cuda = not config.no_cuda and torch.cuda.is_available()
         device = torch.device("cuda" if use_cuda else "cpu")
         print("Using GPU:", use_cuda)
         if self.selection is not None:
-            print(self.selection.describe(args.clean_manifest))
+            print(self.selection.describe(config.clean_manifest))
         else:
-            print(f"training {target} on {len(self.toolkit.dataset_tracks(self.train_dataset))} tracks")
+            print(f"training {target} on {len(clean.track_ids(self.train_dataset))} tracks")
 
-        robust = robust_loss(args)
+        robust = robust_loss(config)
         if robust is not None:
             print(f"robust training: {robust.label()}")
-        torch.manual_seed(args.seed)
-        random.seed(args.seed)
-        np.random.seed(args.seed)
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
         train_loader, valid_loader = self._loaders(pin_memory=use_cuda)
 
-        stft = StftConfig(args.nfft, args.nhop, float(self.train_dataset.sample_rate), args.nb_channels)
+        stft = StftConfig(config.nfft, config.nhop, float(self.train_dataset.sample_rate), config.nb_channels)
         encoder = make_encoder(stft).to(device)
         checkpoint.write_json(self.output / checkpoint.SEPARATOR, stft.to_json())
 
         source = self._resume_from()
         resumed = self._resumed_history(source) if source else None
-        unmix = self._model(stft, encoder, device, scaled=not (source or args.model or args.debug))
-        optimizer = torch.optim.Adam(unmix.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        unmix = self._model(stft, encoder, device, scaled=not (source or config.model or config.debug))
+        optimizer = torch.optim.Adam(unmix.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=args.lr_decay_gamma, patience=args.lr_decay_patience, cooldown=10
+            optimizer, factor=config.lr_decay_gamma, patience=config.lr_decay_patience, cooldown=10
         )
-        stopping = utils.EarlyStopping(patience=args.patience)
+        stopping = utils.EarlyStopping(patience=config.patience)
 
         history = {"train_loss_history": [], "valid_loss_history": [], "train_time_history": [],
                    "best_epoch": 0, "epochs_trained": 0}
@@ -402,14 +344,14 @@ class Training:
             record = resumed
             history = {k: resumed[k] for k in history}
             stopping.best, stopping.num_bad_epochs = resumed["best_loss"], resumed["num_bad_epochs"]
-            if resumed.get("stopped_early") or history["epochs_trained"] >= args.epochs:
+            if resumed.get("stopped_early") or history["epochs_trained"] >= config.epochs:
                 print(f"{source} has finished: {history['epochs_trained']} epochs trained "
-                      f"(--epochs {args.epochs} is the total{', stopped early' if resumed.get('stopped_early') else ''})")
+                      f"(--epochs {config.epochs} is the total{', stopped early' if resumed.get('stopped_early') else ''})")
                 return record
             print(f"resuming {source} after epoch {history['epochs_trained']}")
 
-        drawn = bars(not args.quiet)  # not into a log file: one line an epoch there instead
-        epochs = tqdm.trange(history["epochs_trained"] + 1, args.epochs + 1, disable=not drawn)
+        drawn = bars(not config.quiet)  # not into a log file: one line an epoch there instead
+        epochs = tqdm.trange(history["epochs_trained"] + 1, config.epochs + 1, disable=not drawn)
         stop = False
         for epoch in epochs:
             epochs.set_description("Training epoch")
@@ -428,8 +370,8 @@ class Training:
             history["epochs_trained"] = epoch
             epochs.set_postfix(train_loss=train_loss, val_loss=valid_loss)
             record = self._save(unmix, optimizer, scheduler, stopping, history, is_best, stopped_early=stop)
-            if not drawn and not args.quiet:
-                print(f"epoch {epoch}/{args.epochs}: train loss {train_loss:.6g}, valid loss {valid_loss:.6g}"
+            if not drawn and not config.quiet:
+                print(f"epoch {epoch}/{config.epochs}: train loss {train_loss:.6g}, valid loss {valid_loss:.6g}"
                       + (" (best)" if is_best else ""), flush=True)
             if stop:
                 print("Apply Early Stopping")
@@ -438,38 +380,38 @@ class Training:
         return record
 
     def _loaders(self, pin_memory: bool):
-        args = self.args
-        options = dict(num_workers=args.nb_workers, pin_memory=pin_memory,
-                       worker_init_fn=_install_audio_compat if args.nb_workers else None)
+        config = self.config
+        options = dict(num_workers=config.nb_workers, pin_memory=pin_memory,
+                       worker_init_fn=_install_audio_compat if config.nb_workers else None)
         DataLoader = torch.utils.data.DataLoader
-        if args.epoch_updates:
+        if config.epoch_updates:
             # Without replacement: every track is drawn once before any is drawn again.
-            sampler = torch.utils.data.RandomSampler(self.train_dataset, num_samples=args.epoch_updates * args.batch_size)
-            train = DataLoader(self.train_dataset, batch_size=args.batch_size, sampler=sampler, **options)
+            sampler = torch.utils.data.RandomSampler(self.train_dataset, num_samples=config.epoch_updates * config.batch_size)
+            train = DataLoader(self.train_dataset, batch_size=config.batch_size, sampler=sampler, **options)
         else:
-            train = DataLoader(self.train_dataset, batch_size=args.batch_size, shuffle=True, **options)
+            train = DataLoader(self.train_dataset, batch_size=config.batch_size, shuffle=True, **options)
         return train, DataLoader(self.valid_dataset, batch_size=1, **options)
 
     def _model(self, stft: StftConfig, encoder, device, scaled: bool) -> torch.nn.Module:
-        args = self.args
-        if args.model:
-            print(f"Fine-tuning model from {args.model}")
-            if Path(args.model).expanduser().exists():
-                self._check_model_args(checkpoint.locate(args.model, args.target)[0], "fine-tune")
-                return checkpoint.load_model(args.model, args.target, device).train()
-            unmix = utils.load_target_models(args.target, model_str_or_path=args.model, device=device)[args.target]
+        config = self.config
+        if config.model:
+            print(f"Fine-tuning model from {config.model}")
+            if Path(config.model).expanduser().exists():
+                self._check_model_args(checkpoint.locate(config.model, config.target)[0], "fine-tune")
+                return checkpoint.load_model(config.model, config.target, device).train()
+            unmix = utils.load_target_models(config.target, model_str_or_path=config.model, device=device)[config.target]
             return attach(unmix, stft)
-        quiet = not bars(not args.quiet)
+        quiet = not bars(not config.quiet)
         mean, scale = input_statistics(encoder, self.train_dataset, device, quiet) if scaled else (None, None)
-        max_bin = utils.bandwidth_to_max_bin(stft.sample_rate, args.nfft, args.bandwidth)
-        return attach(checkpoint.build_model(vars(args), max_bin, mean, scale).to(device), stft)
+        max_bin = utils.bandwidth_to_max_bin(stft.sample_rate, config.nfft, config.bandwidth)
+        return attach(checkpoint.build_model(config.recorded(), max_bin, mean, scale).to(device), stft)
 
     def _check_model_args(self, folder, purpose: str) -> dict:
         """The run's ``<target>.json``, once sure its model has the shape this run's options give."""
-        args = self.args
-        history = checkpoint.read_json(checkpoint.history_path(folder, args.target))
+        config = self.config
+        history = checkpoint.read_json(checkpoint.history_path(folder, config.target))
         before = history.get("args", {})
-        changed = {k: (before.get(k), getattr(args, k)) for k in MODEL_ARGS if before.get(k) != getattr(args, k)}
+        changed = {k: (before.get(k), getattr(config, k)) for k in MODEL_ARGS if before.get(k) != getattr(config, k)}
         if changed:
             listed = ", ".join(f"--{k.replace('_', '-')} {old} (now {new})" for k, (old, new) in changed.items())
             raise ToolkitError(f"cannot {purpose} {folder}: it was trained with {listed}")
@@ -478,33 +420,33 @@ class Training:
     def _resume_from(self) -> Path | None:
         """``--checkpoint``, else ``--output`` when it holds this target's training state: one
         command starts a run and, run again after an interruption, resumes it."""
-        if self.args.checkpoint:
-            return Path(self.args.checkpoint)
-        if checkpoint.state_path(self.output, self.args.target).is_file():
+        if self.config.checkpoint:
+            return Path(self.config.checkpoint)
+        if checkpoint.state_path(self.output, self.config.target).is_file():
             self._check_same_run(self.output)
             return self.output
         return None
 
     def _check_same_run(self, folder: Path) -> None:
         """Refuse to continue, in ``folder``, a run started with other settings (never overwrite it)."""
-        before = checkpoint.read_json(checkpoint.history_path(folder, self.args.target)).get("args", {})
-        now = vars(self.args)
+        before = checkpoint.read_json(checkpoint.history_path(folder, self.config.target)).get("args", {})
+        now = self.config.recorded()
         changed = {k: (before.get(k), v) for k, v in now.items() if k not in VOLATILE_ARGS and before.get(k) != v}
         if changed:
             listed = ", ".join(f"--{k.replace('_', '-')} {old} (now {new})" for k, (old, new) in sorted(changed.items()))
-            raise ToolkitError(f"{folder} holds a {self.args.target} run with other settings: {listed}; "
+            raise ToolkitError(f"{folder} holds a {self.config.target} run with other settings: {listed}; "
                                "use another --output, or the run's own settings to resume it")
 
     def _resumed_history(self, source: Path) -> dict:
         history = self._check_model_args(source, "resume")
         seen = history.get("sepclean", {}).get("train_tracks")
-        if seen is not None and seen != self.toolkit.dataset_tracks(self.train_dataset):
+        if seen is not None and seen != clean.track_ids(self.train_dataset):
             print(f"warning: resuming {source}, which was trained on other tracks than this run's")
         return history
 
     def _restore(self, source: Path, unmix, optimizer, scheduler, device) -> dict | None:
         """Load the training state; returns the record saved with it (None for older runs)."""
-        path = checkpoint.state_path(source, self.args.target)
+        path = checkpoint.state_path(source, self.config.target)
         state = checkpoint.load(path, device)
         try:
             unmix.load_state_dict(state["state_dict"])
@@ -520,19 +462,19 @@ class Training:
         """Best weights, then the training state (which holds the record a resumed run continues),
         then ``<target>.json``: killed between any two, a resumed run redoes at most the last epoch
         and ends as an uninterrupted one."""
-        target = self.args.target
+        target = self.config.target
         record = {
             **history,
-            "args": vars(self.args),
+            "args": self.config.recorded(),
             "best_loss": stopping.best,
             "num_bad_epochs": stopping.num_bad_epochs,
             "stopped_early": stopped_early,
             "commit": f"openunmix {version('openunmix')}",
             "sepclean": {
                 "version": sepclean.__version__,
-                "train_tracks": self.toolkit.dataset_tracks(self.train_dataset),
-                "valid_tracks": self.toolkit.dataset_tracks(self.valid_dataset),
-                "clean_manifest": self.args.clean_manifest,
+                "train_tracks": clean.track_ids(self.train_dataset),
+                "valid_tracks": clean.track_ids(self.valid_dataset),
+                "clean_manifest": self.config.clean_manifest,
                 "removed_tracks": self.selection.removed if self.selection else [],
             },
         }
@@ -549,7 +491,7 @@ class Training:
         })
         checkpoint.write_json(checkpoint.history_path(self.output, target), record)
         epoch = history["epochs_trained"]
-        if self.args.save_every and epoch % self.args.save_every == 0:
+        if self.config.save_every and epoch % self.config.save_every == 0:
             # A run folder of its own (history written last), so any loader takes it as it is.
             folder = checkpoint.epoch_folder(self.output, epoch)
             checkpoint.save(checkpoint.weights_path(folder, target), unmix.state_dict())
