@@ -217,7 +217,7 @@ def check_openunmix_train(argv: list[str]) -> str | None:
     with quiet() as err, mock.patch.object(argparse.ArgumentParser, "parse_args", parse_args), \
             mock.patch.object(train.audio_compat, "install"):
         try:
-            train.parse_and_load_datasets(argv)
+            train.Training.from_argv(argv)
         except Parsed:
             return None
         except SystemExit:
