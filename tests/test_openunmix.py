@@ -485,6 +485,7 @@ def test_umx_separates_with_a_model_trained_here(dirty_run, adapter, tiny_data, 
     done = subprocess.run([sys.executable, "-m", "sepclean_plugins.openunmix.umx", *options, "--audio-backend",
                            "soundfile"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "it/s]" not in done.stderr and "\r" not in done.stderr  # upstream's bar over the files: a terminal's only
     folder = tmp_path / "separated" / "mixture"
     assert sorted(p.name for p in folder.iterdir()) == ["residual.wav", "vocals.wav"]  # upstream names it so
     vocals, rate = audio.read(folder / "vocals.wav")

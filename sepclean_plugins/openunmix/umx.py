@@ -11,22 +11,26 @@ folder's models through ``checkpoint.load_model`` (weights-only, each file check
 damaged ``.pth`` is a one-line error naming it, not a traceback; released models (``--model umxl``)
 load as upstream loads them. Without ``--targets``, a run folder separates every target it holds a
 model for (upstream asks for ``--targets``), the rest of the mixture as ``residual.wav`` when they are
-not all four stems. Errors a user can act on print one line and exit with
-status 2.
+not all four stems. Its bar over the input files is drawn on a terminal only (``sepclean.progress``).
+Errors a user can act on print one line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import types
 from pathlib import Path
 from unittest import mock
 
 import openunmix.cli
 import openunmix.utils
+import tqdm
 
 from sepclean import STEMS
 from sepclean.errors import SepcleanError
+from sepclean.progress import bars
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint
 
@@ -69,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     saved = sys.argv
     try:
         sys.argv = ["umx", *with_run_targets(sys.argv[1:] if argv is None else argv)]  # separate() parses sys.argv
-        with mock.patch.object(openunmix.utils, "load_target_models", load_target_models):
+        quiet_off_a_terminal = types.SimpleNamespace(tqdm=functools.partial(tqdm.tqdm, disable=not bars()))
+        with mock.patch.object(openunmix.utils, "load_target_models", load_target_models), \
+                mock.patch.object(openunmix.cli, "tqdm", quiet_off_a_terminal):
             openunmix.cli.separate()
     except SepcleanError as e:
         print(f"umx: error: {e}", file=sys.stderr)
