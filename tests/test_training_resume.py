@@ -65,6 +65,21 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(tiny_data, tmp_pat
     assert (killed / "vocals.pth").read_bytes() == before
 
 
+def test_a_run_killed_before_its_first_record_was_written_resumes(tiny_data, tmp_path):
+    """Killed between saving its first training state and writing ``vocals.json`` (the state holds
+    the same record), a run resumes; it used to fail with "vocals.json: missing"."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(command(tiny_data, whole), check=True)
+    subprocess.run([*command(tiny_data, killed)[:-6], "--epochs", "1", "--epoch-updates", "3", "--no-cuda", "--quiet"],
+                   check=True)
+    (killed / "vocals.json").unlink()  # as if killed just before it was written
+    run = subprocess.run(command(tiny_data, killed), capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert f"resuming {killed} after epoch" in run.stdout
+    for name, tensor in weights(whole).items():
+        assert torch.equal(tensor, weights(killed)[name]), name
+
+
 def test_a_run_of_other_settings_is_refused_not_overwritten(tiny_data, tmp_path):
     output = tmp_path / "run"
     subprocess.run(command(tiny_data, output), check=True)

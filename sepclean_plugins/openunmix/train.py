@@ -406,10 +406,20 @@ class Training:
         max_bin = utils.bandwidth_to_max_bin(stft.sample_rate, config.nfft, config.bandwidth)
         return attach(checkpoint.build_model(config.recorded(), max_bin, mean, scale).to(device), stft)
 
+    def _run_record(self, folder: Path) -> dict:
+        """What the run's ``<target>.json`` holds; for a run killed after its first training state was
+        saved and before that file was written, the same record, saved inside the state."""
+        history, state = checkpoint.history_path(folder, self.config.target), checkpoint.state_path(folder, self.config.target)
+        if not history.is_file() and state.is_file():
+            record = checkpoint.load(state, "cpu").get("record")
+            if record:
+                return record
+        return checkpoint.read_json(history)
+
     def _check_model_args(self, folder, purpose: str) -> dict:
         """The run's ``<target>.json``, once sure its model has the shape this run's options give."""
         config = self.config
-        history = checkpoint.read_json(checkpoint.history_path(folder, config.target))
+        history = self._run_record(Path(folder))
         before = history.get("args", {})
         changed = {k: (before.get(k), getattr(config, k)) for k in MODEL_ARGS if before.get(k) != getattr(config, k)}
         if changed:
@@ -429,7 +439,7 @@ class Training:
 
     def _check_same_run(self, folder: Path) -> None:
         """Refuse to continue, in ``folder``, a run started with other settings (never overwrite it)."""
-        before = checkpoint.read_json(checkpoint.history_path(folder, self.config.target)).get("args", {})
+        before = self._run_record(folder).get("args", {})
         now = self.config.recorded()
         changed = {k: (before.get(k), v) for k, v in now.items() if k not in VOLATILE_ARGS and before.get(k) != v}
         if changed:
