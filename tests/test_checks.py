@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sepclean.errors import PipelineError
-from sepclean.pipeline import local_grid
+from sepclean.experiments import local_grid
 from sepclean.pipeline.checks import check
 from sepclean.train import main
 

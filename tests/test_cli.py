@@ -26,7 +26,7 @@ def test_unknown_command_is_a_usage_error(capsys):
 def test_demo_runs_the_demo_grid():
     """The demo is the grid sepclean.demo (run end to end, at the ci grid's size, in test_grid.py)."""
     from sepclean.commands import demo
-    from sepclean.pipeline.local_grid import explorer
+    from sepclean.experiments.local_grid import explorer
 
     assert demo.GRID == "sepclean.demo"
     assert explorer(demo.GRID) is not None

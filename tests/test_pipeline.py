@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sepclean.errors import PipelineError
-from sepclean.pipeline import results, stages
+from sepclean.experiments import results
+from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.scorers import ScorerError, ScoringTask, create, names
 from sepclean.scores import ScoreTable
@@ -292,7 +293,7 @@ def test_a_control_keeps_as_many_songs_as_another_method_chose(tiny_data, tmp_pa
 
 
 def test_grids_list_exactly_their_experiments():
-    from sepclean.pipeline.local_grid import xps
+    from sepclean.experiments.local_grid import xps
 
     sheeps = xps("sepclean.mixed23")
     conditions = [(s.xp.cfg.arch, s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.mode, s.xp.cfg.seed) for s in sheeps]

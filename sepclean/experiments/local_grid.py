@@ -30,7 +30,7 @@ from pathlib import Path
 from dora.grid import RunGridArgs, run_grid
 
 from sepclean.errors import OutputError, PipelineError, writing
-from sepclean.pipeline import results
+from sepclean.experiments import results
 from sepclean.files import atomic_write, write_json
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import CONTROLS
