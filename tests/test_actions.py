@@ -173,7 +173,7 @@ def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_d
     drop = CleanManifest(keep=keep, dataset_hash=manifest.hash, dataset_tracks=len(manifest), mode="per-target",
                          ratio=0.9, methods=["planted"])
     clean = repair_manifest(drop, manifest, _twin_separator(tiny_data), RepairSettings(), tmp_path / "relabel",
-                            {"model": "the clean twin"}, log=lambda _: None, action="relabel")
+                            {"model": "the clean twin"}, action="relabel")
     clean.write(tmp_path / "relabel" / "clean.json")
     clean = CleanManifest.load(tmp_path / "relabel" / "clean.json")
     assert clean.version == 2 and clean.action == "relabel"
@@ -218,7 +218,7 @@ def repaired(tiny_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("repair")
     drop = _oracle_drop(tiny_data)
     clean = repair_manifest(drop, tiny_data.manifest("train"), _twin_separator(tiny_data), RepairSettings(), folder,
-                            {"model": "the clean twin"}, log=lambda _: None)
+                            {"model": "the clean twin"})
     clean.write(folder / "clean.json")
     return drop, folder / "clean.json"
 
@@ -507,7 +507,7 @@ def _experiment(store, **settings):
     cfg = {"arch": "openunmix", "method": "oracle", "ratio": "auto", "mode": "per-target", "seed": 0, "rounds": 1,
            "archs": ARCHS, "scoring": {"baseline": "openunmix", "oracle": {}}, "action": "drop",
            "repair": {"model": None}, **settings}
-    return Experiment(cfg, store, store.root, device="cpu", progress=False, log=lambda _: None)
+    return Experiment(cfg, store, store.root, device="cpu", progress=False)
 
 
 def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):

@@ -431,10 +431,6 @@ class Run:
 
     # --- linear mode, split by songs -------------------------------------------------------------
 
-    def _log(self, line: str) -> None:
-        if self.progress:
-            print(line, flush=True)
-
     def _preconditioner_identity(self, unit: str) -> dict:
         s = self.settings
         return {"kind": "preconditioner", "unit": unit, "model": self.description["models"][unit],
@@ -498,7 +494,7 @@ class Run:
         folder = self.out / "parts" / unit
         path = folder / "preconditioner.npz"
         folder.mkdir(parents=True, exist_ok=True)
-        with locked(folder, self._log):
+        with locked(folder):
             if path.is_file():
                 return True
             counts = sorted({int(m[2]) for m in (re.fullmatch(r"fisher_(\d+)of(\d+)\.npz", p.name)
@@ -545,7 +541,7 @@ class Run:
         path = self.out / "parts" / unit / "references.npz"
         identity = self._references_identity(unit)
         if not path.is_file():
-            with locked(path.parent, self._log):
+            with locked(path.parent):
                 if not path.is_file():
                     s = self.settings
                     inverse = self._inverse(unit, engine_unit)
