@@ -36,6 +36,8 @@ from sepclean.files import atomic_write, write_json
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import CONTROLS
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class GridRun:
