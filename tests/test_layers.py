@@ -1,10 +1,11 @@
 """The layers of the package, read from the source with ``ast`` (nothing here imports sepclean).
 
-From the bottom: the core (formats, audio, scorers, attribution, embeddings, ``pipeline/``'s stages)
-talks to toolkits only through the ``sepclean.toolkits`` entry points, so it neither imports
-``sepclean_plugins`` nor names a toolkit in its code; the dora main
-(``sepclean/train.py``) runs one XP with the stages; ``sepclean/experiments/`` runs grids of XPs and
-reads their results; the CLI (``sepclean/cli.py``, ``sepclean/commands/``) is on top.
+From the bottom: the core (formats, audio, scorers, attribution, embeddings, then ``pipeline/``'s
+stages, which use them and are used by none of them) talks to toolkits only through the
+``sepclean.toolkits`` entry points, so it neither imports ``sepclean_plugins`` nor names a toolkit
+in its code; the dora main (``sepclean/train.py``) runs one XP with the stages;
+``sepclean/experiments/`` runs grids of XPs and reads their results; the CLI (``sepclean/cli.py``,
+``sepclean/commands/``) is on top.
 
 "Imports" counts every import statement, lazy ones in functions included: none of these holds only
 because an import is deferred. An edge goes to the most specific module an import names
@@ -85,6 +86,12 @@ def test_the_core_imports_no_toolkit_and_nothing_above_it(module):
     assert not plugins, f"{module} imports {sorted(plugins)}: the core reaches toolkits by entry points"
     above = {name for name in imported(module) if within(name, EXPERIMENTS, *CLI)}
     assert not above, f"{module} imports {sorted(above)}, on a layer above it"
+
+
+@pytest.mark.parametrize("module", [m for m in CORE if not within(m, "sepclean.pipeline", "sepclean.train")])
+def test_the_methods_and_below_import_no_stage(module):
+    above = {name for name in imported(module) if within(name, "sepclean.pipeline", "sepclean.train")}
+    assert not above, f"{module} imports {sorted(above)}: the stages use the methods, not the other way round"
 
 
 def docstrings(tree: ast.Module) -> set[int]:

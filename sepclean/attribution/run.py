@@ -77,9 +77,8 @@ from sepclean.attribution.engine import (
     self_influence,
     squared_gradients,
 )
-from sepclean.files import atomic_write_stream
+from sepclean.files import atomic_write_stream, locked
 from sepclean.manifest import Manifest
-from sepclean.pipeline.artifacts import locked
 from sepclean.scores import UNIFIED, ScoreTable
 
 FORMAT = "sepclean.attribution"

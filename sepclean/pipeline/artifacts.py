@@ -24,20 +24,18 @@ error naming it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import time
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterable
 
 from sepclean.errors import PipelineError
-from sepclean.files import atomic_file, atomic_write_text, write_json  # noqa: F401  (the store's writers)
+from sepclean.files import atomic_file, atomic_write_text, locked, write_json  # noqa: F401  (the store's writers)
 
-SPEC, DONE, LOCK = "spec.json", "done.json", ".lock"
+SPEC, DONE = "spec.json", "done.json"
 
 logger = logging.getLogger(__name__)
 
@@ -55,22 +53,6 @@ def read_json(path: Path):
         raise PipelineError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PipelineError(f"{path}: not valid JSON ({e}); remove the artifact folder to rebuild it") from None
-
-
-@contextmanager
-def locked(folder: Path):
-    """Hold ``folder``'s lock (``flock`` on ``folder/.lock``, released by the kernel when a process
-    dies, so a killed one never leaves a stale lock); say so when another process holds it."""
-    with open(Path(folder) / LOCK, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logger.info("waiting for another process building %s", folder)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class ArtifactStore:
