@@ -160,7 +160,7 @@ def dora_env(folder: Path) -> dict:
 @cache
 def ci_xps() -> dict[str, object]:
     """The ci grid's XPs by "arch method" (their signatures do not depend on the folder)."""
-    from sepclean.pipeline import local_grid
+    from sepclean.experiments import local_grid
     from sepclean.train import main
 
     main.dora.dir = WORK / "ci-sigs"
@@ -169,7 +169,7 @@ def ci_xps() -> dict[str, object]:
 
 def sheeps_in(dora_dir: Path) -> list:
     """The ci grid's XPs with their folders in ``dora_dir`` (where test_local_grid's ``_submitted`` writes)."""
-    from sepclean.pipeline import local_grid
+    from sepclean.experiments import local_grid
     from sepclean.train import main
 
     main.dora.dir = dora_dir

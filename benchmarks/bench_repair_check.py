@@ -22,7 +22,9 @@ each decision changed and what they gained); ``--set`` adds config overrides (e.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
     parser.add_argument("--out", default="outputs/bench_repair")
     args = parser.parse_args()
+    logging.basicConfig(format="%(message)s", stream=sys.stdout)
+    logging.getLogger("sepclean.pipeline").setLevel(logging.INFO)  # the stages say what they make
 
     from sepclean import audio, toolkit as toolkits
     from sepclean.actions import CHANGED, RepairSettings, repair_manifest
@@ -64,7 +68,7 @@ def main() -> None:
     for arch, epochs in zip(args.archs, args.epochs or []):
         overrides.append(f"archs.{arch}.epochs={epochs}")
     cfg = OmegaConf.to_container(dora_main.get_xp(overrides).cfg, resolve=True)
-    experiment = Experiment(cfg, ArtifactStore(out / "artifacts"), out / "demucs", progress=False, log=print)
+    experiment = Experiment(cfg, ArtifactStore(out / "artifacts"), out / "demucs", progress=False)
     data = experiment.data()
     train, twin = data.manifest("train"), data.manifest("train_clean")
     truth = data.contamination["tracks"]
@@ -79,7 +83,7 @@ def main() -> None:
         folder = out / "repairs" / f"{args.action}_{arch}_{args.seed}_{args.tolerance:g}_{args.margin:g}"
         clean = repair_manifest(CleanManifest.load(drop), train,
                                 lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
-                                settings, folder, {"arch": arch}, log=lambda _: None, action=args.action)
+                                settings, folder, {"arch": arch}, action=args.action)
         clean.write(folder / "clean.json")
         record, changed = clean.extra[args.action], CHANGED[args.action]
         rows = {}

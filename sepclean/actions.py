@@ -86,6 +86,7 @@ content hash of its samples, checked whenever it is applied.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ CALIBRATION_SONGS = 32
 AGREEMENT_LIMIT_DB = 60.0
 """A receiver's label closer to the model's estimate than this (in SDR) counts as this close: the
 check compares disagreements, and float rounding is none."""
+
+logger = logging.getLogger(__name__)
 
 
 class ActionError(SepcleanError, ValueError):
@@ -351,7 +354,7 @@ Separate = Callable[[Track, np.ndarray], dict[str, np.ndarray]]
 
 
 def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate, settings: RepairSettings,
-                    folder: Path, model: dict, log=print, action: str = "repair") -> CleanManifest:
+                    folder: Path, model: dict, action: str = "repair") -> CleanManifest:
     """The version-2 clean manifest that repairs (or relabels: ``action``) the pairs ``drop`` leaves
     out (see the module's docstring), its audio written under ``folder/audio``; write it as
     ``folder/clean.json``.
@@ -392,8 +395,8 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
             if s in estimates:
                 agreement[s].append(label_sdr(labels[s], estimates[s]))
     model_sdr = {s: float(np.median(v)) for s, v in agreement.items() if v}
-    log(f"[{action}] the model's median SDR against unflagged labels ({len(calibration)} songs): "
-        + ", ".join(f"{s} {v:.1f} dB" for s, v in model_sdr.items()))
+    logger.info(f"[{action}] the model's median SDR against unflagged labels ({len(calibration)} songs): "
+                + ", ".join(f"{s} {v:.1f} dB" for s, v in model_sdr.items()))
 
     replace, decisions = {}, []
     for n, (track_id, pairs) in enumerate(flagged.items(), 1):
@@ -412,8 +415,8 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
         for decision in result.decisions:
             if decision["decision"] != "dropped":
                 keep[decision["stem"]].add(track_id)
-        log(f"[{action}] {n}/{len(flagged)} {track_id}: " + ", ".join(f"{d['stem']} {d['decision']}"
-                                                                   for d in result.decisions))
+        logger.info(f"[{action}] {n}/{len(flagged)} {track_id}: "
+                    + ", ".join(f"{d['stem']} {d['decision']}" for d in result.decisions))
     counts = {d: sum(x["decision"] == d for x in decisions) for d in (*CHANGED[action], "dropped", "kept")}
     return CleanManifest(
         keep={s: [t for t in manifest.ids if t in keep[s]] for s in stems},
@@ -425,7 +428,7 @@ def repair_manifest(drop: CleanManifest, manifest: Manifest, separate: Separate,
 
 
 def repair_with_model(drop: CleanManifest, manifest: Manifest, toolkit: str, checkpoint: Path, settings: RepairSettings,
-                      folder: Path, device: str = "cpu", log=print, action: str = "repair") -> CleanManifest:
+                      folder: Path, device: str = "cpu", action: str = "repair") -> CleanManifest:
     """:func:`repair_manifest` with pseudo-labels separated by a trained model of a toolkit (its
     adapter's ``load`` and ``separate``: every unit the checkpoint holds), written as
     ``folder/clean.json``. What ``sepclean repair`` and the pipeline's repair stage run."""
@@ -434,7 +437,7 @@ def repair_with_model(drop: CleanManifest, manifest: Manifest, toolkit: str, che
     adapter = toolkits.get(toolkit)
     models = {unit: adapter.load(checkpoint, unit, device) for unit in adapter.checkpoint_units(checkpoint)}
     repaired = repair_manifest(drop, manifest, lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
-                               settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)}, log=log,
+                               settings, folder, {"toolkit": toolkit, "checkpoint": str(checkpoint)},
                                action=action)
     repaired.write(Path(folder) / "clean.json")
     return repaired

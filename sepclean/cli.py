@@ -5,14 +5,17 @@ line), ``configure(parser)`` and ``run(args) -> int``. Modules are imported only
 runs, so ``sepclean --help`` stays fast and a command's heavy dependencies load only when needed.
 
 Errors a user can act on (``sepclean.errors.SepcleanError``) are caught here, once, and printed
-without a traceback (exit status 2); anything else is a bug and keeps its traceback.
+without a traceback (exit status 2); anything else is a bug and keeps its traceback. What the
+library says through its loggers (``sepclean.*``, INFO and up) is printed as the command's output.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from contextlib import contextmanager
 
 from sepclean.errors import SepcleanError
 
@@ -43,6 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Printed(logging.Handler):
+    """A log record as a plain line: warnings and errors on stderr, the rest on stdout (both looked
+    up per line, so a redirected stream is the one written)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr if record.levelno >= logging.WARNING else sys.stdout, flush=True)
+
+
+@contextmanager
+def library_output():
+    """sepclean's loggers printed while a command runs, then left as they were."""
+    root, handler = logging.getLogger("sepclean"), Printed()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     """``(parser, module)`` of ``sepclean NAME``: the parser its module configures (importing the module)."""
     module = importlib.import_module(COMMANDS[name][0])
@@ -60,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser, module = command_parser(name)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        with library_output():
+            return int(module.run(args) or 0)
     except SepcleanError as e:  # anything else is a bug: its traceback is kept
         print(f"sepclean {name}: error: {e}", file=sys.stderr)
         return 2
@@ -68,3 +94,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

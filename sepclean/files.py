@@ -5,12 +5,15 @@ rendered audio) goes through :func:`atomic_file`: the content is written to a te
 the target and moved over it, so a reader sees the old file or the whole new one, and a killed
 writer leaves the old one. The temporary name carries the process id and a random part, so two
 processes, or two threads, finishing the same file at once (shards of one job on SLURM) never write
-into each other's temporary file: the last to finish wins, whole.
+into each other's temporary file: the last to finish wins, whole. A folder that several processes
+may build at once (an artifact, an attribution's shared parts) is built under :func:`locked`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import secrets
 from contextlib import contextmanager, suppress
@@ -18,6 +21,10 @@ from pathlib import Path
 from typing import IO, Callable
 
 from sepclean.errors import writing
+
+LOCK = ".lock"
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -59,3 +66,19 @@ def atomic_write_stream(path, write: Callable[[IO[bytes]], object]) -> None:
 def write_json(path, value, indent: int | None = 2) -> None:
     """``value`` as JSON (keys sorted), atomically."""
     atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=True, default=str) + "\n")
+
+
+@contextmanager
+def locked(folder: Path):
+    """Hold ``folder``'s lock (``flock`` on ``folder/.lock``, released by the kernel when a process
+    dies, so a killed one never leaves a stale lock); say so when another process holds it."""
+    with open(Path(folder) / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another process building %s", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

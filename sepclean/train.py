@@ -31,7 +31,7 @@ def experiment(cfg: DictConfig, progress: bool | None = None) -> Experiment:
     store = dora.to_absolute_path(cfg.store) if cfg.store else root / "artifacts"
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return Experiment(OmegaConf.to_container(cfg, resolve=True), ArtifactStore(store), root / "demucs", device,
-                      bars() if progress is None else progress, log=logger.info)
+                      bars() if progress is None else progress)
 
 
 @dora.hydra_main(config_path="conf", config_name="config", version_base="1.3")

@@ -173,7 +173,7 @@ def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_d
     drop = CleanManifest(keep=keep, dataset_hash=manifest.hash, dataset_tracks=len(manifest), mode="per-target",
                          ratio=0.9, methods=["planted"])
     clean = repair_manifest(drop, manifest, _twin_separator(tiny_data), RepairSettings(), tmp_path / "relabel",
-                            {"model": "the clean twin"}, log=lambda _: None, action="relabel")
+                            {"model": "the clean twin"}, action="relabel")
     clean.write(tmp_path / "relabel" / "clean.json")
     clean = CleanManifest.load(tmp_path / "relabel" / "clean.json")
     assert clean.version == 2 and clean.action == "relabel"
@@ -218,7 +218,7 @@ def repaired(tiny_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("repair")
     drop = _oracle_drop(tiny_data)
     clean = repair_manifest(drop, tiny_data.manifest("train"), _twin_separator(tiny_data), RepairSettings(), folder,
-                            {"model": "the clean twin"}, log=lambda _: None)
+                            {"model": "the clean twin"})
     clean.write(folder / "clean.json")
     return drop, folder / "clean.json"
 
@@ -507,7 +507,7 @@ def _experiment(store, **settings):
     cfg = {"arch": "openunmix", "method": "oracle", "ratio": "auto", "mode": "per-target", "seed": 0, "rounds": 1,
            "archs": ARCHS, "scoring": {"baseline": "openunmix", "oracle": {}}, "action": "drop",
            "repair": {"model": None}, **settings}
-    return Experiment(cfg, store, store.root, device="cpu", progress=False, log=lambda _: None)
+    return Experiment(cfg, store, store.root, device="cpu", progress=False)
 
 
 def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):
@@ -598,7 +598,7 @@ def test_oracle_repair_by_the_reference_model_in_the_pipeline(tiny_data, tmp_pat
 
 
 def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
-    from sepclean.pipeline import results
+    from sepclean.experiments import results
 
     runs = []
     for seed, (dirty, twin, repaired) in enumerate([(1.0, 2.0, 1.5), (2.0, 3.0, 2.5), (3.0, 4.0, 3.5)]):
@@ -617,7 +617,7 @@ def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
 def test_an_action_on_other_data_is_compared_with_the_dirty_xps_of_that_data():
     """Condition.action beside main's variant, rounds and robust: each names its row, and the
     control a row is compared with drops all of them but the data it ran on."""
-    from sepclean.pipeline import results
+    from sepclean.experiments import results
 
     def on(preset, method, seed, value, **more):
         cfg = {"arch": "openunmix", "ratio": "auto", "mode": "per-target", "seed": seed, "method": method,
@@ -638,7 +638,7 @@ def test_an_action_on_other_data_is_compared_with_the_dirty_xps_of_that_data():
 
 
 def test_the_actions_grid_shares_its_controls_with_robust_cpu():
-    from sepclean.pipeline.local_grid import xps
+    from sepclean.experiments.local_grid import xps
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sepclean.errors import PipelineError
-from sepclean.pipeline import local_grid
+from sepclean.experiments import local_grid
 from sepclean.pipeline.checks import check
 from sepclean.train import main
 
@@ -103,7 +103,7 @@ def test_the_local_grid_checks_every_xp_before_running_any(tmp_path, monkeypatch
     monkeypatch.setattr(local_grid, "xps", lambda name: sheeps)
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("an XP was launched"))
     with pytest.raises(PipelineError, match=rf"^XP {bad.xp.sig} \(.*\): archs.openunmix.epochs=0: a whole number"):
-        local_grid.run("sepclean.ci", log=lambda line: None)
+        local_grid.run("sepclean.ci")
 
 
 @pytest.mark.parametrize("history, problem", [

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
 import pytest
 
-from sepclean.cli import COMMANDS, main
+from sepclean.cli import COMMANDS, library_output, main
 
 
 def test_help_lists_every_command():
@@ -23,10 +24,23 @@ def test_unknown_command_is_a_usage_error(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_what_the_library_logs_is_printed_while_a_command_runs(capsys):
+    """The stages and the grid runner log; a command prints their lines as its own output, as plain lines."""
+    before = logging.getLogger("sepclean").handlers[:]
+    with library_output():
+        logging.getLogger("sepclean.experiments.local_grid").info("grid g: 2 XPs")
+        logging.getLogger("sepclean.pipeline.artifacts").warning("waiting")
+        logging.getLogger("sepclean.pipeline.stages").debug("not said")
+    logging.getLogger("sepclean.pipeline.stages").info("not a command's")
+    out, err = capsys.readouterr()
+    assert (out, err) == ("grid g: 2 XPs\n", "waiting\n")
+    assert logging.getLogger("sepclean").handlers == before
+
+
 def test_demo_runs_the_demo_grid():
     """The demo is the grid sepclean.demo (run end to end, at the ci grid's size, in test_grid.py)."""
     from sepclean.commands import demo
-    from sepclean.pipeline.local_grid import explorer
+    from sepclean.experiments.local_grid import explorer
 
     assert demo.GRID == "sepclean.demo"
     assert explorer(demo.GRID) is not None

@@ -32,7 +32,7 @@ def test_an_xp_uses_the_threads_it_was_given(env, threads):
 
 
 def test_a_long_grid_runs_seed_by_seed_with_each_seeds_dirty_first(tmp_path, monkeypatch):
-    from sepclean.pipeline.local_grid import _order, xps
+    from sepclean.experiments.local_grid import _order, xps
 
     monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
     order = [(int(s.xp.cfg.seed), s.xp.cfg.method) for s in sorted(xps("sepclean.efficacy_cpu"), key=_order)]
@@ -50,7 +50,7 @@ def test_a_full_disk_for_the_summary_is_one_line_and_a_rerun_writes_it(tmp_path,
 
     from conftest import full_disk
 
-    from sepclean.pipeline.local_grid import xps
+    from sepclean.experiments.local_grid import xps
     from sepclean.train import main as dora_main
 
     monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
@@ -87,7 +87,7 @@ def _submitted(sheeps, job_id: str = "4242") -> None:
 def test_outside_a_cluster_the_tables_ask_no_sacct_and_say_which_xps_have_no_result(tmp_path, monkeypatch, capfd):
     import json
 
-    from sepclean.pipeline import local_grid
+    from sepclean.experiments import local_grid
     from sepclean.train import main as dora_main
 
     for name in ("SLURM_CONF", "SLURM_JOB_ID"):
@@ -115,7 +115,7 @@ def test_outside_a_cluster_the_tables_ask_no_sacct_and_say_which_xps_have_no_res
 def test_a_cancelled_xp_is_named_with_its_state_and_the_retry(tmp_path, monkeypatch):
     from dora.shep import Sheep
 
-    from sepclean.pipeline import local_grid
+    from sepclean.experiments import local_grid
     from sepclean.train import main as dora_main
 
     monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
@@ -147,7 +147,7 @@ def test_a_planted_job_file_is_refused_by_name_and_runs_nothing(planted, tmp_pat
 
     import submitit
 
-    from sepclean.pipeline import local_grid
+    from sepclean.experiments import local_grid
     from sepclean.train import main as dora_main
 
     monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
@@ -209,7 +209,7 @@ def test_off_a_terminal_the_grid_table_has_no_escape_codes(tmp_path, monkeypatch
 def test_a_read_only_outputs_folder_is_one_line_naming_it(tmp_path, monkeypatch, used):
     from conftest import read_only
 
-    from sepclean.pipeline.local_grid import xps
+    from sepclean.experiments.local_grid import xps
     from sepclean.train import main as dora_main
 
     locked = tmp_path / "outputs"
@@ -226,7 +226,7 @@ def test_a_read_only_outputs_folder_is_one_line_naming_it(tmp_path, monkeypatch,
 
 
 def test_a_run_log_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
-    from sepclean.pipeline.local_grid import xps
+    from sepclean.experiments.local_grid import xps
     from sepclean.train import main as dora_main
 
     monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import time
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sepclean.errors import PipelineError
-from sepclean.pipeline import results, stages
+from sepclean.experiments import results
+from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.scorers import ScorerError, ScoringTask, create, names
 from sepclean.scores import ScoreTable
@@ -36,23 +38,24 @@ def test_a_done_artifact_is_made_once_and_reused(tmp_path):
         (folder / "out.txt").write_text("made")
         return {"size": 4}
 
-    first = store.produce("stage", {"x": 1}, [], make, log=lambda _: None)
-    second = store.produce("stage", {"x": 1}, [], make, log=lambda _: None)
+    first = store.produce("stage", {"x": 1}, [], make)
+    second = store.produce("stage", {"x": 1}, [], make)
     assert first == second and len(calls) == 1
     assert store.summary(first) == {"size": 4}
-    assert store.produce("stage", {"x": 2}, [], make, log=lambda _: None) != first
+    assert store.produce("stage", {"x": 2}, [], make) != first
     assert len(calls) == 2
 
 
-def test_an_interrupted_artifact_resumes_and_is_never_marked_done_early(tmp_path):
-    store, messages = ArtifactStore(tmp_path), []
+def test_an_interrupted_artifact_resumes_and_is_never_marked_done_early(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="sepclean")
+    store = ArtifactStore(tmp_path)
 
     def crash(folder):
         (folder / "part1").write_text("kept")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        store.produce("stage", {}, [], crash, log=messages.append)
+        store.produce("stage", {}, [], crash)
     folder = store.folder("stage", store.key("stage", {}, []))
     assert not (folder / "done.json").exists()
 
@@ -60,8 +63,8 @@ def test_an_interrupted_artifact_resumes_and_is_never_marked_done_early(tmp_path
         assert (folder / "part1").read_text() == "kept"  # what the first attempt finished is there
         return {}
 
-    store.produce("stage", {}, [], finish, log=messages.append)
-    assert any("resuming an interrupted attempt" in m for m in messages)
+    store.produce("stage", {}, [], finish)
+    assert any("resuming an interrupted attempt" in m for m in caplog.messages)
     assert (folder / "done.json").is_file()
 
 
@@ -77,12 +80,12 @@ def test_recorded_paths_are_relative_and_old_absolute_records_still_resolve(tmp_
         return {"relative": old.record(folder / "model"), "absolute": str(folder / "model"),
                 "gone": str(tmp_path / "nowhere" / "model.pth")}
 
-    folder = old.produce("train", {}, [], make, log=lambda _: None)
+    folder = old.produce("train", {}, [], make)
     assert old.summary(folder)["relative"] == f"train/{folder.name}/model"
     assert old.record(tmp_path / "old" / "demucs" / "xps" / "abc") == "../demucs/xps/abc"  # beside the store
     (tmp_path / "old").rename(tmp_path / "new")
     new = ArtifactStore(tmp_path / "new" / "artifacts")
-    moved = new.produce("train", {}, [], lambda folder: pytest.fail("made again"), log=lambda _: None)
+    moved = new.produce("train", {}, [], lambda folder: pytest.fail("made again"))
     summary = new.summary(moved)
     assert new.resolve(summary["relative"], moved) == moved / "model"
     assert new.resolve(summary["absolute"], moved) == moved / "model"  # a record of before, its old place
@@ -94,9 +97,9 @@ def test_recorded_paths_are_relative_and_old_absolute_records_still_resolve(tmp_
 def test_an_artifact_keyed_by_an_absolute_path_before_is_still_found(tmp_path):
     store = ArtifactStore(tmp_path / "artifacts")
     model = tmp_path / "artifacts" / "train" / "k" / "model"
-    before = store.produce("scores", {}, ["h", str(model)], lambda folder: {}, log=lambda _: None)  # as keyed before
+    before = store.produce("scores", {}, ["h", str(model)], lambda folder: {})  # as keyed before
     found = store.produce("scores", {}, ["h", store.record(model)], lambda folder: pytest.fail("made again"),
-                          legacy_inputs=["h", str(model)], log=lambda _: None)
+                          legacy_inputs=["h", str(model)])
     assert found == before
 
 
@@ -138,7 +141,7 @@ def test_a_moved_or_copied_store_resumes_with_every_stage_done(tiny_data, tmp_pa
 
     def run(outputs: Path):
         store = ArtifactStore(outputs / "artifacts")
-        experiment = Experiment(cfg, store, outputs / "demucs", progress=False, log=lambda _: None)
+        experiment = Experiment(cfg, store, outputs / "demucs", progress=False)
         scores, clean = experiment.cleaning(data, "loss", 0.75, "per-target")
         model = experiment.train("openunmix", data, "train", clean)
         evaluation = stages.evaluate(store, "openunmix", model, test, ["vocals"], progress=False)
@@ -156,29 +159,29 @@ def test_a_moved_or_copied_store_resumes_with_every_stage_done(tiny_data, tmp_pa
     assert again[3] == first[3]
 
 
-def test_the_data_stage_says_what_it_made_and_where_in_one_line(tmp_path):
+def test_the_data_stage_says_what_it_made_and_where_in_one_line(tmp_path, caplog):
     from sepclean.pipeline.experiment import Experiment
 
     synth = {"preset": "mixed23", "profile": "tiny", "severity": "heavy", "contaminated_fraction": None, "seed": 0,
              "sizes": {"train": 2, "valid": 1, "reference": 1, "test": 1, "duration": 2.0}}
-    lines = []
-    experiment = Experiment({"data": {"synth": synth}}, ArtifactStore(tmp_path), tmp_path / "demucs", progress=False,
-                            log=lines.append)
+    caplog.set_level(logging.INFO, logger="sepclean")
+    experiment = Experiment({"data": {"synth": synth}}, ArtifactStore(tmp_path), tmp_path / "demucs", progress=False)
     for _ in range(2):  # made, then found
         data = experiment.data()
-        assert lines == [f"[data] synthetic mixed23, profile tiny, severity heavy, seed 0: train 2, train_clean 2, "
-                         f"valid 1, reference 1, test 1 songs; manifests in {data.folder / 'manifests'}"]
+        assert caplog.messages == [f"[data] synthetic mixed23, profile tiny, severity heavy, seed 0: train 2, "
+                                   f"train_clean 2, valid 1, reference 1, test 1 songs; manifests in "
+                                   f"{data.folder / 'manifests'}"]
         assert sorted(p.name for p in (data.folder / "manifests").iterdir()) == \
             ["reference.jsonl", "test.jsonl", "train.jsonl", "train_clean.jsonl", "valid.jsonl"]
-        lines.clear()
+        caplog.clear()
 
 
 def test_an_artifact_changed_by_hand_is_refused(tmp_path):
     store = ArtifactStore(tmp_path)
-    folder = store.produce("stage", {"x": 1}, [], lambda folder: {}, log=lambda _: None)
+    folder = store.produce("stage", {"x": 1}, [], lambda folder: {})
     (folder / "spec.json").write_text('{"stage": "stage", "config": {"x": 2}}')
     with pytest.raises(PipelineError, match="holds another artifact"):
-        store.produce("stage", {"x": 1}, [], lambda folder: {}, log=lambda _: None)
+        store.produce("stage", {"x": 1}, [], lambda folder: {})
 
 
 def _slow_make(root: str, counter: str, barrier) -> None:
@@ -189,7 +192,7 @@ def _slow_make(root: str, counter: str, barrier) -> None:
         return {}
 
     barrier.wait()
-    ArtifactStore(root).produce("stage", {"shared": True}, [], make, log=lambda _: None)
+    ArtifactStore(root).produce("stage", {"shared": True}, [], make)
 
 
 def test_concurrent_processes_make_a_shared_artifact_once(tmp_path):
@@ -269,7 +272,7 @@ def test_a_control_keeps_as_many_songs_as_another_method_chose(tiny_data, tmp_pa
 
     store = ArtifactStore(tmp_path / "store")
     data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
-    experiment = Experiment({"seed": 0, "scoring": {}}, store, tmp_path, progress=False, log=lambda _: None)
+    experiment = Experiment({"seed": 0, "scoring": {}}, store, tmp_path, progress=False)
     _, oracle = experiment.cleaning(data, "oracle", "auto", "per-target")
     _, matched = experiment.cleaning(data, "random", "oracle@auto", "per-target")
     like, clean = CleanManifest.load(oracle), CleanManifest.load(matched)
@@ -292,7 +295,7 @@ def test_a_control_keeps_as_many_songs_as_another_method_chose(tiny_data, tmp_pa
 
 
 def test_grids_list_exactly_their_experiments():
-    from sepclean.pipeline.local_grid import xps
+    from sepclean.experiments.local_grid import xps
 
     sheeps = xps("sepclean.mixed23")
     conditions = [(s.xp.cfg.arch, s.xp.cfg.method, s.xp.cfg.ratio, s.xp.cfg.mode, s.xp.cfg.seed) for s in sheeps]

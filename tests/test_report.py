@@ -18,9 +18,9 @@ import sepclean
 from sepclean.clean_manifest import CleanManifest
 from sepclean.cli import main
 from sepclean.detection import auroc, roc_curve
+from sepclean.experiments import report, results
 from sepclean.filtering import clean_manifest
 from sepclean.manifest import Manifest, Track
-from sepclean.pipeline import report, results
 from sepclean.pipeline.artifacts import write_json
 from sepclean.pipeline.experiment import metrics
 from sepclean.pipeline.stages import Data
@@ -320,7 +320,7 @@ def test_an_sdr_that_is_not_a_number_is_one_line_naming_the_summary(tmp_path, ca
 
 def test_sdr_panels_span_half_a_db_and_single_points_get_no_legend_line(tmp_path, monkeypatch):
     """Differences of 0.0004 dB once filled a whole panel, and the legend drew lines for points."""
-    from sepclean.pipeline import plots
+    from sepclean.experiments import plots
 
     drawn = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
@@ -362,7 +362,7 @@ def test_xp_metrics_name_their_artifacts_as_strings(written):
 def test_the_gains_figure_of_a_two_condition_grid_is_readable(tmp_path):
     """The smallest grid (one condition beside the clean twin) still gets a full-height figure: the
     ci grid's two rows once made it 268 pixels tall."""
-    from sepclean.pipeline import plots
+    from sepclean.experiments import plots
 
     rows = [{"arch": "openunmix", "method": name, "ratio": None, "mode": None, "seeds": 2, "delta": delta,
              "delta_low": delta - 0.3, "delta_high": delta + 0.3} for name, delta in (("clean_twin", 0.9), ("random", 0.1))]

@@ -17,7 +17,7 @@ ARCHS = {"openunmix": {"toolkit": "openunmix", "preset": "tiny", "targets": ["vo
 def _experiment(store, method="loss", rounds=1, ratio="auto") -> Experiment:
     cfg = {"arch": "openunmix", "method": method, "ratio": ratio, "mode": "per-target", "seed": 0, "rounds": rounds,
            "archs": ARCHS, "scoring": {"baseline": "openunmix", "loss": {}}}
-    return Experiment(cfg, store, store.root, device="cpu", progress=False, log=lambda _: None)
+    return Experiment(cfg, store, store.root, device="cpu", progress=False)
 
 
 def _folders(store, stage) -> dict:

@@ -22,10 +22,10 @@ def test_bad_settings_are_named(settings, message):
 
 def test_the_local_launcher_runs_every_shard_in_order(tmp_path):
     seen = []
-    Shards(count=3).run(seen.append, tmp_path, log=lambda line: None)
+    Shards(count=3).run(seen.append, tmp_path)
     assert seen == ["0/3", "1/3", "2/3"]
 
 
 def test_a_local_shard_that_raises_stops_the_stage(tmp_path):
     with pytest.raises(ValueError):
-        Shards(count=2).run(int, tmp_path, log=lambda line: None)
+        Shards(count=2).run(int, tmp_path)

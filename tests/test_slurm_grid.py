@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import operator
 import os
 import re
@@ -131,20 +132,19 @@ def attribution_task(tmp_path_factory):
     return scorer, task
 
 
-def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tmp_path, monkeypatch):
+def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])  # for submitit's sbatch and sacct
     scorer, task = attribution_task
     work = tmp_path / "work"
     # shard 0/3 runs in this process; the array's task 0 is shard 1/3 (references 1, 4, 7)
     shard1 = [work / "parts" / unit / f"ref_{j:05d}.npz" for unit in ("vocals", "bass") for j in (1, 4, 7)]
-    logs: list[str] = []
+    caplog.set_level(logging.INFO, logger="sepclean")
     shards = Shards(count=3, launcher="slurm", retries=1, poll=0.5)
     failure: list[BaseException] = []
 
     def launch():
         try:
-            shards.run(functools.partial(score_shard, scorer, task, work), tmp_path / "jobs", name="sepclean_shardtest",
-                       log=logs.append)
+            shards.run(functools.partial(score_shard, scorer, task, work), tmp_path / "jobs", name="sepclean_shardtest")
         except BaseException as e:  # noqa: BLE001 (re-raised in the test's thread)
             failure.append(e)
 
@@ -152,15 +152,16 @@ def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tm
     thread.start()
     deadline = time.monotonic() + 600
     while not any(p.is_file() for p in shard1):
-        assert thread.is_alive() and time.monotonic() < deadline, f"no piece of shard 1 was written: {logs}"
+        assert thread.is_alive() and time.monotonic() < deadline, f"no piece of shard 1 was written: {caplog.messages}"
         time.sleep(0.05)
-    array = re.search(r"SLURM job array (\d+)", " ".join(logs))[1]
+    array = re.search(r"SLURM job array (\d+)", " ".join(caplog.messages))[1]
     # SIGKILL, as the OOM killer or a lost node would: nothing in the shard can catch it. (scancel
     # sends SIGTERM first, which submitit ignores, and the shard would finish within KillWait.)
     for pid in _job_processes(array, 0):
         os.kill(pid, signal.SIGKILL)
     kept = {p: p.stat().st_mtime_ns for p in shard1 if p.is_file()}
     thread.join(timeout=900)
+    logs = caplog.messages
     assert not thread.is_alive() and not failure, (failure, logs)
     assert "shard 0/3 here, in this job" in logs, logs
     assert any(re.search(r"shard 1/3 \(job \d+_0\) ended \w+ before finishing", line) for line in logs), logs
@@ -217,25 +218,27 @@ def test_an_orphan_token_cancels_its_job_without_a_terminal(cluster, tmp_path):
     assert _accounted(cluster, job).startswith("CANCELLED"), f"job {job} was not cancelled"
 
 
-def test_a_shard_that_raises_is_not_resubmitted(cluster, tmp_path, monkeypatch):
+def test_a_shard_that_raises_is_not_resubmitted(cluster, tmp_path, monkeypatch, caplog):
     """Its code would raise again: the stage fails at once, naming the shard and its log."""
     from sepclean.errors import PipelineError
 
     monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])
-    logs: list[str] = []
+    caplog.set_level(logging.INFO, logger="sepclean")
     raises_in_shard_1 = operator.methodcaller("index", "0")  # "0/2".index("0") is 0; "1/2".index("0") raises
     # one shard left for SLURM: submitit submits it as a plain job (id N), not an array (N_0)
     with pytest.raises(PipelineError, match=r"(?s)shard 1/2 \(job \d+\) raised; its log: .*ValueError"):
-        Shards(count=2, launcher="slurm", poll=0.5).run(raises_in_shard_1, tmp_path, log=logs.append)
+        Shards(count=2, launcher="slurm", poll=0.5).run(raises_in_shard_1, tmp_path)
+    logs = caplog.messages
     assert len([line for line in logs if line.startswith("submitted")]) == 1, logs
 
 
-def test_the_shard_computed_here_raising_cancels_the_array(cluster, tmp_path, monkeypatch):
+def test_the_shard_computed_here_raising_cancels_the_array(cluster, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])
-    logs: list[str] = []
+    caplog.set_level(logging.INFO, logger="sepclean")
     raises_in_shard_0 = operator.methodcaller("index", "1")  # "0/3".index("1") raises, here
     with pytest.raises(ValueError, match="substring not found"):
-        Shards(count=3, launcher="slurm", poll=0.5).run(raises_in_shard_0, tmp_path, log=logs.append)
+        Shards(count=3, launcher="slurm", poll=0.5).run(raises_in_shard_0, tmp_path)
+    logs = caplog.messages
     cancelled = re.search(r"shard 0/3 raised here: cancelled SLURM job\(s\) (\d+)_0, \1_1", " ".join(logs))
     assert cancelled, logs
     # slurmctld's own view: an array cancelled while pending never reaches sacct

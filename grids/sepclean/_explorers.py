@@ -9,9 +9,9 @@ import treetable as tt
 from dora import Explorer
 
 import sepclean
+from sepclean.experiments.local_grid import xp_history
+from sepclean.experiments.results import Condition, summarise
 from sepclean.pipeline.experiment import CONTROLS
-from sepclean.pipeline.local_grid import xp_history
-from sepclean.pipeline.results import Condition, summarise
 
 
 class CleaningExplorer(Explorer):

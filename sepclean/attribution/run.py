@@ -77,9 +77,8 @@ from sepclean.attribution.engine import (
     self_influence,
     squared_gradients,
 )
-from sepclean.files import atomic_write_stream
+from sepclean.files import atomic_write_stream, locked
 from sepclean.manifest import Manifest
-from sepclean.pipeline.artifacts import locked
 from sepclean.scores import UNIFIED, ScoreTable
 
 FORMAT = "sepclean.attribution"
@@ -431,10 +430,6 @@ class Run:
 
     # --- linear mode, split by songs -------------------------------------------------------------
 
-    def _log(self, line: str) -> None:
-        if self.progress:
-            print(line, flush=True)
-
     def _preconditioner_identity(self, unit: str) -> dict:
         s = self.settings
         return {"kind": "preconditioner", "unit": unit, "model": self.description["models"][unit],
@@ -498,7 +493,7 @@ class Run:
         folder = self.out / "parts" / unit
         path = folder / "preconditioner.npz"
         folder.mkdir(parents=True, exist_ok=True)
-        with locked(folder, self._log):
+        with locked(folder):
             if path.is_file():
                 return True
             counts = sorted({int(m[2]) for m in (re.fullmatch(r"fisher_(\d+)of(\d+)\.npz", p.name)
@@ -545,7 +540,7 @@ class Run:
         path = self.out / "parts" / unit / "references.npz"
         identity = self._references_identity(unit)
         if not path.is_file():
-            with locked(path.parent, self._log):
+            with locked(path.parent):
                 if not path.is_file():
                     s = self.settings
                     inverse = self._inverse(unit, engine_unit)

@@ -32,7 +32,7 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from sepclean.cli import CommandError
-    from sepclean.pipeline import local_grid
+    from sepclean.experiments import local_grid
 
     try:
         if args.table:

@@ -13,7 +13,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from sepclean.pipeline.report import write
+    from sepclean.experiments.report import write
 
     written = write(args.source, args.output)
     print(f"wrote {written.markdown} and {written.html} (self-contained), "

@@ -19,17 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sepclean.embeddings.base import EmbeddingBackend, Framing, WeightsNotFoundError, default_device
+from sepclean.embeddings.base import EmbeddingBackend, WeightsNotFoundError, default_device
+from sepclean.embeddings.clap_input import SAMPLE_RATE, WINDOW_SECONDS, framing
 from sepclean.embeddings.weights import hub_offline, identity, resolve
 
 DEFAULT_WEIGHTS = "laion/larger_clap_music"
-SAMPLE_RATE = 48000
-WINDOW_SECONDS = 10.0  # CLAP's input length
-
-
-def framing(hop_seconds: float) -> Framing:
-    window, hop = int(WINDOW_SECONDS * SAMPLE_RATE), round(hop_seconds * SAMPLE_RATE)
-    return Framing(chunk=window, chunk_hop=hop, frame_hop=hop, frame_span=window)
 
 
 class TransformersClap(EmbeddingBackend):

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from sepclean import checkpoints
-from sepclean.embeddings import clap
+from sepclean.embeddings import clap_input
 from sepclean.embeddings.base import EmbeddingBackend, EmbeddingError, WeightsNotFoundError, default_device
 from sepclean.embeddings.weights import hub_offline, identity
 
@@ -89,8 +89,8 @@ class LaionClap(EmbeddingBackend):
             )
         self.model.load_state_dict(state, strict=False)
         self.model.eval().to(self.device)
-        self.sample_rate, self.dim = clap.SAMPLE_RATE, self.model.joint_embed_shape
-        self.framing = clap.framing(hop_seconds)
+        self.sample_rate, self.dim = clap_input.SAMPLE_RATE, self.model.joint_embed_shape
+        self.framing = clap_input.framing(hop_seconds)
 
     def config(self) -> dict:
         return {
@@ -98,7 +98,7 @@ class LaionClap(EmbeddingBackend):
             "amodel": self.amodel,
             "fusion": self.fusion,
             "weights": identity(self.checkpoint),
-            "window_seconds": clap.WINDOW_SECONDS,
+            "window_seconds": clap_input.WINDOW_SECONDS,
             "hop_seconds": self.hop_seconds,
         }
 

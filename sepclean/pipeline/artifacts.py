@@ -24,19 +24,20 @@ error naming it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import time
-from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, Iterable
 
 from sepclean.errors import PipelineError
-from sepclean.files import atomic_file, atomic_write_text, write_json  # noqa: F401  (the store's writers)
+from sepclean.files import atomic_file, atomic_write_text, locked, write_json  # noqa: F401  (the store's writers)
 
-SPEC, DONE, LOCK = "spec.json", "done.json", ".lock"
+SPEC, DONE = "spec.json", "done.json"
+
+logger = logging.getLogger(__name__)
 
 
 def digest(value) -> str:
@@ -52,22 +53,6 @@ def read_json(path: Path):
         raise PipelineError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PipelineError(f"{path}: not valid JSON ({e}); remove the artifact folder to rebuild it") from None
-
-
-@contextmanager
-def locked(folder: Path, log: Callable[[str], None] = print):
-    """Hold ``folder``'s lock (``flock`` on ``folder/.lock``, released by the kernel when a process
-    dies, so a killed one never leaves a stale lock); say so when another process holds it."""
-    with open(Path(folder) / LOCK, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for another process building {folder}")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class ArtifactStore:
@@ -104,7 +89,7 @@ class ArtifactStore:
         return (self.folder(stage, key) / DONE).is_file()
 
     def produce(self, stage: str, config: dict, inputs: Iterable[str], make: Callable[[Path], object],
-                log: Callable[[str], None] = print, legacy_inputs: Iterable[str] | None = None) -> Path:
+                legacy_inputs: Iterable[str] | None = None) -> Path:
         """The done folder of (stage, config, inputs), made by ``make`` unless it already is.
         ``legacy_inputs``: the inputs as a store written before recorded paths were relative named
         them; a done artifact under that key is used rather than made again."""
@@ -123,13 +108,13 @@ class ArtifactStore:
                 self._check_spec(old, {"stage": stage, "key": old_key, "config": config, "inputs": legacy})
                 return old
         folder.mkdir(parents=True, exist_ok=True)
-        with locked(folder, log):
+        with locked(folder):
             if (folder / DONE).is_file():  # another process made it while we waited
                 self._check_spec(folder, spec)
                 return folder
             if (folder / SPEC).is_file():
                 self._check_spec(folder, spec)
-                log(f"{stage} {key}: resuming an interrupted attempt in {folder}")
+                logger.info("%s %s: resuming an interrupted attempt in %s", stage, key, folder)
             else:
                 write_json(folder / SPEC, spec)
             start = time.time()

@@ -33,9 +33,10 @@ trains for the same number of optimizer updates (``epochs`` x ``epoch_updates``)
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -50,6 +51,8 @@ from sepclean.toolkit import TrainResult, TrainSpec
 
 if TYPE_CHECKING:
     from sepclean.actions import RepairSettings
+
+logger = logging.getLogger(__name__)
 
 CONTROLS = {"dirty": "train", "clean_twin": "train_clean", "reference_only": "reference"}
 """Conditions that train on a whole split, without scoring: condition -> split."""
@@ -81,7 +84,6 @@ class Experiment:
     """Where toolkits keep their own runs (``TrainSpec.workspace``: Demucs' XP folders)."""
     device: str = "cpu"
     progress: bool = True
-    log: Callable[[str], None] = print
 
     def data(self) -> stages.Data:
         """The XP's dataset (made, or found made), said in one line: what it is, its songs per split, where."""
@@ -97,8 +99,8 @@ class Experiment:
             what = (f"synthetic {synth.get('preset')}, profile {synth.get('profile')}, severity {synth.get('severity')}, "
                     f"seed {synth.get('seed')}")
         counts = self.store.summary(found.folder).get("tracks") or {}
-        self.log(f"[data] {what}: " + ", ".join(f"{split} {counts[split]}" for split in stages.SPLITS if split in counts)
-                 + f" songs; manifests in {found.folder / 'manifests'}")
+        sizes = ", ".join(f"{split} {counts[split]}" for split in stages.SPLITS if split in counts)
+        logger.info(f"[data] {what}: {sizes} songs; manifests in {found.folder / 'manifests'}")
         return found
 
     def spec(self, arch: str, data: stages.Data, split: str, clean: Path | None = None,
@@ -118,8 +120,8 @@ class Experiment:
     def train(self, arch: str, data: stages.Data, split: str, clean: Path | None = None,
               robust: RobustLoss | None = None) -> TrainResult:
         toolkit = self.cfg["archs"][arch]["toolkit"]
-        self.log(f"[train] {arch} on {split}" + (f" kept by {clean}" if clean else "")
-                 + (f", robust: {robust.label()}" if robust else ""))
+        logger.info(f"[train] {arch} on {split}" + (f" kept by {clean}" if clean else "")
+                    + (f", robust: {robust.label()}" if robust else ""))
         return stages.train(self.store, toolkit, self.spec(arch, data, split, clean, robust))
 
     def robust(self) -> RobustLoss | None:
@@ -148,7 +150,7 @@ class Experiment:
             scores, clean = self.cleaning(data, method, cfg["ratio"], cfg["mode"], rounds)
             clean = self.act(data, scores, clean, action, repair)
             model = self.train(arch, data, "train", clean, robust)
-        self.log(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
+        logger.info(f"[evaluate] {arch} on {len(data.manifest('test'))} test songs")
         targets = cfg["archs"][arch].get("targets")
         evaluation = stages.evaluate(self.store, cfg["archs"][arch]["toolkit"], model, data.manifest("test"),
                                      list(targets) if targets else None, self.device, cfg["evaluate"]["workers"],
@@ -179,7 +181,7 @@ class Experiment:
     def act(self, data: stages.Data, scores: Path, clean: Path, action: str, repair) -> Path:
         """The clean manifest the XP trains on: the filter's (drop), or the action's made from it."""
         if action == "weight":
-            self.log(f"[weight] every pair by the clean posterior of {self.cfg['method']}'s auto fit")
+            logger.info(f"[weight] every pair by the clean posterior of {self.cfg['method']}'s auto fit")
             return stages.weigh(self.store, scores, MODES[self.cfg["mode"]])
         if action in MODEL_ACTIONS:
             which = self.cfg["repair"]["model"]
@@ -191,8 +193,8 @@ class Experiment:
                 checkpoint = self.baseline(data).checkpoint
             else:
                 checkpoint = Path(which).expanduser().resolve()
-            self.log(f"[{action}] the flagged pairs, by the separations of the {which} model ({arch})")
-            return stages.repair(self.store, data, clean, toolkit, checkpoint, repair, self.device, self.log, action)
+            logger.info(f"[{action}] the flagged pairs, by the separations of the {which} model ({arch})")
+            return stages.repair(self.store, data, clean, toolkit, checkpoint, repair, self.device, action)
         return clean
 
     def baseline(self, data: stages.Data, clean: Path | None = None):
@@ -218,20 +220,20 @@ class Experiment:
             other, at = matched
             _, like = self.cleaning(data, other, at, mode, rounds)
             scores = self._score(data, method, None)
-            self.log(f"[filter] as many songs as {other} keeps at ratio {at}, {mode}")
+            logger.info(f"[filter] as many songs as {other} keeps at ratio {at}, {mode}")
             return scores, stages.match_scores(self.store, scores, like)
         clean = None
         for round_ in range(1, rounds + 1):
             scores = self._score(data, method, clean, f", round {round_} of {rounds}" if rounds > 1 else "")
-            self.log(f"[filter] ratio {ratio}, {mode}")
+            logger.info(f"[filter] ratio {ratio}, {mode}")
             clean = stages.filter_scores(self.store, scores, ratio, MODES[mode])
         return scores, clean
 
     def _score(self, data: stages.Data, method: str, clean: Path | None, note: str = "") -> Path:
         scorer = self.scorer(method)
         baseline = self.baseline(data, clean) if scorer.needs_baseline else None
-        self.log(f"[score] {method}{note}")
-        return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards(), self.log)
+        logger.info(f"[score] {method}{note}")
+        return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards())
 
 
 def create_scorer(cfg: dict, method: str):

@@ -16,6 +16,7 @@ others, then waits for them: its allocation works instead of idling (``count=1``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from typing import Callable
 from sepclean.errors import PipelineError
 
 LAUNCHERS = ("local", "slurm")
+
+logger = logging.getLogger(__name__)
 
 
 def use_allotted_cpus() -> None:
@@ -73,16 +76,15 @@ class Shards:
         if not isinstance(self.retries, int) or self.retries < 0:
             raise PipelineError(f"shards.retries must be a non-negative integer, not {self.retries!r}")
 
-    def run(self, job: Callable[[str], object], folder: Path, name: str = "sepclean_shard",
-            log: Callable[[str], None] = print) -> None:
+    def run(self, job: Callable[[str], object], folder: Path, name: str = "sepclean_shard") -> None:
         """Run ``job(f"{i}/{count}")`` for every shard; raise naming the shards that did not finish."""
         shards = [f"{i}/{self.count}" for i in range(self.count)]
         if self.launcher == "local":
             for shard in shards:
-                log(f"shard {shard}")
+                logger.info(f"shard {shard}")
                 job(shard)
             return
-        self._slurm(job, shards, Path(folder), name, log)
+        self._slurm(job, shards, Path(folder), name)
 
     def executor(self, folder: Path, name: str):
         import submitit
@@ -101,7 +103,7 @@ class Shards:
         executor.update_parameters(**params)
         return executor
 
-    def _slurm(self, job, shards: list[str], folder: Path, name: str, log) -> None:
+    def _slurm(self, job, shards: list[str], folder: Path, name: str) -> None:
         from submitit.core.utils import FailedJobError
 
         executor = self.executor(folder, name)
@@ -109,11 +111,11 @@ class Shards:
         for attempt in range(1, self.retries + 2):
             jobs = executor.map_array(job, pending) if pending else []
             if jobs:
-                log(f"submitted shard(s) {', '.join(pending)} as SLURM job{' array' * (len(jobs) > 1)} "
-                    f"{jobs[0].job_id.split('_')[0]}"
-                    + (f" (attempt {attempt})" if attempt > 1 else "") + f"; logs in {folder}")
+                logger.info(f"submitted shard(s) {', '.join(pending)} as SLURM job{' array' * (len(jobs) > 1)} "
+                            f"{jobs[0].job_id.split('_')[0]}"
+                            + (f" (attempt {attempt})" if attempt > 1 else "") + f"; logs in {folder}")
             if here is not None:
-                self._run_here(job, here, jobs, log)
+                self._run_here(job, here, jobs)
                 here = None
             while not all(j.done() for j in jobs):
                 time.sleep(self.poll)
@@ -124,26 +126,26 @@ class Shards:
                     failed.append(f"shard {shard} (job {j.job_id}) raised; its log: {j.paths.stderr}\n{error}")
                 elif error is not None:
                     killed.append(shard)
-                    log(f"shard {shard} (job {j.job_id}) ended {j.state} before finishing")
+                    logger.info(f"shard {shard} (job {j.job_id}) ended {j.state} before finishing")
             if failed:
                 raise PipelineError("\n".join(failed))
             if not killed:
                 return
             pending = killed
             if attempt <= self.retries:
-                log(f"submitting shard(s) {', '.join(pending)} again: each resumes from its finished pieces")
+                logger.info(f"submitting shard(s) {', '.join(pending)} again: each resumes from its finished pieces")
         raise PipelineError(f"shard(s) {', '.join(pending)} did not finish after {self.retries + 1} attempts; "
                             f"their logs are in {folder}")
 
     @staticmethod
-    def _run_here(job, shard: str, jobs: list, log) -> None:
+    def _run_here(job, shard: str, jobs: list) -> None:
         """One shard in this process, while the array runs; if it raises, the array is cancelled."""
-        log(f"shard {shard} here, in this job")
+        logger.info(f"shard {shard} here, in this job")
         try:
             job(shard)
         except BaseException:
             for j in jobs:
                 j.cancel(check=False)
             if jobs:
-                log(f"shard {shard} raised here: cancelled SLURM job(s) {', '.join(j.job_id for j in jobs)}")
+                logger.info(f"shard {shard} raised here: cancelled SLURM job(s) {', '.join(j.job_id for j in jobs)}")
             raise

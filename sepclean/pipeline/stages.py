@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from sepclean.toolkit import TrainResult, TrainSpec
 SPLITS = ("train", "train_clean", "valid", "reference", "test")
 """The manifests an experiment reads: the noisy pool, its clean twin (the upper bound; synthetic
 data, or given), validation (best epoch), the trusted references, and the test songs."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,7 @@ def train(store: ArtifactStore, toolkit: str, spec: TrainSpec) -> TrainResult:
 # --- scoring and filtering -----------------------------------------------------------------------
 
 def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline | None = None,
-          device: str = "cpu", progress: bool = True, shards: Shards | None = None, log=print) -> Path:
+          device: str = "cpu", progress: bool = True, shards: Shards | None = None) -> Path:
     """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes).
     ``shards``: a shardable scorer (one with a ``shard`` setting: ``attribute``) computes its work in
     that many shards first, here or as a SLURM job array; the table is then merged here."""
@@ -212,13 +215,13 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
     def make(folder: Path) -> dict:
         if shards is not None and shards.count > 1:
             if not scorer.shardable:
-                log(f"{scorer.name} has no shards: it scores in one piece")
+                logger.info(f"{scorer.name} has no shards: it scores in one piece")
             else:
                 for round_ in range(scorer.shard_rounds):
                     if round_:
-                        log(f"{scorer.name}: every shard again (round {round_ + 1} of {scorer.shard_rounds})")
+                        logger.info(f"{scorer.name}: every shard again (round {round_ + 1} of {scorer.shard_rounds})")
                     shards.run(functools.partial(score_shard, scorer, task, folder / "work"), folder / "shards",
-                               name=f"sepclean_{scorer.name}_{folder.name}", log=log)
+                               name=f"sepclean_{scorer.name}_{folder.name}")
         table = scorer.score(task, folder / "work")
         table.write(folder / "table")
         return {"tracks": len(table.tracks), "targets": table.targets}
@@ -270,7 +273,7 @@ def weigh(store: ArtifactStore, scores: Path, mode: str) -> Path:
 
 
 def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoint: Path, settings,
-           device: str = "cpu", log=print, action: str = "repair") -> Path:
+           device: str = "cpu", action: str = "repair") -> Path:
     """The clean manifest repairing (or relabelling: ``action``) the pairs the drop manifest
     ``clean`` leaves out, by the separations of the ``toolkit`` model at ``checkpoint``
     (``sepclean.actions``); the new audio lives in the artifact's folder, beside its ``clean.json``."""
@@ -279,7 +282,7 @@ def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoi
     train = data.manifest("train")
 
     def make(folder: Path) -> dict:
-        repaired = repair_with_model(CleanManifest.load(clean), train, toolkit, checkpoint, settings, folder, device, log,
+        repaired = repair_with_model(CleanManifest.load(clean), train, toolkit, checkpoint, settings, folder, device,
                                      action)
         return repaired.extra[action]["counts"]
 

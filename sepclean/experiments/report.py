@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sepclean
 from sepclean.errors import SepcleanError, writing
-from sepclean.pipeline import plots, results
+from sepclean.experiments import plots, results
 from sepclean.files import atomic_write
 from sepclean.pipeline.experiment import CONTROLS
 
@@ -66,7 +66,7 @@ def load(source: str) -> Results:
     elif "/" in source or source.endswith(".json"):
         raise ReportError(f"{source}: no such file (give a grid name or a grid's summary.json)")
     else:
-        from sepclean.pipeline.local_grid import GridRun, without_result, xps
+        from sepclean.experiments.local_grid import GridRun, without_result, xps
 
         sheeps = xps(source)  # an unknown grid raises PipelineError
         name, runs, missing = source, GridRun(source, sheeps).runs(), without_result(source, sheeps)

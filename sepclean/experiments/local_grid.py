@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import importlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -30,10 +31,12 @@ from pathlib import Path
 from dora.grid import RunGridArgs, run_grid
 
 from sepclean.errors import OutputError, PipelineError, writing
-from sepclean.pipeline import results
+from sepclean.experiments import results
 from sepclean.files import atomic_write, write_json
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import CONTROLS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -201,7 +204,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) -> GridRun:
+def run(name: str, patterns: list[str] | None = None, jobs: int = 1) -> GridRun:
     """Run every XP of grid ``name`` lacking a result, ``jobs`` at a time; failed XPs are reported,
     the others still run."""
     if not isinstance(jobs, int) or jobs < 1:
@@ -216,8 +219,8 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
     for sheep in todo:  # every XP's settings, before the first one starts any work
         check_xp(sheep)
     threads = max(1, cores() // jobs)
-    log(f"grid {name}: {len(grid.sheeps)} XPs, {len(chosen)} chosen, {len(chosen) - len(todo)} of them done, "
-        f"{len(todo)} to run" + (f", {jobs} at a time with {threads} thread(s) each" if jobs > 1 else ""))
+    logger.info(f"grid {name}: {len(grid.sheeps)} XPs, {len(chosen)} chosen, {len(chosen) - len(todo)} of them done, "
+                f"{len(todo)} to run" + (f", {jobs} at a time with {threads} thread(s) each" if jobs > 1 else ""))
     env = os.environ.copy()
     if jobs > 1:
         env.update(SEPCLEAN_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
@@ -226,16 +229,16 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
         while queue or running:
             while queue and len(running) < jobs:
                 index, sheep = queue.pop(0)
-                running[_launch(main, sheep, env, jobs > 1, f"[{index}/{len(todo)}]", log)] = (index, sheep)
+                running[_launch(main, sheep, env, jobs > 1, f"[{index}/{len(todo)}]")] = (index, sheep)
             finished = [p for p in running if p.poll() is not None] or [_wait_any(running)]
             for process in finished:
                 index, sheep = running.pop(process)
-                if process.returncode or not _has_result(sheep, log):
+                if process.returncode or not _has_result(sheep):
                     grid.failed.append(sheep.xp.sig)
-                    log(f"[{index}/{len(todo)}] FAILED (exit status {process.returncode}): {describe(sheep)}; "
-                        f"its log: {sheep.xp.folder}" + ("/run.log" if jobs > 1 else ""))
+                    logger.info(f"[{index}/{len(todo)}] FAILED (exit status {process.returncode}): "
+                                f"{describe(sheep)}; its log: {sheep.xp.folder}" + ("/run.log" if jobs > 1 else ""))
                 elif jobs > 1:
-                    log(f"[{index}/{len(todo)}] done: {describe(sheep)}")
+                    logger.info(f"[{index}/{len(todo)}] done: {describe(sheep)}")
     except KeyboardInterrupt:
         # Ctrl-C reaches the XPs too (same process group); a kill of this process alone does not
         for process in running:
@@ -249,24 +252,24 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1, log=print) 
     return grid
 
 
-def _has_result(sheep, log) -> bool:
+def _has_result(sheep) -> bool:
     """Whether a finished XP wrote its metrics; a damaged history is logged, naming the file, and
     counts as a failure (the other XPs still run)."""
     try:
         return bool(xp_history(sheep.xp))
     except PipelineError as e:
-        log(str(e))
+        logger.info(str(e))
         return False
 
 
-def _launch(main, sheep, env: dict, own_log: bool, tag: str, log) -> subprocess.Popen:
+def _launch(main, sheep, env: dict, own_log: bool, tag: str) -> subprocess.Popen:
     main.init_xp(sheep.xp)
     command = [sys.executable, "-m", "dora", "-P", main.package, "run", "-f", sheep.xp.sig]
     if not own_log:
-        log(f"{tag} {describe(sheep)}")
+        logger.info(f"{tag} {describe(sheep)}")
         return subprocess.Popen(command, env=env)
     path = Path(sheep.xp.folder) / "run.log"
-    log(f"{tag} {describe(sheep)}: log in {path}")
+    logger.info(f"{tag} {describe(sheep)}: log in {path}")
     with writing(path):
         out = open(path, "a")  # appended: a resumed XP keeps the log of its interrupted attempt
     with out:
