@@ -9,6 +9,7 @@ trainings are XPs of the Demucs plugin's own dora main in ``<dora.dir>/demucs``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import dora
 import torch
@@ -25,10 +26,16 @@ from sepclean.progress import bars
 logger = logging.getLogger(__name__)
 
 
+def store_root(cfg) -> Path:
+    """Where an XP's artifact store is: its ``store`` when the config names one, else
+    ``<dora.dir>/artifacts`` (the ``dora.dir`` of this process: a moved store is found where it is now)."""
+    return Path(dora.to_absolute_path(cfg["store"])) if cfg.get("store") else Path(main.dora.dir) / "artifacts"
+
+
 def experiment(cfg: DictConfig, progress: bool | None = None) -> Experiment:
     """The XP's experiment; progress bars (``progress`` None) only when stderr is a terminal."""
     root = main.dora.dir
-    store = dora.to_absolute_path(cfg.store) if cfg.store else root / "artifacts"
+    store = store_root(cfg)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return Experiment(OmegaConf.to_container(cfg, resolve=True), ArtifactStore(store), root / "demucs", device,
                       bars() if progress is None else progress)

@@ -58,7 +58,7 @@ def test_every_xp_of_the_grids_passes(grid):
     (["robust.warmup=-1"], "robust.warmup must be a whole number of epochs >= 0; got -1"),
     (["rounds=2", "method=fad"], "rounds=2: fad scores without a model, so every round would score the same"),
     (["rounds=2", "method=random", "ratio=fad@auto"], "rounds=2: fad scores without a model"),
-    (["action=swap", "method=mlp"], "action must be one of drop, repair, relabel, weight; got 'swap'"),
+    (["action=swap", "method=mlp"], "action must be one of drop, repair, relabel, relabel+repair, weight; got 'swap'"),
     (["action=relabel", "method=mlp"], "action=relabel needs a model"),
     (["action=weight", "method=mlp", "ratio=0.75"], "action=weight weighs every pair by the clean posterior"),
     (["action=repair", "method=dirty"], "action=repair acts on the pairs a scoring method flags"),

@@ -21,7 +21,7 @@ from sepclean.detection import auroc, roc_curve
 from sepclean.experiments import report, results
 from sepclean.filtering import clean_manifest
 from sepclean.manifest import Manifest, Track
-from sepclean.pipeline.artifacts import write_json
+from sepclean.pipeline.artifacts import ArtifactStore, write_json
 from sepclean.pipeline.experiment import metrics
 from sepclean.pipeline.stages import Data
 from sepclean.scores import ScoreTable, dataset_record
@@ -71,7 +71,7 @@ def _evaluation(arch: str, method: str, ratio: float | None, seed: int) -> dict:
 
 
 def _xp(root: Path, data: Data, arch: str, method: str, seed: int, ratio=0.75, mode="per-target", scores=None,
-        clean=None, robust=None) -> tuple[dict, dict]:
+        clean=None, robust=None, store=None) -> tuple[dict, dict]:
     """One XP's (config, metrics), as the pipeline records them."""
     kept = CleanManifest.load(clean) if clean else None
     if arch == "openunmix":  # one model per target, each on its own kept list
@@ -81,12 +81,14 @@ def _xp(root: Path, data: Data, arch: str, method: str, seed: int, ratio=0.75, m
     model = TrainResult(root / "models" / arch / method, tracks, {u: 3 for u in tracks}, {u: 5 for u in tracks})
     cfg = {"arch": arch, "method": method, "ratio": ratio, "mode": mode, "seed": seed, "robust": robust}
     evaluated = "robust" if robust else method
-    return cfg, metrics(data, model, _evaluation(arch, evaluated, ratio if scores else None, seed), scores, clean)
+    return cfg, metrics(data, model, _evaluation(arch, evaluated, ratio if scores else None, seed), scores, clean, store)
 
 
-def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SEEDS, truth=True) -> Path:
+def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SEEDS, truth=True,
+               store: ArtifactStore | None = None) -> Path:
     """A summary.json as ``sepclean grid`` writes it: every XP's metrics made by the pipeline's own
-    ``experiment.metrics``, naming real artifact files (scores tables, clean manifests, ground truth)."""
+    ``experiment.metrics``, naming real artifact files (scores tables, clean manifests, ground truth);
+    with ``store`` (at ``root/artifacts``), relative to it, as an XP records them."""
     folder = root / "artifacts" / "data" / "d0"
     pool = _pool(folder)
     ground = _truth()
@@ -100,15 +102,15 @@ def build_grid(root: Path, archs=ARCHS, methods=METHODS, ratios=RATIOS, seeds=SE
             tables[method] = root / "artifacts" / "scores" / f"{method}-{seed}" / "table"
             _scores(method, seed, ground, pool).write(tables[method])
         for arch in archs:
-            runs.append(_xp(root, data, arch, "dirty", seed))
-            runs.append(_xp(root, data, arch, "clean_twin", seed))
-            runs.append(_xp(root, data, arch, "dirty", seed, robust={"truncate": 0.25}))
+            runs.append(_xp(root, data, arch, "dirty", seed, store=store))
+            runs.append(_xp(root, data, arch, "clean_twin", seed, store=store))
+            runs.append(_xp(root, data, arch, "dirty", seed, robust={"truncate": 0.25}, store=store))
             for method, mode in methods:
                 for ratio in ratios:
                     path = root / "artifacts" / "filter" / f"{method}-{seed}-{ratio}" / "clean.json"
                     if not path.exists():
                         clean_manifest(ScoreTable.read(tables[method]), ratio, mode).write(path)
-                    runs.append(_xp(root, data, arch, method, seed, ratio, mode, tables[method], path))
+                    runs.append(_xp(root, data, arch, method, seed, ratio, mode, tables[method], path, store=store))
     summary = root / "grid_results" / "hand" / "summary.json"
     write_json(summary, {"grid": "hand", "conditions": results.summarise(runs),
                          "xps": [{"config": c, "metrics": m} for c, m in runs]})
@@ -367,3 +369,19 @@ def test_the_gains_figure_of_a_two_condition_grid_is_readable(tmp_path):
     rows = [{"arch": "openunmix", "method": name, "ratio": None, "mode": None, "seeds": 2, "delta": delta,
              "delta_low": delta - 0.3, "delta_high": delta + 0.3} for name, delta in (("clean_twin", 0.9), ("random", 0.1))]
     assert_real_png(plots.gains(rows, ["openunmix"], tmp_path / "gains.png", "two conditions"))
+
+
+def test_a_moved_store_reports_from_its_own_artifacts(tmp_path, monkeypatch):
+    """XPs record their artifacts relative to the store: after ``mv outputs elsewhere`` (and
+    ``SEPCLEAN_DORA_DIR=elsewhere``) the report reads the scores, clean manifests and ground truth
+    where they are now, and never a tree left behind."""
+    from sepclean.train import main as dora_main
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    build_grid(old, archs=ARCHS[:1], seeds=SEEDS[:1], store=ArtifactStore(old / "artifacts"))
+    xp = json.loads((old / "grid_results" / "hand" / "summary.json").read_text())["xps"][-1]["metrics"]
+    assert not any(Path(p).is_absolute() for p in xp["artifacts"].values())
+    old.rename(new)
+    monkeypatch.setattr(dora_main.dora, "dir", new)
+    written = report.write(str(new / "grid_results" / "hand" / "summary.json"), tmp_path / "report")
+    assert not written.problems and {p.name for p in written.plots} >= {"score_histograms.png", "roc.png"}

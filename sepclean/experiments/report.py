@@ -137,6 +137,15 @@ class Written:
     """Why nothing can be compared when no XP has a finite SDR (then the command exits 1)."""
 
 
+def _located(cfg: dict, artifacts: dict) -> dict:
+    """An XP's artifact paths as they are now: recorded relative to its artifact store (so that a
+    moved or copied store reads its own), or absolute (XPs recorded before that)."""
+    from sepclean.train import store_root
+
+    root = store_root(cfg)
+    return {k: v if v is None or Path(v).is_absolute() else str((root / v).resolve()) for k, v in artifacts.items()}
+
+
 @dataclass
 class _Reader:
     """Reads the files XP metrics name, once each; what cannot be read becomes a problem."""
@@ -328,7 +337,7 @@ class _Report:
 
     def _artifacts(self) -> list[tuple[dict, dict]]:
         """(config, artifacts) of the XPs whose metrics name their artifacts."""
-        named = [(cfg, m["artifacts"]) for cfg, m in self.runs if isinstance(m.get("artifacts"), dict)]
+        named = [(cfg, _located(cfg, m["artifacts"])) for cfg, m in self.runs if isinstance(m.get("artifacts"), dict)]
         if len(named) < len(self.runs):
             self.limits.append(
                 f"{len(self.runs) - len(named)} of {len(self.runs)} XPs' metrics name no artifacts (recorded before "

@@ -155,7 +155,7 @@ class Experiment:
         evaluation = stages.evaluate(self.store, cfg["archs"][arch]["toolkit"], model, data.manifest("test"),
                                      list(targets) if targets else None, self.device, cfg["evaluate"]["workers"],
                                      cfg["evaluate"]["sdr_only"], self.progress)
-        return metrics(data, model, evaluation, scores, clean)
+        return metrics(data, model, evaluation, scores, clean, self.store)
 
 
     def rounds(self) -> int:
@@ -270,10 +270,16 @@ def matched_ratio(ratio) -> tuple[str, float | str] | None:
 
 
 def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Path | None,
-            clean: Path | None = None) -> dict:
+            clean: Path | None = None, store: ArtifactStore | None = None) -> dict:
     """What the explorer tables: what the model trained on, what the scores found, its SDR; and
     where its artifacts are (``sepclean report`` reads the scores, the clean manifest and the data's
-    ground truth from there)."""
+    ground truth from there): relative to ``store``'s root, so that a moved or copied store's
+    report reads its own."""
+    def where(path) -> str | None:
+        if path is None:
+            return None
+        return store.record(path) if store is not None else str(Path(path).resolve())
+
     pool = data.manifest("train").ids
     trained = {unit: set(ids) for unit, ids in model.tracks.items()}
     out = {
@@ -283,9 +289,8 @@ def metrics(data: stages.Data, model: TrainResult, evaluation: dict, scores: Pat
         "epochs": model.epochs,
         "converged": all(model.best_epoch[u] < model.epochs[u] for u in model.epochs),
         "sdr": {**evaluation["median"], "avg": evaluation["average"]},
-        "artifacts": {"data": str(Path(data.folder).resolve()), "model": str(Path(model.checkpoint).resolve()),
-                      "scores": None if scores is None else str(Path(scores).resolve()),
-                      "clean": None if clean is None else str(Path(clean).resolve())},
+        "artifacts": {"data": where(data.folder), "model": where(model.checkpoint), "scores": where(scores),
+                      "clean": where(clean)},
     }
     if clean is not None:
         from sepclean.clean_manifest import CleanManifest
