@@ -196,8 +196,7 @@ def copy_of_store(dest: Path) -> Path:
 def dirty_model(folder: Path) -> Path:
     """The model folder of the dirty training in a copy of the store."""
     history = json.loads((folder / "xps" / sig("openunmix dirty") / "history.json").read_text())
-    relative = Path(history[-1]["artifacts"]["model"]).relative_to(store().folder)
-    return folder / relative
+    return folder / "artifacts" / history[-1]["artifacts"]["model"]  # recorded relative to the store
 
 
 @cache

@@ -152,11 +152,12 @@ def test_the_report_of_the_grid(grid, tmp_path):
     tables = _removed_tables(text)
     assert sorted(tables) == ["fad, ratio 0.75, per-target (seed 0)", "loss, ratio 0.75, per-target (seed 0)"]
     for xp in summary["xps"]:
-        art = xp["metrics"]["artifacts"]
+        art = xp["metrics"]["artifacts"]  # relative to the XP's store
         if art["clean"] is None:
             continue
-        pool = Manifest.load(Path(art["data"]) / "manifests" / "train.jsonl").ids
-        dropped = set(pool) - set(CleanManifest.load(art["clean"]).kept(None))
+        store = dora_dir / "artifacts"
+        pool = Manifest.load(store / art["data"] / "manifests" / "train.jsonl").ids
+        dropped = set(pool) - set(CleanManifest.load(store / art["clean"]).kept(None))
         rows = tables[f"{xp['config']['method']}, ratio 0.75, per-target (seed 0)"]
         assert sorted(row[0] for row in rows) == sorted(dropped)
         assert all(row[1] in ("no",) or row[1].startswith("yes: ") for row in rows)  # ground truth known

@@ -12,6 +12,18 @@ import pytest
 from sepclean.cli import main
 
 
+@pytest.fixture(autouse=True)
+def no_recorded_job_outlives_its_test():
+    """The SLURM jobs a test records (fake ids such as 4242) register in submitit's process-wide
+    watcher when dora reads them; a later test's grid listing would then ask sacct about them where
+    a cluster is configured (CI starts one)."""
+    from submitit import SlurmJob
+
+    before = set(SlurmJob.watcher._registered)
+    yield
+    SlurmJob.watcher._registered.intersection_update(before)
+
+
 @pytest.mark.parametrize("jobs", ["0", "-2"])
 def test_jobs_must_be_positive(jobs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
