@@ -124,3 +124,18 @@ class Payload:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def umx(tiny_data, tmp_path_factory):
+    """A baseline Open-Unmix (vocals and bass) trained briefly on the noisy tiny pool, its weights of
+    epoch 1 kept beside the final ones (what attribution tests unlearn from)."""
+    from sepclean_plugins.openunmix.train import main as train_umx
+
+    output = tmp_path_factory.mktemp("umx_dirty")
+    for target in ("vocals", "bass"):
+        argv = ["--manifest", str(tiny_data.manifests["train"]), "--valid-manifest", str(tiny_data.manifests["valid"]),
+                "--target", target, "--epochs", "2", "--hidden-size", "16", "--output", str(output),
+                "--preset", "tiny", "--quiet", "--save-every", "1"]
+        assert train_umx(argv) == 0
+    return output

@@ -19,22 +19,9 @@ from sepclean.attribution.run import Run, Settings, Shard, finalize, merge
 from sepclean.cli import main as cli
 from sepclean.manifest import Manifest
 from sepclean.scores import ScoreTable
-from sepclean_plugins.openunmix.train import main as train_umx
 
 TARGETS = ["vocals", "bass"]
 SETTINGS = Settings(strength=0.05, segment=2.0)
-
-
-@pytest.fixture(scope="module")
-def umx(tiny_data, tmp_path_factory):
-    """A baseline Open-Unmix (vocals and bass) trained briefly on the noisy tiny pool."""
-    output = tmp_path_factory.mktemp("umx_dirty")
-    for target in TARGETS:
-        argv = ["--manifest", str(tiny_data.manifests["train"]), "--valid-manifest", str(tiny_data.manifests["valid"]),
-                "--target", target, "--epochs", "2", "--hidden-size", "16", "--output", str(output),
-                "--preset", "tiny", "--quiet", "--save-every", "1"]
-        assert train_umx(argv) == 0
-    return output
 
 
 def make_run(tiny_data, umx, out, settings=SETTINGS, reference="reference"):
