@@ -1,5 +1,6 @@
-"""The docstring written under each field of a dataclass: where a setting's meaning is declared,
-next to its type and default, for the command lines and docs generated from the fields."""
+"""Settings declared as dataclass fields: the docstring written under each field (where a setting's
+meaning is declared, next to its type and default, for the command lines and docs generated from the
+fields) and whether it changes a result."""
 
 from __future__ import annotations
 
@@ -21,3 +22,9 @@ def field_docs(cls: type) -> dict[str, str]:
                     and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
                 docs[node.target.id] = " ".join(after.value.value.split())
     return docs
+
+
+def setting(default, identity: bool = True, **kwargs):
+    """A setting; ``identity=False``: it does not change the result (where, how fast), so artifacts
+    are not keyed by it."""
+    return dataclasses.field(default=default, metadata={"identity": identity}, **kwargs)

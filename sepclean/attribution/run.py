@@ -51,7 +51,7 @@ import math
 import re
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,7 @@ from sepclean.attribution.engine import (
     self_influence,
     squared_gradients,
 )
+from sepclean.field_docs import setting
 from sepclean.files import atomic_write_stream, locked
 from sepclean.manifest import Manifest
 from sepclean.scores import UNIFIED, ScoreTable
@@ -90,22 +91,32 @@ SONGS_PER_PIECE = 16
 """Linear mode: songs per piece, the most a killed shard loses (and how often it saves its partial sum)."""
 
 
+CALIBRATION_REFERENCES = 8
+"""References (the first of the reference set) whose own-loss rise calibrates the step α."""
+
+
 @dataclass(frozen=True)
 class Settings:
+    """How a run unlearns: the one declaration of these settings. The ``attribute`` scoring method
+    inherits them, so its command line, its config and its docs read them from here."""
+
     mode: str = "exact"
+    """exact: re-score every song after each unlearning step (the paper); linear: a first-order estimate,
+    one gradient per song."""
     strength: float = 0.2
-    """Relative rise of a reference's own loss that unlearning it should cause; sets α."""
+    """Relative rise of a reference's own loss that unlearning it causes; sets α."""
     alpha: float | None = None
-    """The paper's α, used as given when set (then ``strength`` is only reported)."""
+    """The paper's α, used as given (overrides strength, which is then only reported)."""
     steps: int = 1
+    """Unlearning steps per reference."""
     damping: float = 0.0
-    """λ relative to the mean of F; 0 is the paper's F⁻¹."""
+    """λ relative to the mean of the Fisher (0: the paper's F⁻¹)."""
     parameters: str | None = None
-    """Regular expression on parameter names: only those are attributed (all when None)."""
+    """A regular expression: attribute only the parameters whose name matches (None: all)."""
     segment: float | None = None
-    """Excerpt length in seconds; None: the toolkit's deterministic default (Open-Unmix: whole tracks)."""
-    batch_size: int = 4
-    calibration_references: int = 8
+    """Excerpt seconds (None: the toolkit's deterministic default; Open-Unmix: whole tracks)."""
+    batch_size: int = setting(4, identity=False)
+    """Examples per forward pass."""
     per_stem: bool = False
     """Joint models (Demucs): unlearn the reference's loss of target t alone and read target t's ΔL
     only, once per target (T times the cost). Models of one target (Open-Unmix) always are."""
@@ -127,6 +138,16 @@ class Settings:
             raise AttributionError(f"--segment must be a positive number of seconds, got {self.segment}")
         if self.batch_size < 1:
             raise AttributionError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+def settings_record(settings: Settings) -> dict:
+    """What a run records of its settings (in its fingerprint): ``settings`` may be an ``attribute``
+    scorer, of which only the unlearning settings count. per_stem is recorded only when on and the
+    calibration size always: runs made before either changed keep their fingerprint."""
+    record = {f.name: getattr(settings, f.name) for f in fields(Settings)}
+    if not record["per_stem"]:
+        del record["per_stem"]
+    return {**record, "calibration_references": CALIBRATION_REFERENCES}
 
 
 @dataclass(frozen=True)
@@ -269,8 +290,7 @@ class Run:
             "manifests": {"train": train.hash, "reference": reference.hash},
             "train": train.ids,
             "reference": reference.ids,
-            # per_stem recorded only when on: runs made before it existed keep their fingerprint.
-            "settings": {k: v for k, v in asdict(settings).items() if k != "per_stem" or v},
+            "settings": settings_record(settings),
         }
         digest = json.dumps({k: v for k, v in self.description.items() if k != "checkpoint"}, sort_keys=True)
         self.description["fingerprint"] = hashlib.sha256(digest.encode()).hexdigest()
@@ -377,7 +397,7 @@ class Run:
         s = self.settings
         engine_unit = self._engine_unit(unit)
         train = load_tracks(self.kit, self.train, unit, s)
-        calibration = list(range(min(s.calibration_references, len(self.reference))))
+        calibration = list(range(min(CALIBRATION_REFERENCES, len(self.reference))))
         wanted = sorted(set(reference_indices) | set(calibration))
         loaded = dict(zip(wanted, load_tracks(self.kit, self.reference.subset(
             [self.reference.ids[j] for j in wanted]), unit, s)))
@@ -440,7 +460,7 @@ class Run:
         s = self.settings
         return {**self._preconditioner_identity(unit), "kind": "references", "reference": self.reference.hash,
                 "strength": s.strength, "alpha": s.alpha, "steps": s.steps, "per_stem": s.per_stem,
-                "calibration_references": s.calibration_references}
+                "calibration_references": CALIBRATION_REFERENCES}
 
     def _compute_songs(self, unit: str, todo: list[tuple[int, int]], shard: Shard) -> None:
         """Linear mode, one shard: its part of the preconditioner, then its songs' ΔL, piece by piece
@@ -546,7 +566,7 @@ class Run:
                     inverse = self._inverse(unit, engine_unit)
                     refs = load_tracks(self.kit, self.reference, unit, s)
                     names = [self._name(j, unit) for j in range(len(refs))]
-                    calibration = min(s.calibration_references, len(refs))
+                    calibration = min(CALIBRATION_REFERENCES, len(refs))
                     step, rise = self._calibrate(engine_unit, refs[:calibration], names[:calibration], inverse)
                     targets = len(self.kit.unit_targets(unit))
                     per_stem = s.per_stem and targets > 1

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         from sepclean.attribution.run import Run, compare_modes
 
         run = Run(task.baseline.toolkit, task.baseline.checkpoint, task.train, task.reference, args.output,
-                  list(scorer.targets) if scorer.targets else None, scorer.settings(), device, task.progress)
+                  list(scorer.targets) if scorer.targets else None, scorer, device, task.progress)
         for unit, rho in compare_modes(run, args.compare_modes).items():
             print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
         return 0

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sepclean
+from sepclean.attribution.run import Settings
 from sepclean.attribution.scoring import NEEDS_NORMS, REFERENCES, SCORINGS, UNIFIED
-from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
+from sepclean.field_docs import setting
+from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register
 from sepclean.scores import ScoreTable
 
 SCORE_SETTINGS = ("scoring", "references", "unified")
@@ -26,32 +28,17 @@ class ShardPending(ScorerError):
 
 @register
 @dataclass(frozen=True)
-class Attribute(Scorer):
+class Attribute(Scorer, Settings):
     """ΔL of every training song when each reference is unlearned (sepclean.attribution.run), turned
     into scores by sepclean.attribution.scoring; the defaults are the paper's mean ΔL."""
+
+    # How to unlearn (mode, strength, ...) is the engine's ``Settings``, inherited: declared once.
 
     name = "attribute"
     needs_baseline = True
     shardable = True
     targets: tuple[str, ...] | None = None
     """Targets to attribute (None: those the baseline holds a model for)."""
-    mode: str = "exact"
-    """exact: re-score every song after each unlearning step (the paper); linear: a first-order estimate,
-    one gradient per song."""
-    strength: float = 0.2
-    """Relative rise of a reference's own loss that unlearning it causes; sets α."""
-    alpha: float | None = None
-    """The paper's α, used as given (overrides strength)."""
-    steps: int = 1
-    """Unlearning steps per reference."""
-    damping: float = 0.0
-    """λ relative to the mean of the Fisher (0: the paper's F⁻¹)."""
-    parameters: str | None = None
-    """A regular expression: attribute only the parameters whose name matches (None: all)."""
-    segment: float | None = None
-    """Excerpt seconds (None: the toolkit's deterministic one)."""
-    per_stem: bool = False
-    """Joint models: unlearn each reference target by target, reading that target's ΔL only."""
     scoring: str = "absolute"
     """absolute: ΔL (the paper); relative: over the song's own loss; gradnorm: over the square root of
     its self-influence (RelatIF); cosine: over both self-influences."""
@@ -63,16 +50,13 @@ class Attribute(Scorer):
     """None: unlearn from the baseline (its best epoch). Epochs: unlearn from each of the weights saved
     along its training (``<checkpoint>/epochs/e<epoch:04d>``, Open-Unmix's ``--save-every``) and
     pool every (checkpoint, reference) pair as one more reference, as TracIn sums over checkpoints."""
-    batch_size: int = setting(4, identity=False)
-    """Examples per forward pass."""
     shard: str = setting("0/1", identity=False)
     """i/K: exact mode computes the references j with j mod K = i, linear mode the i-th of K pieces of
     the training songs (in one shared work folder, or gathered by ``--merge``)."""
 
     def __post_init__(self):
-        from sepclean.attribution.run import MODES
-
-        for name, choices in (("mode", MODES), ("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
+        super().__post_init__()
+        for name, choices in (("scoring", SCORINGS), ("references", REFERENCES), ("unified", UNIFIED)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         if self.targets is not None:
@@ -92,13 +76,6 @@ class Attribute(Scorer):
         """What determines the ΔL array: ``config()`` less the settings that only read it."""
         return {k: v for k, v in self.config().items() if k not in SCORE_SETTINGS}
 
-    def settings(self):
-        from sepclean.attribution.run import Settings
-
-        return Settings(mode=self.mode, strength=self.strength, alpha=self.alpha, steps=self.steps,
-                        damping=self.damping, parameters=self.parameters, segment=self.segment,
-                        batch_size=self.batch_size, per_stem=self.per_stem)
-
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         from sepclean.attribution.run import Run, Shard
 
@@ -112,7 +89,7 @@ class Attribute(Scorer):
         finished = []
         for checkpoint, folder in runs:
             run = Run(task.baseline.toolkit, checkpoint, task.train, task.reference, folder,
-                      list(self.targets) if self.targets else None, self.settings(), task.device, task.progress)
+                      list(self.targets) if self.targets else None, self, task.device, task.progress)
             if run.compute(Shard.parse(self.shard)):
                 finished.append((run, folder))
             else:
@@ -214,7 +191,7 @@ def model_losses(toolkit: str, checkpoint, task: ScoringTask, targets=None, segm
     ``({target: array over task.train}, {unit: model weight hash})``."""
     from sepclean import toolkit as toolkits
     from sepclean.attribution.engine import Unit, losses
-    from sepclean.attribution.run import Settings, load_tracks, model_hash
+    from sepclean.attribution.run import load_tracks, model_hash
 
     kit = toolkits.get(toolkit)
     settings = Settings(segment=segment, batch_size=batch_size)

@@ -91,11 +91,6 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def setting(default, identity: bool = True, **kwargs):
-    """A scorer setting; ``identity=False``: it does not change the scores (where, how fast)."""
-    return dataclasses.field(default=default, metadata={"identity": identity}, **kwargs)
-
-
 @dataclass(frozen=True)
 class Setting:
     """One setting of a method, as its dataclass declares it: the one place its type, default and
@@ -155,5 +150,5 @@ def create(name: str, **settings) -> Scorer:
         raise ScorerError(f"{name} has no setting {', '.join(unknown)} (it has: {', '.join(sorted(known)) or 'none'})")
     try:
         return cls(**settings)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, SepcleanError) as e:
         raise ScorerError(f"{name}: {e}") from None

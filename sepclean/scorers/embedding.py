@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sepclean
-from sepclean.scorers.base import Scorer, ScoringTask, register, setting
+from sepclean.scorers.base import Scorer, ScoringTask, register
+from sepclean.field_docs import setting
 from sepclean.scores import ScoreTable
 
 

@@ -32,7 +32,8 @@ import numpy as np
 
 import sepclean
 from sepclean.scorers.attribution import model_losses
-from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register, setting
+from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, register
+from sepclean.field_docs import setting
 from sepclean.manifest import Manifest
 from sepclean.scores import ScoreTable
 from sepclean.toolkit import TrainSpec
