@@ -36,9 +36,12 @@ def load_contamination(path) -> dict:
 
 def auroc(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> float:
     """P(score of a clean track > score of a contaminated track), over the tracks in both maps."""
-    tracks = [t for t in scores if t in contaminated]
-    values = np.array([scores[t] for t in tracks], dtype=np.float64)
-    bad = np.array([bool(contaminated[t]) for t in tracks])
+    return rank_auroc(*_arrays(scores, contaminated))
+
+
+def rank_auroc(values: np.ndarray, bad: np.ndarray) -> float:
+    """``auroc`` of arrays (a bootstrap's resamples): track i scored ``values[i]``, contaminated when
+    ``bad[i]``; NaN when either class is empty."""
     n_bad, n_good = int(bad.sum()), int((~bad).sum())
     if n_bad == 0 or n_good == 0:
         return float("nan")
@@ -46,13 +49,18 @@ def auroc(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> floa
     return float((ranks[~bad].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
 
 
+def _arrays(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, contaminated) of the tracks in both maps, as arrays."""
+    tracks = [t for t in scores if t in contaminated]
+    return (np.array([scores[t] for t in tracks], dtype=np.float64),
+            np.array([bool(contaminated[t]) for t in tracks], dtype=bool))
+
+
 def roc_curve(scores: Mapping[str, float], contaminated: Mapping[str, bool]) -> tuple[np.ndarray, np.ndarray]:
     """The ROC curve of flagging the lowest-scored tracks as contaminated, over the tracks in both
     maps: (false positive rates, true positive rates), from (0, 0) to (1, 1), one point per distinct
     score (tied tracks are flagged together). Its area (trapezoids) is ``auroc``."""
-    tracks = [t for t in scores if t in contaminated]
-    values = np.array([scores[t] for t in tracks], dtype=np.float64)
-    bad = np.array([bool(contaminated[t]) for t in tracks])
+    values, bad = _arrays(scores, contaminated)
     n_bad, n_good = int(bad.sum()), int((~bad).sum())
     if n_bad == 0 or n_good == 0:
         return np.array([0.0, 1.0]), np.array([np.nan, np.nan])
