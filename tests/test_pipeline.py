@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -14,7 +15,7 @@ from sepclean.errors import PipelineError
 from sepclean.experiments import results
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
-from sepclean.scorers import ScorerError, ScoringTask, create, names
+from sepclean.scorers import Scorer, ScorerError, ScoringTask, create, names
 from sepclean.scores import ScoreTable
 
 # --- artifacts -----------------------------------------------------------------------------------
@@ -263,6 +264,31 @@ def test_scores_are_shared_by_settings_and_inputs(tiny_data, tmp_path):
     assert clean == stages.filter_scores(store, first, 0.75, "per-target")
     assert clean != stages.filter_scores(store, first, 0.5, "per-target")
 
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedWork(Scorer):
+    """A method whose costly work (``delta.txt``) every ``sign`` reads."""
+
+    name = "shared-work"
+    sign: int = 1
+
+    def run_config(self) -> dict:
+        return {"method": self.name}
+
+    def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
+        (Path(workdir) / "delta.txt").write_text("computed")
+        column = {t: self.sign * float(i) for i, t in enumerate(task.train.ids)}
+        return ScoreTable.from_columns(self.name, task.train.ids, {"vocals": column}, self.record(task))
+
+
+def test_scorings_that_read_one_costly_work_share_its_folder(tiny_data, tmp_path):
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    plus, minus = (stages.score(store, SharedWork(sign), data, progress=False) for sign in (1, -1))
+    assert plus != minus and ScoreTable.read(plus).column() != ScoreTable.read(minus).column()
+    [work] = [path.parent for path in (tmp_path / "store").rglob("delta.txt")]
+    assert work.parent == tmp_path / "store" / "work"
 
 
 def test_a_control_keeps_as_many_songs_as_another_method_chose(tiny_data, tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sepclean.clean_manifest import CleanManifest
 from sepclean.errors import PipelineError
+from sepclean.files import locked
 from sepclean.manifest import Manifest
 from sepclean.pipeline.artifacts import ArtifactStore, digest, read_json
 from sepclean.pipeline.shards import Shards, score_shard
@@ -213,20 +214,35 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
         legacy.append(inputs[-1])
 
     def make(folder: Path) -> dict:
-        if shards is not None and shards.count > 1:
-            if not scorer.shardable:
-                logger.info(f"{scorer.name} has no shards: it scores in one piece")
-            else:
-                for round_ in range(scorer.shard_rounds):
-                    if round_:
-                        logger.info(f"{scorer.name}: every shard again (round {round_ + 1} of {scorer.shard_rounds})")
-                    shards.run(functools.partial(score_shard, scorer, task, folder / "work"), folder / "shards",
-                               name=f"sepclean_{scorer.name}_{folder.name}")
-        table = scorer.score(task, folder / "work")
+        work = _work(store, scorer, inputs, folder)
+        with locked(work):
+            if shards is not None and shards.count > 1:
+                if not scorer.shardable:
+                    logger.info(f"{scorer.name} has no shards: it scores in one piece")
+                else:
+                    for round_ in range(scorer.shard_rounds):
+                        if round_:
+                            logger.info(f"{scorer.name}: every shard again (round {round_ + 1} of "
+                                        f"{scorer.shard_rounds})")
+                        shards.run(functools.partial(score_shard, scorer, task, work), folder / "shards",
+                                   name=f"sepclean_{scorer.name}_{folder.name}")
+            table = scorer.score(task, work)
         table.write(folder / "table")
         return {"tracks": len(table.tracks), "targets": table.targets}
 
     return store.produce("scores", scorer.config(), inputs, make, legacy_inputs=legacy) / "table"
+
+
+def _work(store: ArtifactStore, scorer: Scorer, inputs: list[str], folder: Path) -> Path:
+    """The work folder of ``scorer``'s artifact ``folder``: its own, or, for scorings that share their
+    costly work (``Scorer.run_config``), one folder of the store keyed by that work and the inputs."""
+    shared = scorer.run_config()
+    if shared is None or (folder / "work").is_dir():  # an attempt begun before work was shared resumes there
+        work = folder / "work"
+    else:
+        work = store.folder("work", store.key("work", shared, inputs))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
 
 
 def filter_scores(store: ArtifactStore, scores: Path, ratio: float | str, mode: str) -> Path:

@@ -67,6 +67,12 @@ class Scorer(abc.ABC):
         fields = [f for f in dataclasses.fields(self) if f.metadata.get("identity", True)]
         return {"method": self.name, **{f.name: _plain(getattr(self, f.name)) for f in fields}}
 
+    def run_config(self) -> dict | None:
+        """The settings that determine the method's costly work in ``workdir``, when several settings
+        only read it (attribution's ΔL, which every ``scoring`` reads): scorings with the same
+        ``run_config`` share one work folder. None: nothing is shared."""
+        return None
+
     def merge(self, workdir: Path, others: list[Path]) -> ScoreTable:
         """A shardable method: gather the shards computed in the work folders ``others`` into
         ``workdir`` and finish its scores."""
