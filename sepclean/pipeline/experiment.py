@@ -219,20 +219,21 @@ class Experiment:
         if matched is not None:  # a control at the size another method (after its rounds) chose
             other, at = matched
             _, like = self.cleaning(data, other, at, mode, rounds)
-            scores = self._score(data, method, None)
+            scores = self.score(data, self.scorer(method))
             logger.info(f"[filter] as many songs as {other} keeps at ratio {at}, {mode}")
             return scores, stages.match_scores(self.store, scores, like)
         clean = None
         for round_ in range(1, rounds + 1):
-            scores = self._score(data, method, clean, f", round {round_} of {rounds}" if rounds > 1 else "")
+            scores = self.score(data, self.scorer(method), clean, f", round {round_} of {rounds}" if rounds > 1 else "")
             logger.info(f"[filter] ratio {ratio}, {mode}")
             clean = stages.filter_scores(self.store, scores, ratio, MODES[mode])
         return scores, clean
 
-    def _score(self, data: stages.Data, method: str, clean: Path | None, note: str = "") -> Path:
-        scorer = self.scorer(method)
+    def score(self, data: stages.Data, scorer, clean: Path | None = None, note: str = "") -> Path:
+        """The scores table of ``scorer`` on the pool, with the baseline trained on what ``clean``
+        keeps of it when the method scores with one."""
         baseline = self.baseline(data, clean) if scorer.needs_baseline else None
-        logger.info(f"[score] {method}{note}")
+        logger.info(f"[score] {scorer.name}{note}")
         return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards())
 
 
