@@ -12,10 +12,11 @@ The interval is a hierarchical bootstrap: each replicate draws the seeds with re
 within each seed the clean and the contaminated songs with replacement (stratified), and averages
 the seeds' AUROCs; it holds the song-sampling and the seed-to-seed (data and baseline) variation.
 
-Everything built is cached under ``--out``, keyed by what made it: datasets, manifests, baselines
-(each target marked done when trained), attribution runs (shared by the scorings that only read
-their ΔL) and every scores table. A rerun only computes what is missing; a cached item made with
-other settings is an error that names it, never reused.
+Everything is made by the pipeline's stages (sepclean.pipeline.stages, through the dora main's
+``Experiment``) in an artifact store under ``--out``, keyed by what made it: datasets, baselines,
+reference models, attribution runs (shared by the scorings that only read their ΔL) and every
+scores table. A rerun only computes what is missing; the benchmark itself keeps only its loops and
+statistics.
 
     python benchmarks/bench_detection.py                                   # small profile, 3 seeds
     python benchmarks/bench_detection.py --scorers fad attribute attribute-rank-worst
@@ -26,26 +27,24 @@ other settings is an error that names it, never reused.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import copy
 import json
+import logging
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
-from scipy.stats import rankdata
+from omegaconf import OmegaConf
 
 from sepclean import STEMS
-from sepclean.detection import labels, load_contamination
-from sepclean.files import write_json
+from sepclean.detection import labels, rank_auroc
+from sepclean.errors import SepcleanError
 from sepclean.filtering import auto_keep
-from sepclean.manifest import Manifest
-from sepclean.scan import scan
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.pipeline.experiment import Experiment
 from sepclean.scores import UNIFIED, ScoreTable
-from sepclean.scorers import Baseline, ScoringTask, create
-from sepclean.synth import generate_dataset
+from sepclean.scorers import create
 
 DATASETS = {
     "mixed23-paper": ("mixed23", "paper"),
@@ -81,106 +80,16 @@ SCORERS: dict[str, tuple[str, dict]] = {
     "refsdr": ("refsdr", {}),
 }
 DEFAULT_SCORERS = list(SCORERS)
-SPLITS = ("train", "valid", "reference")
 REFERENCE_MODEL_METHODS = ("refloss", "refsdr")
 """Methods given the bench's reference model as ``checkpoint`` unless their settings name one."""
 
 
-class BenchError(RuntimeError):
+TRAIN_SEED = 42
+"""The models' training seed: Open-Unmix's own default, which docs/results.md's figures were trained with."""
+
+
+class BenchError(SepcleanError):
     pass
-
-
-def digest(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def claim(folder: Path, spec: dict) -> None:
-    """Mark ``folder`` as holding what ``spec`` describes; a folder holding something else is an error."""
-    path = folder / "spec.json"
-    if path.is_file():
-        held = json.loads(path.read_text())
-        if held != json.loads(json.dumps(spec, default=str)):
-            raise BenchError(f"{folder} holds another item ({held}), not {spec}: remove it or use another --out")
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(path, spec)
-
-
-@dataclass
-class Dataset:
-    name: str
-    seed: int
-    root: Path
-    manifests: dict[str, Path]
-
-    @property
-    def heldout(self) -> bool:
-        return DATASETS[self.name][0] in HELDOUT_PRESETS
-
-    def manifest(self, split: str) -> Manifest:
-        return Manifest.load(self.manifests[split])
-
-
-def dataset(out: Path, name: str, profile: str, seed: int) -> Dataset:
-    preset, severity = DATASETS[name]
-    root = out / "data" / f"{name}-{profile}-s{seed}"
-    truth_path = root / "contamination.json"
-    if truth_path.is_file():
-        truth = load_contamination(root)
-        found = (truth["preset"], truth["severity"], truth["seed"], truth["profile"]["name"])
-        if found != (preset, severity, seed, profile):
-            raise BenchError(f"{root} holds {found}, not {(preset, severity, seed, profile)}")
-    else:
-        log(f"generating {name} ({profile}, seed {seed})")
-        generate_dataset(root, preset=preset, severity=severity, profile=profile, seed=seed, overwrite=True)
-    manifests = {}
-    for split in SPLITS:
-        path = root.parent / f"{root.name}.manifests" / f"{split}.jsonl"
-        if not path.is_file():
-            manifest, problems = scan([root / split], progress=False)
-            if problems:
-                raise BenchError(f"{root / split}: {problems}")
-            manifest.write(path)
-        manifests[split] = path
-    return Dataset(name, seed, root, manifests)
-
-
-def train_models(folder: Path, train: Path, valid: Path, preset: str, epochs: int, targets: list[str],
-                 save_every: int | None = None) -> Path:
-    """Tiny Open-Unmix models of every target trained on ``train`` (each target marked done when
-    finished; a killed run resumes from its last epoch); ``save_every``: keep every K-th epoch."""
-    from sepclean_plugins.openunmix.train import main as train_umx
-
-    claim(folder, {"train": Manifest.load(train).hash, "valid": Manifest.load(valid).hash, "preset": preset,
-                   "epochs": epochs, "save_every": save_every})
-    for target in targets:
-        done = folder / f".{target}.done"
-        if done.is_file():
-            continue
-        log(f"training {folder.name} {target}")
-        argv = ["--manifest", str(train), "--valid-manifest", str(valid), "--target", target, "--output", str(folder),
-                "--preset", preset, "--epochs", str(epochs), "--quiet"]
-        if save_every:
-            argv += ["--save-every", str(save_every)]
-        if (folder / f"{target}.chkpnt").is_file():
-            argv += ["--checkpoint", str(folder)]
-        if train_umx(argv) != 0:
-            raise BenchError(f"training {target} in {folder} failed")
-        done.touch()
-    return folder
-
-
-def baseline(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str], save_every: int) -> Path:
-    """The noisy baseline: trained on the whole noisy pool, keeping every ``save_every``-th epoch."""
-    return train_models(out / "baselines" / f"{data.root.name}-umx-{preset}-e{epochs}-k{save_every}",
-                        data.manifests["train"], data.manifests["valid"], preset, epochs, targets, save_every)
-
-
-def reference_model(out: Path, data: Dataset, preset: str, epochs: int, targets: list[str]) -> Path:
-    """The reference model: trained on the references only (shared by datasets with the same references)."""
-    name = f"references-{data.manifest('reference').hash[:12]}-umx-{preset}-e{epochs}"
-    return train_models(out / "reference_models" / name, data.manifests["reference"], data.manifests["valid"],
-                        preset, epochs, targets)
 
 
 def parse_scorer(text: str) -> tuple[str, str, dict]:
@@ -203,90 +112,41 @@ def parse_scorer(text: str) -> tuple[str, str, dict]:
     return label, method, parsed
 
 
-def score(out: Path, data: Dataset, label: str, method: str, settings: dict, models: "Models",
-          device: str, known: dict[str, tuple[str, dict]]) -> ScoreTable:
-    """The scores of one scorer on one dataset (cached). A ``fusion``'s components that name other
-    scorers of the bench (``known``: label -> (method, settings)) are their cached tables; the
-    reference-model methods get the bench's reference model."""
-    settings = resolve(out, data, method, settings, models, device, known)
-    scorer = create(method, **settings)
-    base = models.baseline() if scorer.needs_baseline else None
-    inputs = _inputs(data, scorer, base)
-    folder = table_folder(out, data, label, method, settings, models)
-    claim(folder, {"config": scorer.config(), **inputs})
-    table_dir = folder / "table"
-    if (table_dir / "scores.csv").is_file():
-        return ScoreTable.read(table_dir)
-    # Methods that compute something shared by several scorings (an attribution run's ΔL) work
-    # in a folder keyed by that alone.
-    run_config = getattr(scorer, "run_config", None)
-    workdir = folder / "work"
-    if run_config is not None:
-        shared = {"config": run_config(), **inputs}
-        workdir = out / "scores" / data.root.name / f"{method}-run-{digest(shared)}"
-        claim(workdir, shared)
-    task = ScoringTask(data.manifest("train"), data.manifest("reference"),
-                       Baseline("openunmix", base) if base is not None else None,
-                       load_contamination(data.root) if scorer.needs_truth else None, device, progress=False)
-    start = time.perf_counter()
-    table = scorer.score(task, workdir)
-    log(f"{label} on {data.root.name}: {time.perf_counter() - start:.0f} s")
-    table.write(table_dir)
-    return table
+class Bench:
+    """One dataset (a synthetic preset at a severity, one seed) as the dora main's ``Experiment``
+    makes it in the store: its data, noisy baseline (``openunmix``), reference model (``reference``)
+    and scores. ``cfg``: the dora main's config; ``known``: label -> (method, settings)."""
 
+    def __init__(self, store: ArtifactStore, cfg: dict, args, name: str, seed: int,
+                 known: dict[str, tuple[str, dict]]):
+        preset, severity = DATASETS[name]
+        cfg = copy.deepcopy(cfg)
+        cfg["seed"] = TRAIN_SEED
+        cfg["data"]["synth"].update(preset=preset, severity=severity, profile=args.profile, seed=seed)
+        arch = {**cfg["archs"]["openunmix"], "preset": args.umx_preset, "targets": args.targets,
+                "epochs": args.epochs, "epoch_updates": None}
+        cfg["archs"] = {"openunmix": {**arch, "overrides": [f"save_every={args.save_every}"]},
+                        "reference": {**arch, "overrides": []}}
+        cfg["scoring"]["baseline"] = "openunmix"
+        self.experiment = Experiment(cfg, store, Path(args.out) / "demucs", args.device, progress=False)
+        self.data = self.experiment.data()
+        self.known = known
+        songs = len(self.data.manifest("train")) / len(self.data.manifest("reference"))
+        cfg["archs"]["reference"]["epochs"] = args.reference_epochs or args.epochs * max(1, round(songs))
 
-class Models:
-    """The dataset's noisy baseline and reference model, trained when first asked for."""
+    def table(self, label: str) -> ScoreTable:
+        """The scores of the scorer ``label``."""
+        return ScoreTable.read(self._table(label))
 
-    def __init__(self, out: Path, data: Dataset, args):
-        self.out, self.data, self.args = out, data, args
-
-    def baseline(self) -> Path:
-        a = self.args
-        return baseline(self.out, self.data, a.umx_preset, a.epochs, a.targets, a.save_every)
-
-    def reference(self) -> Path:
-        a = self.args
-        epochs = a.reference_epochs or a.epochs * max(1, round(len(self.data.manifest("train"))
-                                                               / len(self.data.manifest("reference"))))
-        return reference_model(self.out, self.data, a.umx_preset, epochs, a.targets)
-
-
-def resolve(out: Path, data: Dataset, method: str, settings: dict, models: Models, device: str,
-            known: dict[str, tuple[str, dict]]) -> dict:
-    """Settings with the bench's own inputs filled in (fusion components, the reference model)."""
-    if method == "fusion":
-        methods = []
-        for component in settings.get("methods", ()):
-            if isinstance(component, str) and component in known:
-                score(out, data, component, *known[component], models, device, known)
-                component_settings = resolve(out, data, *known[component], models, device, known)
-                component = str(table_folder(out, data, component, known[component][0], component_settings,
-                                             models) / "table")
-            methods.append(component)
-        return {**settings, "methods": methods}
-    if method in REFERENCE_MODEL_METHODS and "checkpoint" not in settings:
-        return {**settings, "checkpoint": str(models.reference())}
-    return settings
-
-
-def _inputs(data: Dataset, scorer, base: Path | None) -> dict:
-    return {"train": data.manifest("train").hash, "reference": data.manifest("reference").hash,
-            "baseline": str(base) if scorer.needs_baseline else None}
-
-
-def table_folder(out: Path, data: Dataset, label: str, method: str, settings: dict, models: Models) -> Path:
-    scorer = create(method, **settings)
-    base = models.baseline() if scorer.needs_baseline else None
-    return out / "scores" / data.root.name / f"{label}-{digest({'config': scorer.config(), **_inputs(data, scorer, base)})}"
-
-
-def auroc(values: np.ndarray, bad: np.ndarray) -> float:
-    n_good, n_bad = int((~bad).sum()), int(bad.sum())
-    if not n_good or not n_bad:
-        return float("nan")
-    ranks = rankdata(values)
-    return float((ranks[~bad].sum() - n_good * (n_good + 1) / 2) / (n_good * n_bad))
+    def _table(self, label: str) -> Path:
+        method, settings = self.known[label]
+        if method == "fusion":  # components naming other scorers of the bench are their tables
+            settings = {**settings, "methods": [str(self._table(c)) if isinstance(c, str) and c in self.known else c
+                                                for c in settings.get("methods", ())]}
+        elif method in REFERENCE_MODEL_METHODS and "checkpoint" not in settings:
+            model = self.experiment.train("reference", self.data, "reference")
+            settings = {**settings, "checkpoint": str(model.checkpoint)}
+        return self.experiment.score(self.data, create(method, **settings), note=f" ({label})")
 
 
 def bootstrap(cells: list[tuple[np.ndarray, np.ndarray]], draws: int, rng: np.random.Generator):
@@ -295,7 +155,7 @@ def bootstrap(cells: list[tuple[np.ndarray, np.ndarray]], draws: int, rng: np.ra
     cells = [(v, b) for v, b in cells if b.any() and not b.all()]
     if not cells:
         return float("nan"), float("nan"), float("nan")
-    mean = float(np.mean([auroc(v, b) for v, b in cells]))
+    mean = float(np.mean([rank_auroc(v, b) for v, b in cells]))
     replicates = np.empty(draws)
     for k in range(draws):
         values = []
@@ -303,7 +163,7 @@ def bootstrap(cells: list[tuple[np.ndarray, np.ndarray]], draws: int, rng: np.ra
             v, b = cells[s]
             good, bad = np.flatnonzero(~b), np.flatnonzero(b)
             pick = np.concatenate([rng.choice(good, good.size), rng.choice(bad, bad.size)])
-            values.append(auroc(v[pick], b[pick]))
+            values.append(rank_auroc(v[pick], b[pick]))
         replicates[k] = np.mean(values)
     low, high = np.percentile(replicates, [2.5, 97.5])
     return mean, float(low), float(high)
@@ -314,10 +174,6 @@ def cell(table: ScoreTable, truth: dict, target: str = UNIFIED) -> tuple[np.ndar
     column = table.column(target)
     tracks = [t for t in column if t in truth_labels]
     return np.array([column[t] for t in tracks]), np.array([truth_labels[t] for t in tracks])
-
-
-def log(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 def print_table(title: str, names: list[str], rows: dict[str, dict[str, tuple]], note: str = "") -> None:
@@ -355,7 +211,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="also write every per-seed AUROC to this file")
     args = parser.parse_args(argv)
 
-    out = Path(args.out)
+    logging.basicConfig(format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("sepclean").setLevel(logging.INFO)  # the stages say what they make
+    from sepclean.train import main as dora_main
+
+    cfg = OmegaConf.to_container(dora_main.get_xp([]).cfg, resolve=True)
+    store = ArtifactStore(Path(args.out).resolve() / "artifacts")
     scorers = [parse_scorer(s) for s in args.scorers]
     known = {**SCORERS, **{label: (method, settings) for label, method, settings in scorers}}
     for label, method, settings in scorers:
@@ -364,12 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     tables: dict[tuple[str, str], list[tuple[ScoreTable, dict]]] = {}
     for seed in args.seeds:
         for name in args.datasets:
-            data = dataset(out, name, args.profile, seed)
-            truth = load_contamination(data.root)
-            models = Models(out, data, args)
-            for label, method, settings in scorers:
-                table = score(out, data, label, method, settings, models, args.device, known)
-                tables.setdefault((label, name), []).append((table, truth))
+            bench = Bench(store, cfg, args, name, seed, known)
+            for label, _, _ in scorers:
+                tables.setdefault((label, name), []).append((bench.table(label), bench.data.contamination))
 
     rng = np.random.default_rng(0)
     results, per_seed = {}, {}
@@ -378,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         for target in targets:
             cells = [cell(table, truth, target) for table, truth in found]
             results.setdefault(target, {}).setdefault(label, {})[name] = bootstrap(cells, args.draws, rng)
-            per_seed.setdefault(target, {}).setdefault(label, {})[name] = [auroc(v, b) for v, b in cells]
+            per_seed.setdefault(target, {}).setdefault(label, {})[name] = [rank_auroc(v, b) for v, b in cells]
 
     auto = {label: {name: auto_ratio(found) for (lab, name), found in tables.items() if lab == label}
             for label, _, _ in scorers}
