@@ -9,8 +9,10 @@ the tiny preset on the noisy pool, then runs ``sepclean attribute`` in several s
 - detection AUROC against contamination.json (overall, per kind, per target) for the paper's
   setting (absolute ΔL), ΔL relative to the track's loss, linear mode, and the ``loss`` comparator.
 
+The dataset and the baseline are the pipeline's stages, in an artifact store under ``--out`` (made
+once, reused by every rerun); the attribution runs are timed in a process of their own.
+
     python benchmarks/bench_attribution.py                      # ~10 min on 2 cores
-    python benchmarks/bench_attribution.py --data runs/x/data   # reuse a generated dataset
     python benchmarks/bench_attribution.py --strength 0.02 0.2 --segment 4
 """
 
@@ -18,42 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from sepclean import STEMS
-from sepclean.detection import load_contamination, report
-from sepclean.scan import scan
+from sepclean.detection import report
+from sepclean.pipeline import stages
+from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.scores import ScoreTable
-from sepclean.synth import generate_dataset
-
-
-def manifests(data: Path, out: Path) -> dict[str, Path]:
-    paths = {}
-    for split in ("train", "valid", "reference"):
-        manifest, problems = scan([data / split], progress=False)
-        assert not problems, problems
-        paths[split] = out / f"{split}.jsonl"
-        manifest.write(paths[split])
-    return paths
-
-
-def train_baseline(paths, out: Path, targets, epochs: int) -> float:
-    """Trains one tiny Open-Unmix per target; returns the median seconds of one epoch, summed over targets."""
-    from sepclean_plugins.openunmix.train import main as train_umx
-
-    epoch_seconds = 0.0
-    for target in targets:
-        history = out / f"{target}.json"
-        if not history.is_file():
-            argv = ["--manifest", str(paths["train"]), "--valid-manifest", str(paths["valid"]), "--target", target,
-                    "--output", str(out), "--preset", "tiny", "--epochs", str(epochs), "--quiet"]
-            assert train_umx(argv) == 0
-        epoch_seconds += statistics.median(json.loads(history.read_text())["train_time_history"])
-    return epoch_seconds
+from sepclean.toolkit import TrainSpec
 
 
 def _attribute(queue, kwargs):
@@ -88,9 +68,8 @@ def describe(name: str, table: ScoreTable, truth: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench_attribution")
-    parser.add_argument("--data", help="a generated mixed23 dataset to reuse")
     parser.add_argument("--profile", default="small")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the dataset's and the baseline's seed")
     parser.add_argument("--epochs", type=int, default=40, help="baseline training epochs (tiny preset)")
     parser.add_argument("--targets", nargs="+", default=list(STEMS))
     parser.add_argument("--strength", type=float, nargs="+", default=[0.2], help="unlearning strengths to try")
@@ -98,25 +77,28 @@ def main() -> None:
     parser.add_argument("--no-linear", action="store_true", help="skip linear mode")
     args = parser.parse_args()
 
-    out = Path(args.out)
-    data = Path(args.data) if args.data else out / "data"
-    if not (data / "contamination.json").is_file():
-        print(f"generating mixed23 ({args.profile}) in {data}")
-        generate_dataset(data, preset="mixed23", profile=args.profile, seed=args.seed, overwrite=data.exists())
-    truth = load_contamination(data)
-    paths = manifests(data, out / "manifests")
+    logging.basicConfig(format="%(message)s", stream=sys.stdout)
+    logging.getLogger("sepclean.pipeline").setLevel(logging.INFO)  # the stages say what they make
+    out = Path(args.out).resolve()
+    store = ArtifactStore(out / "artifacts")
+    data = stages.synthetic_data(store, "mixed23", profile=args.profile, seed=args.seed, progress=False)
+    truth = data.contamination
     print(f"training the baseline (tiny preset, {args.epochs} epochs, targets {' '.join(args.targets)})")
-    epoch = train_baseline(paths, out / "umx_dirty", args.targets, args.epochs)
-    references = len(Path(paths["reference"]).read_text().splitlines()) - 1
+    spec = TrainSpec(data.path("train"), data.path("valid"), targets=tuple(args.targets), preset="tiny",
+                     epochs=args.epochs, seed=args.seed, quiet=True)
+    baseline = stages.train(store, "openunmix", spec).checkpoint
+    epoch = sum(statistics.median(json.loads((baseline / f"{target}.json").read_text())["train_time_history"])
+                for target in args.targets)
+    references = len(data.manifest("reference"))
     print(f"one training epoch over the pool, all targets: {epoch:.2f} s;  M = {references} references")
 
     runs = [("exact", s) for s in args.strength] + ([] if args.no_linear else [("linear", args.strength[0])])
     lines = []
     for mode, strength in runs:
         name = f"{mode}_s{strength:g}" + (f"_seg{args.segment:g}" if args.segment else "")
-        folder = out / "attribution" / name
-        seconds, peak = attribute(checkpoint=str(out / "umx_dirty"), train=str(paths["train"]),
-                                  reference=str(paths["reference"]), out=str(folder), targets=args.targets,
+        folder = out / "attribution" / baseline.parent.name / name  # runs of one baseline
+        seconds, peak = attribute(checkpoint=str(baseline), train=str(data.path("train")),
+                                  reference=str(data.path("reference")), out=str(folder), targets=args.targets,
                                   settings=dict(mode=mode, strength=strength, segment=args.segment))
         ratio = seconds / epoch
         print(f"{name}: {seconds:.1f} s = {ratio:.1f} epoch-equivalents = {ratio / references:.2f} x M; "
