@@ -25,7 +25,6 @@ N/K songs).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
@@ -36,10 +35,9 @@ import torch
 
 from sepclean import toolkit as toolkits
 from sepclean.attribution.run import Run, Settings, load_tracks
-from sepclean.scan import scan
-from sepclean.synth import generate_dataset
-from sepclean.synth.dataset import PROFILES
-from sepclean_plugins.openunmix.train import main as train_umx
+from sepclean.pipeline import stages
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.toolkit import TrainSpec
 
 
 def epoch_seconds(checkpoint: Path, manifest, target: str, settings: Settings, device: str) -> float:
@@ -73,27 +71,16 @@ def main(argv=None) -> None:
     if len(args.songs) * len(args.references) < 3 or len(set(args.songs)) < 2 or len(set(args.references)) < 2:
         parser.error("the fit needs at least two values of --songs and two of --references")
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_linear_"))
-    profile = dataclasses.replace(PROFILES["tiny"], train=max(args.songs), reference=max(args.references),
-                                  duration=args.duration)
-    data = work / "data"
-    if not (data / "train").is_dir():
-        generate_dataset(data, preset="mixed23", profile=profile, seed=0, progress=False)
-    manifests = {}
-    for split in ("train", "valid", "reference"):
-        manifest, problems = scan([data / split], progress=False)
-        if problems:
-            raise SystemExit(f"{split}: {problems[:3]}")
-        manifests[split] = manifest
-        manifest.write(work / f"{split}.jsonl")
-    model = work / "umx"
-    if not (model / f"{args.target}.json").is_file():
-        # The model's weights do not change the cost; two updates make a trained checkpoint.
-        if train_umx(["--manifest", str(work / "train.jsonl"), "--valid-manifest", str(work / "valid.jsonl"),
-                      "--target", args.target, "--epochs", "1", "--epoch-updates", "2",
-                      "--seq-dur", str(min(6.0, args.duration / 2)), "--hidden-size", str(args.hidden_size),
-                      "--output", str(model), "--quiet"]):
-            raise SystemExit("training the Open-Unmix model to time failed (see above)")
+    work = (args.workdir or Path(tempfile.mkdtemp(prefix="bench_linear_"))).resolve()
+    store = ArtifactStore(work / "artifacts")
+    sizes = {"train": max(args.songs), "reference": max(args.references), "duration": args.duration}
+    data = stages.synthetic_data(store, "mixed23", "tiny", sizes=sizes, progress=False)
+    manifests = {split: data.manifest(split) for split in ("train", "reference")}
+    # The model's weights do not change the cost; two updates make a trained checkpoint.
+    spec = TrainSpec(data.path("train"), data.path("valid"), targets=(args.target,), epochs=1, epoch_updates=2,
+                     overrides={"seq_dur": min(6.0, args.duration / 2), "hidden_size": args.hidden_size},
+                     device=args.device, quiet=True)
+    model = stages.train(store, "openunmix", spec).checkpoint
 
     def timed(n: int, m: int, settings: Settings, name: str) -> float:
         train = manifests["train"].subset(manifests["train"].ids[:n])
