@@ -5,7 +5,8 @@
    formula (timed on ``--scipy-songs`` songs and extrapolated; values compared on those).
 2. throughput: seconds of audio embedded per second, for every backend whose weights are here.
 3. detection: AUROC of FAD and MLP scores (built-in backend) against ``contamination.json`` of
-   freshly generated synthetic datasets, overall, per contamination kind and per target.
+   freshly generated synthetic datasets, overall, per contamination kind and per target (the data
+   and the tables are the pipeline's stages, in a temporary store).
 
     python benchmarks/bench_score.py                       # all three, about 5-10 min on 2 cores
     python benchmarks/bench_score.py --sections detection --profile bench --workers 8
@@ -21,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from sepclean.detection import load_contamination, report
-from sepclean.embeddings import EmbeddingCache, EmbeddingError, SongEmbeddings, create_backend
+from sepclean.detection import report
+from sepclean.embeddings import EmbeddingError, create_backend
 from sepclean.embeddings.extract import embed_signals
-from sepclean.fad import FrechetReference, Gaussian, GaussianAccumulator, fad_table, frechet_distance_sqrtm
-from sepclean.mlp import mlp_table
-from sepclean.scan import scan
-from sepclean.synth import PRESETS, PROFILES, generate_dataset
+from sepclean.fad import FrechetReference, Gaussian, GaussianAccumulator, frechet_distance_sqrtm
+from sepclean.pipeline import stages
+from sepclean.pipeline.artifacts import ArtifactStore
+from sepclean.scorers import create
+from sepclean.scores import ScoreTable
+from sepclean.synth import PRESETS, PROFILES
 
 SECTIONS = ("fad-speed", "throughput", "detection")
 
@@ -126,33 +129,28 @@ def _time_backend(name, backend, args) -> None:
 
 
 def bench_detection(args) -> None:
-    profile = PROFILES[args.profile]
-    if args.songs_per_preset:
-        profile = dataclasses.replace(profile, train=args.songs_per_preset)
-    profile = dataclasses.replace(profile, valid=0, test=0)
+    sizes = {"train": args.songs_per_preset} if args.songs_per_preset else {}
+    profile = dataclasses.replace(PROFILES[args.profile], **sizes)
     print(f"\n== detection AUROC, spectral embedding, profile {profile.name}: {profile.train} train songs, "
           f"{profile.reference} references, {profile.duration:.0f} s")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        cache = EmbeddingCache(Path(tmp) / "cache")
-        songs = SongEmbeddings(create_backend("spectral"), cache)
+        store = ArtifactStore(Path(tmp) / "artifacts")
+        cache = str(Path(tmp) / "cache")
+        scorers = {
+            "FAD (mean of stems)": create("fad", unified="mean", cache=cache),
+            "FAD (mixture)": create("fad", unified="mixture", cache=cache),
+            "FAD (all frames)": create("fad", frames="all", cache=cache),
+            "MLP": create("mlp", seed=args.seed, cache=cache),
+        }
         for preset in args.presets:
-            root = Path(tmp) / preset
             started = time.perf_counter()
-            generate_dataset(root, preset=preset, profile=profile, seed=args.seed, workers=args.workers)
-            train, _ = scan([root / "train"], progress=False, workers=args.workers)
-            reference, _ = scan([root / "reference"], progress=False, workers=args.workers)
-            contamination = load_contamination(root)
-            generated = time.perf_counter() - started
-            tables = {
-                "FAD (mean of stems)": lambda: fad_table(train, reference, songs, unified="mean", progress=False),
-                "FAD (mixture)": lambda: fad_table(train, reference, songs, unified="mixture", progress=False),
-                "FAD (all frames)": lambda: fad_table(train, reference, songs, frames="all", progress=False),
-                "MLP": lambda: mlp_table(train, reference, songs, seed=args.seed, progress=False),
-            }
-            print(f"{preset} (generated and scanned in {generated:.0f} s)")
-            for name, score in tables.items():
+            data = stages.synthetic_data(store, preset, args.profile, seed=args.seed, sizes=sizes,
+                                         workers=args.workers, progress=False)
+            print(f"{preset} (generated and scanned in {time.perf_counter() - started:.0f} s)")
+            for name, scorer in scorers.items():
                 started = time.perf_counter()
-                result = report(score(), contamination)
+                table = ScoreTable.read(stages.score(store, scorer, data, progress=False))
+                result = report(table, data.contamination)
                 kinds = " ".join(f"{k} {v:.2f}" for k, v in result["kind"].items())
                 targets = " ".join(f"{k} {v:.2f}" for k, v in result["target"].items())
                 print(f"  {name:20s} overall {result['overall']:.2f} | {kinds} | per target: {targets} "
