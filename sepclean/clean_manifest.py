@@ -42,7 +42,7 @@ from pathlib import Path
 
 from sepclean.errors import SepcleanError
 from sepclean.manifest import Manifest, combine_hashes
-from sepclean.files import atomic_write_text
+from sepclean.files import atomic_write_text, read_json
 
 FORMAT = "sepclean.clean"
 VERSION = 2
@@ -239,14 +239,7 @@ class CleanManifest:
     @classmethod
     def load(cls, path) -> "CleanManifest":
         path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise CleanManifestError(f"{path}: no such clean manifest") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CleanManifestError(f"{path}: not JSON ({e})") from None
-        except OSError as e:
-            raise CleanManifestError(f"{path}: cannot be read ({e.strerror or e})") from None
+        d = read_json(path, CleanManifestError, missing="no such clean manifest")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise CleanManifestError(f"{path}: not a sepclean clean manifest")
         if d.get("version") not in READABLE_VERSIONS:

@@ -7,7 +7,6 @@ the probability that a clean track outscores a contaminated one (ties count half
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping
 
@@ -15,6 +14,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from sepclean.errors import SepcleanError
+from sepclean.files import read_json
 from sepclean.scores import UNIFIED, ScoreTable
 
 
@@ -23,12 +23,7 @@ def load_contamination(path) -> dict:
     path = Path(path)
     if path.is_dir():
         path = path / "contamination.json"
-    try:
-        truth = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SepcleanError(f"{path}: no such file (a synthetic dataset's contamination.json)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SepcleanError(f"{path}: not a contamination.json ({e})") from None
+    truth = read_json(path, SepcleanError, missing="no such file (a synthetic dataset's contamination.json)")
     if not isinstance(truth, dict) or not isinstance(truth.get("tracks"), dict):
         raise SepcleanError(f"{path}: not a contamination.json (no 'tracks')")
     return truth

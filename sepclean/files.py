@@ -63,6 +63,20 @@ def atomic_write_stream(path, write: Callable[[IO[bytes]], object]) -> None:
             write(f)
 
 
+def read_json(path, error: Callable[[str], Exception], missing: str = "missing", hint: str = ""):
+    """The JSON value in ``path``. A file that is missing, unreadable or not JSON raises ``error`` with
+    one line naming it: ``missing`` says what is missing, ``hint`` (e.g. how to recover) ends the others."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not JSON ({e}){hint}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e}){hint}") from None
+
+
 def write_json(path, value, indent: int | None = 2) -> None:
     """``value`` as JSON (keys sorted), atomically."""
     atomic_write_text(path, json.dumps(value, indent=indent, sort_keys=True, default=str) + "\n")

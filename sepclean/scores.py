@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from sepclean.errors import SepcleanError
-from sepclean.files import atomic_write_text
+from sepclean.files import atomic_write_text, read_json
 
 FORMAT = "sepclean.scores"
 VERSION = 2
@@ -147,10 +147,7 @@ class ScoreTable:
 
 
 def _read_meta(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ScoresError(f"{path}: not a sepclean scores file (unreadable JSON: {e})") from None
+    meta = read_json(path, ScoresError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ScoresError(f"{path}: not a sepclean scores file")
     if meta.get("version") != VERSION:

@@ -116,7 +116,7 @@ def test_score_random_and_oracle_write_the_tables_their_scorers_make(tiny_data, 
     (["refloss", "--scoring", "reducible"], "refloss scores with the model trained on the noisy set"),
     (["refloss", "--scoring", "nope"], "refloss: scoring must be one of"),
     (["fad", "--frames", "1"], "at least 2 frames"),
-    (["oracle", "--contamination", "/nowhere.json"], "--contamination /nowhere.json: no such file"),
+    (["oracle", "--contamination", "/nowhere.json"], "/nowhere.json: no such file (a synthetic dataset's contamination.json)"),
 ])
 def test_score_errors_are_one_line(tiny_data, tmp_path, capsys, argv, message):
     base = ["--train", str(tiny_data.manifests["train"]), "--reference", str(tiny_data.manifests["reference"]),

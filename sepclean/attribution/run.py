@@ -78,7 +78,7 @@ from sepclean.attribution.engine import (
     squared_gradients,
 )
 from sepclean.field_docs import setting
-from sepclean.files import atomic_write_stream, locked
+from sepclean.files import atomic_write_stream, locked, read_json
 from sepclean.manifest import Manifest
 from sepclean.scores import UNIFIED, ScoreTable
 
@@ -301,12 +301,8 @@ class Run:
     def _claim(self) -> None:
         path = self.out / "run.json"
         if path.is_file():
-            try:
-                held = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise AttributionError(f"{path}: not a readable run description ({e}); it was not written by "
-                                       "sepclean (its writes are atomic): remove the output directory to start "
-                                       "again") from None
+            held = read_json(path, AttributionError, hint="; it was not written by sepclean (its writes are "
+                             "atomic): remove the output directory to start again")
             if not isinstance(held, dict):
                 raise AttributionError(f"{path}: not a run description (a JSON {type(held).__name__})")
             if held.get("fingerprint") != self.description["fingerprint"]:
@@ -585,10 +581,7 @@ def _read_run(directory: Path) -> dict:
     path = directory / "run.json"
     if not path.is_file():
         raise AttributionError(f"{directory}: no attribution run here (no run.json)")
-    try:
-        run = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise AttributionError(f"{path}: unreadable or corrupt ({e})") from None
+    run = read_json(path, AttributionError)
     if not isinstance(run, dict) or run.get("format") != FORMAT or "fingerprint" not in run:
         raise AttributionError(f"{path}: not a sepclean attribution run")
     return run

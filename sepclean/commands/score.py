@@ -9,7 +9,6 @@ setting is declared once, where the method is. Options left out keep the method'
 from __future__ import annotations
 
 import argparse
-import json
 import types
 import typing
 from pathlib import Path
@@ -131,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sepclean.cli import CommandError
+    from sepclean.detection import load_contamination
     from sepclean.manifest import Manifest
     from sepclean.scorers import Baseline, ScoringTask, create, scorer_class
     from sepclean.scorers.attribution import ShardPending
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     task = ScoringTask(Manifest.load(args.train), Manifest.load(args.reference),
                        Baseline(args.baseline_toolkit, Path(baseline)) if baseline else None,
-                       _truth(contamination) if contamination else None, device, bars(not args.quiet))
+                       load_contamination(contamination) if contamination else None, device, bars(not args.quiet))
     if getattr(args, "compare_modes", None):
         from sepclean.attribution.run import Run, compare_modes
 
@@ -181,17 +181,3 @@ def run(args: argparse.Namespace) -> int:
     for source, tracks in (table.metadata.get("unscored") or {}).items():
         print(f"  {source}: {len(tracks)} song(s) too quiet to score, given the median: {', '.join(tracks)}")
     return 0
-
-
-def _truth(path: str) -> dict:
-    from sepclean.cli import CommandError
-
-    try:
-        truth = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise CommandError(f"--contamination {path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CommandError(f"--contamination {path}: not valid JSON ({e})") from None
-    if not isinstance(truth, dict) or not isinstance(truth.get("tracks"), dict):
-        raise CommandError(f"--contamination {path}: no 'tracks' mapping (a synthetic dataset's contamination.json)")
-    return truth

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import sepclean
 from sepclean.errors import SepcleanError, writing
 from sepclean.experiments import plots, results
-from sepclean.files import atomic_write
+from sepclean.files import atomic_write, read_json
 from sepclean.pipeline.experiment import CONTROLS
 
 SUMMARY_FILE = "summary.json"
@@ -77,12 +76,7 @@ def load(source: str) -> Results:
 
 
 def _read_summary(path: Path) -> tuple[str, list[tuple[dict, dict]]]:
-    try:
-        summary = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ReportError(f"{path}: not JSON ({e})") from None
-    except OSError as e:
-        raise ReportError(f"{path}: cannot be read ({e.strerror or e})") from None
+    summary = read_json(path, ReportError)
     xps = summary.get("xps") if isinstance(summary, dict) else None
     if not isinstance(xps, list) or not all(isinstance(x, dict) and isinstance(x.get("config"), dict)
                                             and isinstance(x.get("metrics"), dict) for x in xps):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from sepclean.errors import PipelineError
+from sepclean import files
 from sepclean.files import atomic_file, atomic_write_text, locked, write_json  # noqa: F401  (the store's writers)
 
 SPEC, DONE = "spec.json", "done.json"
@@ -47,12 +48,7 @@ def digest(value) -> str:
 
 
 def read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PipelineError(f"{path}: not valid JSON ({e}); remove the artifact folder to rebuild it") from None
+    return files.read_json(path, PipelineError, hint="; remove the artifact folder to rebuild it")
 
 
 class ArtifactStore:

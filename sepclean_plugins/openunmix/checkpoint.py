@@ -13,7 +13,6 @@ reads the same files with the checks a user needs (missing, corrupt, wrong toolk
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import torch
@@ -60,13 +59,7 @@ def save(path, obj) -> None:
 
 
 def read_json(path) -> dict:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ToolkitError(f"{path}: missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ToolkitError(f"{path}: unreadable or corrupt ({e})") from None
+    data = files.read_json(path, ToolkitError)
     if not isinstance(data, dict):
         raise ToolkitError(f"{path}: corrupt (not a JSON object)")
     return data
