@@ -17,10 +17,10 @@ relabelled alone). The control of repair: random pairs, as many as mlp flags per
 check that refuses clean labels leaves it random dropping).
 """
 
+from ._cpu import SETTING, seed_controls
 from ._explorers import CleaningExplorer
 
 SEEDS = [0, 1, 2]
-EPOCHS = 150
 REPAIR = {"action": "repair", "repair.model": "reference"}
 WEIGHT = {"action": "weight"}
 RELABEL = {"action": "relabel", "repair.model": "reference"}
@@ -29,12 +29,9 @@ RELABEL_REPAIR = {"action": "relabel+repair", "repair.model": "reference"}
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.bind_({"size": "cpu", "data.synth.sizes.test": 40, "archs.openunmix.epochs": EPOCHS})
+    launcher.bind_(SETTING)
     for seed in SEEDS:
-        sub = launcher.bind(arch="openunmix", seed=seed)
-        sub(method="dirty")
-        sub(method="clean_twin")
-        cleaned = sub.bind(ratio="auto", mode="per-target")
+        _, cleaned = seed_controls(launcher, seed)
         cleaned(method="oracle")
         cleaned({"method": "oracle", **REPAIR})
         cleaned({"method": "mlp", **REPAIR})

@@ -15,8 +15,9 @@ excludes zero (-0.52 dB [-0.87, -0.18]). On the held-out kinds and on effects, 4
 XP by XP; ``--jobs 2`` is the way to run it.
 """
 
+from ._cpu import SETTING, seed_controls
 from ._explorers import CleaningExplorer
-from .robust_cpu import EPOCHS, TRUNCATE
+from .robust_cpu import TRUNCATE
 
 SEEDS = list(range(8))
 HELDOUT_SEEDS = list(range(4))
@@ -24,20 +25,15 @@ HELDOUT_SEEDS = list(range(4))
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.bind_({"size": "cpu", "data.synth.sizes.test": 40, "archs.openunmix.epochs": EPOCHS})
+    launcher.bind_(SETTING)
     for seed in SEEDS:
-        sub = launcher.bind(arch="openunmix", seed=seed)
-        sub(method="dirty")
-        sub(method="clean_twin")
+        sub, cleaned = seed_controls(launcher, seed)
         sub({"method": "dirty", **TRUNCATE})
-        cleaned = sub.bind(ratio="auto", mode="per-target")
         cleaned(method="oracle")
         cleaned(method="mlp")
         sub(method="random", ratio="mlp@auto", mode="per-target")
         sub(method="attribute", ratio=0.75, mode="per-target")
     for preset in ("heldout", "effects"):
         for seed in HELDOUT_SEEDS:
-            sub = launcher.bind({"data.synth.preset": preset}, arch="openunmix", seed=seed)
-            sub(method="dirty")
-            sub(method="clean_twin")
-            sub(method="mlp", ratio="auto", mode="per-target")
+            _, cleaned = seed_controls(launcher, seed, **{"data.synth.preset": preset})
+            cleaned(method="mlp")

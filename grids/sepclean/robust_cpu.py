@@ -13,10 +13,10 @@ of magnitudes is largest where the target is loudest. The ``relative`` rows rank
 the target's energy instead (``sepclean.robust``), the same fractions.
 """
 
+from ._cpu import SETTING, seed_controls
 from ._explorers import CleaningExplorer
 
 SEEDS = [0, 1, 2]
-EPOCHS = 150
 TRUNCATE = {"robust.truncate": 0.25}
 MASK = {"robust.mask": 0.2}
 RELATIVE = {"robust.relative": True}
@@ -24,14 +24,11 @@ RELATIVE = {"robust.relative": True}
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.bind_({"size": "cpu", "data.synth.sizes.test": 40, "archs.openunmix.epochs": EPOCHS})
+    launcher.bind_(SETTING)
     for seed in SEEDS:
-        sub = launcher.bind(arch="openunmix", seed=seed)
-        sub(method="dirty")
-        sub(method="clean_twin")
+        sub, cleaned = seed_controls(launcher, seed)
         sub({"method": "dirty", **TRUNCATE})
         sub({"method": "dirty", **MASK})
-        cleaned = sub.bind(ratio="auto", mode="per-target")
         cleaned(method="oracle")
         cleaned(method="mlp")
         cleaned({"method": "mlp", **TRUNCATE})

@@ -12,16 +12,16 @@ is the whole grid (216 XPs: HDemucs, every ratio, the controls matched to ``auto
 with the time.
 """
 
+from ._cpu import SETTING
 from ._explorers import CleaningExplorer, launch_conditions
 
 METHODS = [("oracle", "unified"), ("random", "unified"), ("attribute", "per-target")]
 AUTO = [("fad", "per-target"), ("mlp", "per-target")]
 SEEDS = [0, 1, 2]
-EPOCHS = 150
 
 
 @CleaningExplorer
 def explorer(launcher):
-    launcher.bind_({"size": "cpu", "data.synth.sizes.test": 40, "archs.openunmix.epochs": EPOCHS})
+    launcher.bind_(SETTING)
     launch_conditions(launcher, ["openunmix"], METHODS, [0.75], SEEDS, controls=("dirty", "clean_twin"))
     launch_conditions(launcher, ["openunmix"], AUTO, ["auto"], SEEDS, controls=())
