@@ -35,7 +35,7 @@ def test_a_repaired_stem_and_the_receiver_sum_back_to_the_mixture():
     part = truth["other"][:, ::-1].copy() * 0.5  # a part of other, filed into vocals
     labels = dict(truth, vocals=truth["vocals"] + part, other=truth["other"] - part)
     result = repair_track(labels, truth, ["vocals"], RepairSettings(), CALIBRATED)
-    assert result.repaired == ["vocals"] and result.receiver == "other"
+    assert result.repaired == ["vocals"] and result.receivers == ["other"]
     np.testing.assert_allclose(result.stems["vocals"] + result.stems["other"], labels["vocals"] + labels["other"],
                                atol=1e-6)
     np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)
@@ -48,7 +48,7 @@ def test_swapped_stems_are_repaired_together_and_other_keeps_its_label():
     truth = _stems(1)
     labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
     result = repair_track(labels, truth, ["vocals", "bass"], RepairSettings(), CALIBRATED)
-    assert sorted(result.repaired) == ["bass", "vocals"] and result.receiver == "other"
+    assert sorted(result.repaired) == ["bass", "vocals"] and result.receivers == ["other"]
     for s in STEMS:
         np.testing.assert_allclose(result.stems[s], truth[s], atol=1e-6)
     # Alone, either repair would hand (bass - vocals) to other: the check refuses it.
@@ -62,7 +62,7 @@ def test_a_repair_that_fails_the_check_falls_back_and_is_recorded(fallback, deci
     labels = _stems(2)
     silent = dict(labels, vocals=np.zeros_like(labels["vocals"]))  # a model that finds no vocals at all
     result = repair_track(labels, silent, ["vocals"], RepairSettings(fallback=fallback), CALIBRATED, "song")
-    assert result.repaired == [] and result.receiver is None
+    assert result.repaired == [] and result.receivers == []
     for s in STEMS:
         np.testing.assert_array_equal(result.stems[s], labels[s])  # nothing moved
     [record] = result.decisions
@@ -88,6 +88,54 @@ def test_a_label_the_model_agrees_with_as_with_clean_ones_is_not_repaired():
         ["bass", "vocals"]
 
 
+def _bled():
+    """Drums leaking into vocals (delayed, 6 dB down), and a model that hears the leak as drums."""
+    truth = _stems(5)
+    leak = np.roll(truth["drums"], 40, axis=-1) * 0.5
+    labels = dict(truth, vocals=truth["vocals"] + leak)
+    return truth, leak, labels, dict(truth, drums=truth["drums"] + leak)
+
+
+@pytest.mark.parametrize("receiver", ["best", "split"])
+def test_a_leak_goes_back_to_the_stem_it_leaked_from_where_order_plants_it_in_other(receiver):
+    truth, leak, labels, estimates = _bled()
+    # order hands the leak to other (accepted only with a tolerance as wide as a poor model's errors)
+    order = repair_track(labels, estimates, ["vocals"], RepairSettings(tolerance=30), CALIBRATED)
+    assert order.repaired == ["vocals"] and order.receivers == ["other"]
+    np.testing.assert_allclose(order.stems["other"], truth["other"] + leak, atol=1e-6)  # contaminated
+    refused = repair_track(labels, estimates, ["vocals"], RepairSettings(), CALIBRATED)
+    assert refused.repaired == [] and refused.decisions[0]["refused_by"] == "receiver"
+    # best and split give it to drums, whose estimate holds it: the receiver moves towards the model
+    result = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver=receiver), CALIBRATED)
+    assert result.repaired == ["vocals"] and result.receivers == ["drums"]
+    [decision] = result.decisions
+    assert decision["receiver"] == "drums" and decision["receiver_change_db"] < -10
+    assert decision.get("shares", {"drums": 1.0}) == {"drums": 1.0}
+    np.testing.assert_allclose(result.stems["vocals"], truth["vocals"], atol=1e-6)
+    np.testing.assert_allclose(result.stems["drums"], truth["drums"] + leak, atol=1e-6)
+    for s in ("bass", "other"):
+        np.testing.assert_array_equal(result.stems[s], labels[s])
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)  # the mixture
+
+
+def test_split_shares_a_residual_by_least_squares_and_the_mixture_stays_whole():
+    truth = _stems(6)
+    leaks = {"drums": np.roll(truth["drums"], 40, axis=-1) * 0.5, "bass": np.roll(truth["bass"], 25, axis=-1) * 0.3}
+    labels = dict(truth, vocals=truth["vocals"] + sum(leaks.values()))
+    estimates = dict(truth, **{s: truth[s] + leak for s, leak in leaks.items()})
+    result = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver="split"), CALIBRATED)
+    shares = result.decisions[0]["shares"]
+    assert result.receivers == ["bass", "drums"] and set(shares) == {"bass", "drums"}  # other: no share
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    energy = {s: float(np.sum(np.square(x, dtype=np.float64))) for s, x in leaks.items()}
+    assert shares["drums"] == pytest.approx(energy["drums"] / sum(energy.values()), abs=0.02)  # scalar shares
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)
+    # the shares are a projection onto the simplex: negative ones are cut to 0
+    from sepclean.actions import residual_shares
+    np.testing.assert_allclose(residual_shares(np.ones(4), [np.ones(4) * 2, -np.ones(4), np.zeros(4)]), [1, 0, 0])
+    np.testing.assert_allclose(residual_shares(np.zeros(4), [np.ones(4), np.ones(4)]), [1, 0])
+
+
 # --- relabel: a song's flagged labels permuted among its stems -----------------------------------
 
 def test_swapped_stems_are_relabelled_back_with_their_own_audio():
@@ -97,7 +145,7 @@ def test_swapped_stems_are_relabelled_back_with_their_own_audio():
     estimates = {s: x + rng.standard_normal(x.shape).astype(np.float32) * 0.07 for s, x in truth.items()}  # ~3 dB
     calibration = {s: 3.0 for s in STEMS}
     result = relabel_track(labels, estimates, ["vocals", "bass"], RepairSettings(), calibration, "song")
-    assert sorted(result.repaired) == ["bass", "vocals"] and result.receiver is None
+    assert sorted(result.repaired) == ["bass", "vocals"] and result.receivers == []
     for s in STEMS:  # the dataset's own audio, not a 3 dB model's estimates
         np.testing.assert_array_equal(result.stems[s], truth[s])
     assert {d["stem"]: d["label_from"] for d in result.decisions} == {"vocals": "bass", "bass": "vocals"}
@@ -143,7 +191,7 @@ def test_relabel_then_repair_swaps_back_with_own_audio_and_repairs_what_no_permu
     result = relabel_then_repair_track(labels, estimates, ["vocals", "bass", "drums"], RepairSettings(), calibration)
     assert [(d["stem"], d["decision"]) for d in result.decisions] == [
         ("vocals", "relabelled"), ("bass", "relabelled"), ("drums", "repaired")]
-    assert sorted(result.repaired) == ["bass", "drums", "vocals"] and result.receiver == "other"
+    assert sorted(result.repaired) == ["bass", "drums", "vocals"] and result.receivers == ["other"]
     for s in ("vocals", "bass"):  # the swap: the dataset's own audio
         np.testing.assert_array_equal(result.stems[s], truth[s])
     np.testing.assert_allclose(result.stems["drums"], estimates["drums"], atol=1e-6)  # the moved part: the estimate
@@ -152,7 +200,7 @@ def test_relabel_then_repair_swaps_back_with_own_audio_and_repairs_what_no_permu
     # nothing left to repair: relabelling alone
     swapped = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
     alone = relabel_then_repair_track(swapped, estimates, ["vocals", "bass"], RepairSettings(), calibration)
-    assert alone.receiver is None and all(d["decision"] == "relabelled" for d in alone.decisions)
+    assert alone.receivers == [] and all(d["decision"] == "relabelled" for d in alone.decisions)
 
 
 def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_data, tmp_path):
@@ -193,7 +241,8 @@ def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_d
                                                ({"tolerance": math.nan}, "repair.tolerance"),
                                                ({"margin": -3}, "repair.margin"),
                                                ({"residual": []}, "repair.residual"),
-                                               ({"receiver": "other"}, "unknown setting")])
+                                               ({"receiver": "other"}, "repair.receiver must be one of order, best, split"),
+                                               ({"receivers": "best"}, "unknown setting")])
 def test_impossible_repair_settings_are_named(settings, message):
     with pytest.raises(ActionError, match=message):
         RepairSettings.of(settings)
@@ -508,6 +557,30 @@ def _experiment(store, **settings):
            "archs": ARCHS, "scoring": {"baseline": "openunmix", "oracle": {}}, "action": "drop",
            "repair": {"model": None}, **settings}
     return Experiment(cfg, store, store.root, device="cpu", progress=False)
+
+
+def test_repairs_of_the_order_rule_keep_the_key_they_had_before_the_receiver_setting(tmp_path):
+    """A repair made before ``repair.receiver`` existed (the ``order`` rule) keeps its key; another
+    rule is another artifact, so an old repair is never taken for a new rule's."""
+    from types import SimpleNamespace
+
+    from sepclean.pipeline import stages
+
+    (tmp_path / "spec.json").write_text(json.dumps({"key": "drop-key"}))
+    configs = []
+    store = SimpleNamespace(record=lambda path: "model", produce=lambda stage, config, inputs, make: configs.append(config) or tmp_path)
+    data = SimpleNamespace(manifest=lambda name: SimpleNamespace(hash="train-hash"))
+    for action, receiver in [("repair", "order"), ("repair", "best"), ("repair", "split"), ("relabel", "best"),
+                             ("relabel+repair", "best")]:
+        stages.repair(store, data, tmp_path / "clean.json", "openunmix", tmp_path, RepairSettings(receiver=receiver),
+                      action=action)
+    before = {"toolkit": "openunmix", "residual": ["other", "vocals", "bass", "drums"], "fallback": "drop",
+              "tolerance": 1.0, "margin": 3.0}  # the key's settings before the receiver setting
+    assert configs[0] == {"action": "repair", **before}
+    assert configs[1] == {"action": "repair", **before, "receiver": "best"}
+    assert configs[2] == {"action": "repair", **before, "receiver": "split"}
+    assert configs[3] == {"action": "relabel", **before}  # relabel hands no residual
+    assert configs[4] == {"action": "relabel+repair", **before, "receiver": "best"}
 
 
 def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):
