@@ -248,10 +248,11 @@ def label_sdr(label: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray], flagged: list[str],
-                 settings: RepairSettings, model_sdr: dict[str, float], track_id: str = "") -> TrackRepair:
+                 settings: RepairSettings, model_sdr: dict[str, float], track_id: str = "",
+                 keep: tuple[str, ...] = ()) -> TrackRepair:
     """Decide and compute the repair of one song (pure: no file is read or written). ``model_sdr``:
     per stem, the median :func:`label_sdr` of the labels the method did not flag (the calibration
-    of the label test)."""
+    of the label test); ``keep``: stems that receive no residual (besides the repaired)."""
     missing = [s for s in flagged if s not in estimates or s not in model_sdr]
     if missing:
         raise ActionError(f"{track_id}: the repair model does not separate {', '.join(missing)}")
@@ -265,7 +266,7 @@ def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray]
     def attempt(subset) -> tuple[dict[str, float], float]:
         """(receiver -> its share of the residual, how far the receivers' labels move from the
         model's estimates of them, in dB)."""
-        eligible = [s for s in settings.residual if s in labels and s in estimates and s not in subset]
+        eligible = [s for s in settings.residual if s in labels and s in estimates and s not in subset and s not in keep]
         if not eligible:
             return {}, math.inf
         residual = sum(labels[s] - estimates[s] for s in subset)
@@ -366,12 +367,15 @@ def relabel_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray
 
 def relabel_then_repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray], flagged: list[str],
                               settings: RepairSettings, model_sdr: dict[str, float], track_id: str = "") -> TrackRepair:
-    """:func:`relabel_track`, then :func:`repair_track` of the flagged pairs it did not relabel."""
+    """:func:`relabel_track`, then :func:`repair_track` of the flagged pairs it did not relabel. A
+    relabelled stem holds the dataset's own audio back in place: it receives no residual, but under
+    ``receiver=order`` (the rule of repairs made before the setting, kept as they were made)."""
     relabelled = relabel_track(labels, estimates, flagged, settings, model_sdr, track_id)
     rest = [s for s in flagged if s not in relabelled.repaired]
     if not rest:
         return relabelled
-    repaired = repair_track(relabelled.stems, estimates, rest, settings, model_sdr, track_id)
+    keep = () if settings.receiver == "order" else tuple(relabelled.repaired)
+    repaired = repair_track(relabelled.stems, estimates, rest, settings, model_sdr, track_id, keep)
     return TrackRepair(repaired.stems, relabelled.repaired + repaired.repaired, repaired.receivers,
                        [d for d in relabelled.decisions if d["decision"] == "relabelled"] + repaired.decisions)
 

@@ -203,6 +203,24 @@ def test_relabel_then_repair_swaps_back_with_own_audio_and_repairs_what_no_permu
     assert alone.receivers == [] and all(d["decision"] == "relabelled" for d in alone.decisions)
 
 
+@pytest.mark.parametrize("receiver, relabelled_receive", [("order", True), ("best", False), ("split", False)])
+def test_relabelled_stems_keep_their_own_audio_but_under_the_order_rule(receiver, relabelled_receive):
+    truth = _stems(9)
+    part = truth["other"][:, ::-1].copy() * 0.5  # a part of other, filed into drums; vocals and bass swapped
+    labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"], drums=truth["drums"] + part, other=truth["other"] - part)
+    # the model hears the part in vocals and other: split would hand vocals a share, order hands it all
+    estimates = dict(truth, vocals=truth["vocals"] + 0.1 * part, other=truth["other"] - 0.1 * part)
+    settings = RepairSettings(receiver=receiver, residual=("vocals", "other", "bass", "drums"), tolerance=30)
+    result = relabel_then_repair_track(labels, estimates, ["vocals", "bass", "drums"], settings, CALIBRATED)
+    assert [(d["stem"], d["decision"]) for d in result.decisions] == [
+        ("vocals", "relabelled"), ("bass", "relabelled"), ("drums", "repaired")]
+    assert ("vocals" in result.receivers) == relabelled_receive
+    if not relabelled_receive:
+        np.testing.assert_array_equal(result.stems["vocals"], truth["vocals"])  # the swap: own audio, untouched
+        assert result.receivers == ["other"]
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-5)
+
+
 def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_data, tmp_path):
     """A clean song of the tiny profile with its vocals and bass files swapped; the model (the clean
     twin) says so; the relabel manifest swaps them back, and both toolkits' datasets read the truth."""
