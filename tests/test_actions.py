@@ -51,10 +51,15 @@ def test_swapped_stems_are_repaired_together_and_other_keeps_its_label():
     assert sorted(result.repaired) == ["bass", "vocals"] and result.receivers == ["other"]
     for s in STEMS:
         np.testing.assert_allclose(result.stems[s], truth[s], atol=1e-6)
-    # Alone, either repair would hand (bass - vocals) to other: the check refuses it.
-    alone = repair_track(labels, truth, ["vocals"], RepairSettings(), CALIBRATED)
+    # Alone, either repair would hand (bass - vocals) to other by order: the check refuses it.
+    alone = repair_track(labels, truth, ["vocals"], RepairSettings(receiver="order"), CALIBRATED)
     assert alone.repaired == [] and alone.decisions[0]["decision"] == "dropped"
     assert alone.decisions[0]["receiver_change_db"] > 1.0
+    # split hands it to bass, where the model hears it: the unflagged half of the swap is made whole too
+    split = repair_track(labels, truth, ["vocals"], RepairSettings(), CALIBRATED)
+    assert split.repaired == ["vocals"] and split.receivers == ["bass"]
+    for s in STEMS:
+        np.testing.assert_allclose(split.stems[s], truth[s], atol=1e-6)
 
 
 @pytest.mark.parametrize("fallback, decision", [("drop", "dropped"), ("keep", "kept")])
@@ -100,10 +105,10 @@ def _bled():
 def test_a_leak_goes_back_to_the_stem_it_leaked_from_where_order_plants_it_in_other(receiver):
     truth, leak, labels, estimates = _bled()
     # order hands the leak to other (accepted only with a tolerance as wide as a poor model's errors)
-    order = repair_track(labels, estimates, ["vocals"], RepairSettings(tolerance=30), CALIBRATED)
+    order = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver="order", tolerance=30), CALIBRATED)
     assert order.repaired == ["vocals"] and order.receivers == ["other"]
     np.testing.assert_allclose(order.stems["other"], truth["other"] + leak, atol=1e-6)  # contaminated
-    refused = repair_track(labels, estimates, ["vocals"], RepairSettings(), CALIBRATED)
+    refused = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver="order"), CALIBRATED)
     assert refused.repaired == [] and refused.decisions[0]["refused_by"] == "receiver"
     # best and split give it to drums, whose estimate holds it: the receiver moves towards the model
     result = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver=receiver), CALIBRATED)
@@ -696,11 +701,17 @@ def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
         base = {"arch": "openunmix", "ratio": "auto", "mode": "per-target", "seed": seed}
         metrics = lambda v: {"sdr": {"avg": v}, "kept": 8, "converged": True}  # noqa: E731
         runs += [({**base, "method": "dirty"}, metrics(dirty)), ({**base, "method": "clean_twin"}, metrics(twin)),
-                 ({**base, "method": "oracle", "action": "repair"}, metrics(repaired)),
+                 # the order rule: named by the config (seeds 1, 2) or not, by configs from before the setting (seed 0)
+                 ({**base, "method": "oracle", "action": "repair", **({"repair": {"receiver": "order"}} if seed else {})},
+                  metrics(repaired)),
+                 ({**base, "method": "oracle", "action": "repair", "repair": {"receiver": "split"}}, metrics(repaired + 1)),
                  ({**base, "method": "oracle"}, metrics(dirty + 0.25))]
     rows = {r["name"]: r for r in results.summarise(runs)}
-    assert set(rows) == {"dirty", "clean_twin", "oracle, repair", "oracle"}
+    assert set(rows) == {"dirty", "clean_twin", "oracle, repair", "oracle, repair (split receiver)", "oracle"}
     assert rows["oracle, repair"]["action"] == "repair" and rows["oracle"]["action"] == "drop"
+    assert rows["oracle, repair"]["seeds"] == 3 and rows["oracle, repair"]["receiver"] is None
+    assert rows["oracle, repair (split receiver)"]["receiver"] == "split"
+    assert rows["oracle, repair (split receiver)"]["delta"] == pytest.approx(1.5)
     assert rows["oracle, repair"]["delta"] == pytest.approx(0.5) and rows["oracle"]["delta"] == pytest.approx(0.25)
     assert "| oracle, repair |" in results.markdown(results.summarise(runs))
 
@@ -733,7 +744,10 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 11 * 3
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 13 * 3
+    receivers = [(s.xp.cfg.action, s.xp.cfg.seed) for s in sheeps if s.xp.cfg.repair.receiver == "split"]
+    assert sorted(receivers) == sorted((a, seed) for a in ("repair", "relabel+repair") for seed in range(3))
+    assert all(s.xp.cfg.repair.receiver == "order" for s in sheeps if s.xp.cfg.repair.receiver != "split")
     assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows
     assert ("oracle", "relabel", 1) in rows and ("mlp", "relabel+repair", 2) in rows
     assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action not in ("drop", "weight"))
