@@ -16,12 +16,21 @@ uses them; ``--epochs`` sets their training (x ``epoch_updates``).
 ``--action relabel`` and ``--action relabel+repair`` measure those instead (a table of how many pairs
 each decision changed and what they gained); ``--set`` adds config overrides (e.g. a grid's, to share its artifacts).
 
+``--receiver`` and ``--tolerance`` take several values: one table per combination, the songs separated
+once. Every table adds the sum of the gains over all flagged pairs (a pair not changed counts 0) and
+three views against the mixture's truth, the truth whose stems sum to the song's mixture: a stem's
+clean twin plus the leaks of it that bleeding planted in other stems (for other kinds the twin). A
+model separating a bled mixture hears a stem's leaked copies as that stem, so against the twin it
+looks worse than it is. The three: the changed pairs' Δ SDR to it, the Δ SDR of each changed song's
+whole label set (its stems end to end), and its receivers' SDR to it after the residual.
+
     python benchmarks/bench_repair_check.py --archs openunmix hdemucs --out outputs/bench_repair
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import math
 import sys
@@ -47,7 +56,8 @@ def main() -> None:
     parser.add_argument("--archs", nargs="+", default=["openunmix"])
     parser.add_argument("--epochs", type=int, nargs="+", help="per arch: epochs of the reference model (default: size=cpu's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tolerance", type=float, default=1.0)
+    parser.add_argument("--tolerance", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--receiver", nargs="+", default=["order"], help="repair.receiver rule(s)")
     parser.add_argument("--margin", type=float, default=3.0)
     parser.add_argument("--action", choices=["repair", "relabel", "relabel+repair"], default="repair")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
@@ -61,6 +71,7 @@ def main() -> None:
     from sepclean.clean_manifest import CleanManifest
     from sepclean.pipeline.artifacts import ArtifactStore
     from sepclean.pipeline.experiment import Experiment
+    from sepclean.synth.effects import bleed
     from sepclean.train import main as dora_main
 
     out = Path(args.out).resolve()
@@ -73,20 +84,47 @@ def main() -> None:
     train, twin = data.manifest("train"), data.manifest("train_clean")
     truth = data.contamination["tracks"]
     _, drop = experiment.cleaning(data, "oracle", "auto", "per-target")
-    settings = RepairSettings(tolerance=args.tolerance, margin=args.margin)
+    separations = {}  # arch -> (its models, track -> estimates): each song separated once
 
-    for arch in args.archs:
+    def attributed(track_id: str, stem: str) -> np.ndarray:
+        """The stem's truth in a song whose stems sum to its mixture: the clean twin plus its leaks."""
+        clean = twin[track_id]
+        leaks = (truth[track_id]["params"] or {}).get("leaks", []) if truth[track_id]["kind"] == "bleeding" else []
+        return clean.read(stem) + sum((bleed(clean.read(stem), clean.sample_rate,
+                                             **{k: v for k, v in leak.items() if k not in ("source", "destination")})
+                                       for leak in leaks if leak["source"] == stem), np.zeros(1, np.float32))
+
+    for arch, receiver, tolerance in itertools.product(args.archs, args.receiver, args.tolerance):
+        settings = RepairSettings(tolerance=tolerance, margin=args.margin, receiver=receiver)
         model = experiment.train(arch, data, "reference")
         adapter = toolkits.get(cfg["archs"][arch]["toolkit"])
-        units = adapter.checkpoint_units(model.checkpoint)
-        models = {u: adapter.load(model.checkpoint, u) for u in units}
-        folder = out / "repairs" / f"{args.action}_{arch}_{args.seed}_{args.tolerance:g}_{args.margin:g}"
-        clean = repair_manifest(CleanManifest.load(drop), train,
-                                lambda track, mixture: adapter.separate(models, mixture, track.sample_rate),
-                                settings, folder, {"arch": arch}, action=args.action)
+        if arch not in separations:
+            units = adapter.checkpoint_units(model.checkpoint)
+            separations[arch] = ({u: adapter.load(model.checkpoint, u) for u in units}, {})
+        models, cache = separations[arch]
+
+        def separate(track, mixture):
+            if track.id not in cache:
+                cache[track.id] = adapter.separate(models, mixture, track.sample_rate)
+            return cache[track.id]
+
+        folder = out / "repairs" / f"{args.action}_{arch}_{args.seed}_{receiver}_{tolerance:g}_{args.margin:g}"
+        clean = repair_manifest(CleanManifest.load(drop), train, separate, settings, folder, {"arch": arch},
+                                action=args.action)
         clean.write(folder / "clean.json")
         record, changed = clean.extra[args.action], CHANGED[args.action]
-        rows = {}
+        rows, songs, consistent = {}, {}, {}
+        for track_id, replaced in clean.replace.items():
+            stems = list(train.stems)
+            new = {s: audio.read(folder / replaced[s]["path"])[0] if s in replaced else train[track_id].read(s) for s in stems}
+            truths = {s: attributed(track_id, s) for s in stems}
+            whole = lambda labels, which: np.concatenate([labels[s] for s in which], axis=-1)  # noqa: E731
+            # the receivers: stems replaced that are no changed pair's
+            moved = [s for s in replaced if not any(d["track"] == track_id and d["stem"] == s and d["decision"] in changed
+                                                  for d in record["decisions"])]
+            songs[track_id] = (sdr(whole(truths, stems), whole(new, stems))
+                               - sdr(whole(truths, stems), whole({s: train[track_id].read(s) for s in stems}, stems)),
+                               sdr(whole(truths, moved), whole(new, moved)) if moved else None)
         for d in record["decisions"]:
             kind = truth[d["track"]]["kind"]
             if kind == "label_noise":
@@ -96,24 +134,45 @@ def main() -> None:
                 new, _ = audio.read(folder / clean.replace[d["track"]][d["stem"]]["path"])
                 reference = twin[d["track"]].read(d["stem"])
                 gain = sdr(reference, new) - sdr(reference, train[d["track"]].read(d["stem"]))
+                reference = attributed(d["track"], d["stem"])
+                consistent[d["track"], d["stem"]] = sdr(reference, new) - sdr(reference, train[d["track"]].read(d["stem"]))
             rows.setdefault(kind, []).append((d, gain))
         calibration = record["model_sdr_db"]
-        print(f"\n{arch} reference model ({model.epochs}), margin {args.margin:g} dB, tolerance {args.tolerance:g} dB, "
-              f"seed {args.seed}; its median SDR against unflagged labels: "
+
+        def mean_consistent(items) -> str:
+            found = [consistent[d["track"], d["stem"]] for d, g in items if g is not None]
+            return f"{np.mean(found):+.2f}" if found else "-"
+
+        def mean_receivers(items) -> str:
+            """The songs' Δ SDR to the truth (mean) | their receivers' SDR to the truth after (median)."""
+            found = [songs[t] for t in {d["track"] for d, _ in items} if t in songs]
+            after = [r for _, r in found if r is not None]
+            return (f"{np.mean([d for d, _ in found]):+.2f} ({len(found)})" if found else "-") + " | " + \
+                (f"{np.median(after):+.1f} ({len(after)})" if after else "-")
+        print(f"\n{arch} reference model ({model.epochs}), {args.action}, receiver {receiver}, margin {args.margin:g} dB, "
+              f"tolerance {tolerance:g} dB, seed {args.seed}; its median SDR against unflagged labels: "
               + ", ".join(f"{s} {v:.1f}" for s, v in calibration.items()))
         if args.action != "repair":
             print(f"| kind | pairs | {' | '.join(changed)} | label SDR dB (median) "
-                  f"| Δ SDR to the truth, changed (mean; restored exactly at {SDR_CEILING:g}) |")
-            print("|---|---:|" + "---:|" * len(changed) + "---:|---:|")
+                  f"| Δ SDR to the truth, changed (mean; restored exactly at {SDR_CEILING:g}) | to the mixture's truth | sum over pairs "
+                  "| song Δ SDR to the truth (mean) | receivers' SDR to the truth (median) |")
+            print("|---|---:|" + "---:|" * len(changed) + "---:|---:|---:|---:|---:|---:|")
             for kind, items in sorted(rows.items()):
                 gains = [g for _, g in items if g is not None]
                 counts = " | ".join(str(sum(d["decision"] == c for d, _ in items)) for c in changed)
                 print(f"| {kind} | {len(items)} | {counts} | {np.median([d['label_sdr_db'] for d, _ in items]):+.1f} "
-                      f"| {f'{np.mean(gains):+.2f}' if gains else '-'} |")
+                      f"| {f'{np.mean(gains):+.2f}' if gains else '-'} | {mean_consistent(items)} | {sum(gains):+.1f} "
+                      f"| {mean_receivers(items)} |")
+            total = [g for items in rows.values() for _, g in items if g is not None]
+            counts = " | ".join(str(sum(d["decision"] == c for items in rows.values() for d, _ in items)) for c in changed)
+            print(f"| all | {sum(map(len, rows.values()))} | {counts} | | {f'{np.mean(total):+.2f}' if total else '-'} "
+                  f"| {mean_consistent([i for items in rows.values() for i in items])} | {sum(total):+.1f} | {mean_receivers([i for items in rows.values() for i in items])} |")
             continue
         print("| kind | pairs | repaired | refused: label / receiver | receiver move dB (median; repaired / refused) "
-              "| label SDR dB (median) | remix SDR dB (median) | Δ SDR to the truth, repaired (mean) |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+              "| label SDR dB (median) | remix SDR dB (median) | Δ SDR to the truth, repaired (mean) | to the mixture's truth "
+              "| sum over pairs "
+              "| song Δ SDR to the truth (mean) | receivers' SDR to the truth (median) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for kind, items in sorted(rows.items()):
             moves = {k: [d["receiver_change_db"] for d, _ in items if (d["decision"] == "repaired") == k
                          and d["receiver_change_db"] is not None] for k in (True, False)}
@@ -122,7 +181,11 @@ def main() -> None:
             refused = [sum(d["refused_by"] == why for d, _ in items) for why in ("label", "receiver")]
             print(f"| {kind} | {len(items)} | {sum(d['decision'] == 'repaired' for d, _ in items)} "
                   f"| {refused[0]} / {refused[1]} | {med(moves[True])} / {med(moves[False])} | {med([d['label_sdr_db'] for d, _ in items])} "
-                  f"| {med([d['remix_sdr_db'] for d, _ in items])} | {f'{np.mean(gains):+.2f}' if gains else '-'} |")
+                  f"| {med([d['remix_sdr_db'] for d, _ in items])} | {f'{np.mean(gains):+.2f}' if gains else '-'} "
+                  f"| {mean_consistent(items)} | {sum(gains):+.1f} | {mean_receivers(items)} |")
+        total = [g for items in rows.values() for _, g in items if g is not None]
+        print(f"| all | {sum(map(len, rows.values()))} | {len(total)} | | | | | {f'{np.mean(total):+.2f}' if total else '-'} "
+              f"| {mean_consistent([i for items in rows.values() for i in items])} | {sum(total):+.1f} | {mean_receivers([i for items in rows.values() for i in items])} |")
 
 
 if __name__ == "__main__":

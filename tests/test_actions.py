@@ -35,7 +35,7 @@ def test_a_repaired_stem_and_the_receiver_sum_back_to_the_mixture():
     part = truth["other"][:, ::-1].copy() * 0.5  # a part of other, filed into vocals
     labels = dict(truth, vocals=truth["vocals"] + part, other=truth["other"] - part)
     result = repair_track(labels, truth, ["vocals"], RepairSettings(), CALIBRATED)
-    assert result.repaired == ["vocals"] and result.receiver == "other"
+    assert result.repaired == ["vocals"] and result.receivers == ["other"]
     np.testing.assert_allclose(result.stems["vocals"] + result.stems["other"], labels["vocals"] + labels["other"],
                                atol=1e-6)
     np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)
@@ -48,13 +48,18 @@ def test_swapped_stems_are_repaired_together_and_other_keeps_its_label():
     truth = _stems(1)
     labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
     result = repair_track(labels, truth, ["vocals", "bass"], RepairSettings(), CALIBRATED)
-    assert sorted(result.repaired) == ["bass", "vocals"] and result.receiver == "other"
+    assert sorted(result.repaired) == ["bass", "vocals"] and result.receivers == ["other"]
     for s in STEMS:
         np.testing.assert_allclose(result.stems[s], truth[s], atol=1e-6)
-    # Alone, either repair would hand (bass - vocals) to other: the check refuses it.
-    alone = repair_track(labels, truth, ["vocals"], RepairSettings(), CALIBRATED)
+    # Alone, either repair would hand (bass - vocals) to other by order: the check refuses it.
+    alone = repair_track(labels, truth, ["vocals"], RepairSettings(receiver="order"), CALIBRATED)
     assert alone.repaired == [] and alone.decisions[0]["decision"] == "dropped"
     assert alone.decisions[0]["receiver_change_db"] > 1.0
+    # split hands it to bass, where the model hears it: the unflagged half of the swap is made whole too
+    split = repair_track(labels, truth, ["vocals"], RepairSettings(), CALIBRATED)
+    assert split.repaired == ["vocals"] and split.receivers == ["bass"]
+    for s in STEMS:
+        np.testing.assert_allclose(split.stems[s], truth[s], atol=1e-6)
 
 
 @pytest.mark.parametrize("fallback, decision", [("drop", "dropped"), ("keep", "kept")])
@@ -62,7 +67,7 @@ def test_a_repair_that_fails_the_check_falls_back_and_is_recorded(fallback, deci
     labels = _stems(2)
     silent = dict(labels, vocals=np.zeros_like(labels["vocals"]))  # a model that finds no vocals at all
     result = repair_track(labels, silent, ["vocals"], RepairSettings(fallback=fallback), CALIBRATED, "song")
-    assert result.repaired == [] and result.receiver is None
+    assert result.repaired == [] and result.receivers == []
     for s in STEMS:
         np.testing.assert_array_equal(result.stems[s], labels[s])  # nothing moved
     [record] = result.decisions
@@ -88,6 +93,54 @@ def test_a_label_the_model_agrees_with_as_with_clean_ones_is_not_repaired():
         ["bass", "vocals"]
 
 
+def _bled():
+    """Drums leaking into vocals (delayed, 6 dB down), and a model that hears the leak as drums."""
+    truth = _stems(5)
+    leak = np.roll(truth["drums"], 40, axis=-1) * 0.5
+    labels = dict(truth, vocals=truth["vocals"] + leak)
+    return truth, leak, labels, dict(truth, drums=truth["drums"] + leak)
+
+
+@pytest.mark.parametrize("receiver", ["best", "split"])
+def test_a_leak_goes_back_to_the_stem_it_leaked_from_where_order_plants_it_in_other(receiver):
+    truth, leak, labels, estimates = _bled()
+    # order hands the leak to other (accepted only with a tolerance as wide as a poor model's errors)
+    order = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver="order", tolerance=30), CALIBRATED)
+    assert order.repaired == ["vocals"] and order.receivers == ["other"]
+    np.testing.assert_allclose(order.stems["other"], truth["other"] + leak, atol=1e-6)  # contaminated
+    refused = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver="order"), CALIBRATED)
+    assert refused.repaired == [] and refused.decisions[0]["refused_by"] == "receiver"
+    # best and split give it to drums, whose estimate holds it: the receiver moves towards the model
+    result = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver=receiver), CALIBRATED)
+    assert result.repaired == ["vocals"] and result.receivers == ["drums"]
+    [decision] = result.decisions
+    assert decision["receiver"] == "drums" and decision["receiver_change_db"] < -10
+    assert decision.get("shares", {"drums": 1.0}) == {"drums": 1.0}
+    np.testing.assert_allclose(result.stems["vocals"], truth["vocals"], atol=1e-6)
+    np.testing.assert_allclose(result.stems["drums"], truth["drums"] + leak, atol=1e-6)
+    for s in ("bass", "other"):
+        np.testing.assert_array_equal(result.stems[s], labels[s])
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)  # the mixture
+
+
+def test_split_shares_a_residual_by_least_squares_and_the_mixture_stays_whole():
+    truth = _stems(6)
+    leaks = {"drums": np.roll(truth["drums"], 40, axis=-1) * 0.5, "bass": np.roll(truth["bass"], 25, axis=-1) * 0.3}
+    labels = dict(truth, vocals=truth["vocals"] + sum(leaks.values()))
+    estimates = dict(truth, **{s: truth[s] + leak for s, leak in leaks.items()})
+    result = repair_track(labels, estimates, ["vocals"], RepairSettings(receiver="split"), CALIBRATED)
+    shares = result.decisions[0]["shares"]
+    assert result.receivers == ["bass", "drums"] and set(shares) == {"bass", "drums"}  # other: no share
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    energy = {s: float(np.sum(np.square(x, dtype=np.float64))) for s, x in leaks.items()}
+    assert shares["drums"] == pytest.approx(energy["drums"] / sum(energy.values()), abs=0.02)  # scalar shares
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-6)
+    # the shares are a projection onto the simplex: negative ones are cut to 0
+    from sepclean.actions import residual_shares
+    np.testing.assert_allclose(residual_shares(np.ones(4), [np.ones(4) * 2, -np.ones(4), np.zeros(4)]), [1, 0, 0])
+    np.testing.assert_allclose(residual_shares(np.zeros(4), [np.ones(4), np.ones(4)]), [1, 0])
+
+
 # --- relabel: a song's flagged labels permuted among its stems -----------------------------------
 
 def test_swapped_stems_are_relabelled_back_with_their_own_audio():
@@ -97,7 +150,7 @@ def test_swapped_stems_are_relabelled_back_with_their_own_audio():
     estimates = {s: x + rng.standard_normal(x.shape).astype(np.float32) * 0.07 for s, x in truth.items()}  # ~3 dB
     calibration = {s: 3.0 for s in STEMS}
     result = relabel_track(labels, estimates, ["vocals", "bass"], RepairSettings(), calibration, "song")
-    assert sorted(result.repaired) == ["bass", "vocals"] and result.receiver is None
+    assert sorted(result.repaired) == ["bass", "vocals"] and result.receivers == []
     for s in STEMS:  # the dataset's own audio, not a 3 dB model's estimates
         np.testing.assert_array_equal(result.stems[s], truth[s])
     assert {d["stem"]: d["label_from"] for d in result.decisions} == {"vocals": "bass", "bass": "vocals"}
@@ -143,7 +196,7 @@ def test_relabel_then_repair_swaps_back_with_own_audio_and_repairs_what_no_permu
     result = relabel_then_repair_track(labels, estimates, ["vocals", "bass", "drums"], RepairSettings(), calibration)
     assert [(d["stem"], d["decision"]) for d in result.decisions] == [
         ("vocals", "relabelled"), ("bass", "relabelled"), ("drums", "repaired")]
-    assert sorted(result.repaired) == ["bass", "drums", "vocals"] and result.receiver == "other"
+    assert sorted(result.repaired) == ["bass", "drums", "vocals"] and result.receivers == ["other"]
     for s in ("vocals", "bass"):  # the swap: the dataset's own audio
         np.testing.assert_array_equal(result.stems[s], truth[s])
     np.testing.assert_allclose(result.stems["drums"], estimates["drums"], atol=1e-6)  # the moved part: the estimate
@@ -152,7 +205,25 @@ def test_relabel_then_repair_swaps_back_with_own_audio_and_repairs_what_no_permu
     # nothing left to repair: relabelling alone
     swapped = dict(truth, vocals=truth["bass"], bass=truth["vocals"])
     alone = relabel_then_repair_track(swapped, estimates, ["vocals", "bass"], RepairSettings(), calibration)
-    assert alone.receiver is None and all(d["decision"] == "relabelled" for d in alone.decisions)
+    assert alone.receivers == [] and all(d["decision"] == "relabelled" for d in alone.decisions)
+
+
+@pytest.mark.parametrize("receiver, relabelled_receive", [("order", True), ("best", False), ("split", False)])
+def test_relabelled_stems_keep_their_own_audio_but_under_the_order_rule(receiver, relabelled_receive):
+    truth = _stems(9)
+    part = truth["other"][:, ::-1].copy() * 0.5  # a part of other, filed into drums; vocals and bass swapped
+    labels = dict(truth, vocals=truth["bass"], bass=truth["vocals"], drums=truth["drums"] + part, other=truth["other"] - part)
+    # the model hears the part in vocals and other: split would hand vocals a share, order hands it all
+    estimates = dict(truth, vocals=truth["vocals"] + 0.1 * part, other=truth["other"] - 0.1 * part)
+    settings = RepairSettings(receiver=receiver, residual=("vocals", "other", "bass", "drums"), tolerance=30)
+    result = relabel_then_repair_track(labels, estimates, ["vocals", "bass", "drums"], settings, CALIBRATED)
+    assert [(d["stem"], d["decision"]) for d in result.decisions] == [
+        ("vocals", "relabelled"), ("bass", "relabelled"), ("drums", "repaired")]
+    assert ("vocals" in result.receivers) == relabelled_receive
+    if not relabelled_receive:
+        np.testing.assert_array_equal(result.stems["vocals"], truth["vocals"])  # the swap: own audio, untouched
+        assert result.receivers == ["other"]
+    np.testing.assert_allclose(sum(result.stems.values()), sum(labels.values()), atol=1e-5)
 
 
 def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_data, tmp_path):
@@ -193,7 +264,8 @@ def test_relabel_swaps_back_two_stems_planted_swapped_in_the_tiny_profile(tiny_d
                                                ({"tolerance": math.nan}, "repair.tolerance"),
                                                ({"margin": -3}, "repair.margin"),
                                                ({"residual": []}, "repair.residual"),
-                                               ({"receiver": "other"}, "unknown setting")])
+                                               ({"receiver": "other"}, "repair.receiver must be one of order, best, split"),
+                                               ({"receivers": "best"}, "unknown setting")])
 def test_impossible_repair_settings_are_named(settings, message):
     with pytest.raises(ActionError, match=message):
         RepairSettings.of(settings)
@@ -510,6 +582,30 @@ def _experiment(store, **settings):
     return Experiment(cfg, store, store.root, device="cpu", progress=False)
 
 
+def test_repairs_of_the_order_rule_keep_the_key_they_had_before_the_receiver_setting(tmp_path):
+    """A repair made before ``repair.receiver`` existed (the ``order`` rule) keeps its key; another
+    rule is another artifact, so an old repair is never taken for a new rule's."""
+    from types import SimpleNamespace
+
+    from sepclean.pipeline import stages
+
+    (tmp_path / "spec.json").write_text(json.dumps({"key": "drop-key"}))
+    configs = []
+    store = SimpleNamespace(record=lambda path: "model", produce=lambda stage, config, inputs, make: configs.append(config) or tmp_path)
+    data = SimpleNamespace(manifest=lambda name: SimpleNamespace(hash="train-hash"))
+    for action, receiver in [("repair", "order"), ("repair", "best"), ("repair", "split"), ("relabel", "best"),
+                             ("relabel+repair", "best")]:
+        stages.repair(store, data, tmp_path / "clean.json", "openunmix", tmp_path, RepairSettings(receiver=receiver),
+                      action=action)
+    before = {"toolkit": "openunmix", "residual": ["other", "vocals", "bass", "drums"], "fallback": "drop",
+              "tolerance": 1.0, "margin": 3.0}  # the key's settings before the receiver setting
+    assert configs[0] == {"action": "repair", **before}
+    assert configs[1] == {"action": "repair", **before, "receiver": "best"}
+    assert configs[2] == {"action": "repair", **before, "receiver": "split"}
+    assert configs[3] == {"action": "relabel", **before}  # relabel hands no residual
+    assert configs[4] == {"action": "relabel+repair", **before, "receiver": "best"}
+
+
 def test_a_moved_store_finds_its_repairs_done(tiny_data, tmp_path):
     """The repair stage keys its model as the store records it (relative to the root), as main's other
     stages do: a store moved elsewhere repairs nothing again."""
@@ -605,11 +701,17 @@ def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
         base = {"arch": "openunmix", "ratio": "auto", "mode": "per-target", "seed": seed}
         metrics = lambda v: {"sdr": {"avg": v}, "kept": 8, "converged": True}  # noqa: E731
         runs += [({**base, "method": "dirty"}, metrics(dirty)), ({**base, "method": "clean_twin"}, metrics(twin)),
-                 ({**base, "method": "oracle", "action": "repair"}, metrics(repaired)),
+                 # the order rule: named by the config (seeds 1, 2) or not, by configs from before the setting (seed 0)
+                 ({**base, "method": "oracle", "action": "repair", **({"repair": {"receiver": "order"}} if seed else {})},
+                  metrics(repaired)),
+                 ({**base, "method": "oracle", "action": "repair", "repair": {"receiver": "split"}}, metrics(repaired + 1)),
                  ({**base, "method": "oracle"}, metrics(dirty + 0.25))]
     rows = {r["name"]: r for r in results.summarise(runs)}
-    assert set(rows) == {"dirty", "clean_twin", "oracle, repair", "oracle"}
+    assert set(rows) == {"dirty", "clean_twin", "oracle, repair", "oracle, repair (split receiver)", "oracle"}
     assert rows["oracle, repair"]["action"] == "repair" and rows["oracle"]["action"] == "drop"
+    assert rows["oracle, repair"]["seeds"] == 3 and rows["oracle, repair"]["receiver"] is None
+    assert rows["oracle, repair (split receiver)"]["receiver"] == "split"
+    assert rows["oracle, repair (split receiver)"]["delta"] == pytest.approx(1.5)
     assert rows["oracle, repair"]["delta"] == pytest.approx(0.5) and rows["oracle"]["delta"] == pytest.approx(0.25)
     assert "| oracle, repair |" in results.markdown(results.summarise(runs))
 
@@ -642,7 +744,10 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 11 * 3
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 13 * 3
+    receivers = [(s.xp.cfg.action, s.xp.cfg.seed) for s in sheeps if s.xp.cfg.repair.receiver == "split"]
+    assert sorted(receivers) == sorted((a, seed) for a in ("repair", "relabel+repair") for seed in range(3))
+    assert all(s.xp.cfg.repair.receiver == "order" for s in sheeps if s.xp.cfg.repair.receiver != "split")
     assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows
     assert ("oracle", "relabel", 1) in rows and ("mlp", "relabel+repair", 2) in rows
     assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action not in ("drop", "weight"))

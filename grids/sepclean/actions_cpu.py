@@ -15,6 +15,10 @@ relabel against the oracle drop is what swapped stems recovered with their own a
 19 of the oracle's 20 swapped pairs changed that way, 10 restored exactly, against 16 repaired and 10
 relabelled alone). The control of repair: random pairs, as many as mlp flags per target, repaired by the same check (a
 check that refuses clean labels leaves it random dropping).
+The receiver of the residual: the rows above hand it to the first unrepaired stem (``repair.receiver``
+``order``, the config's); the oracle repair and relabel+repair again with ``split`` (shares by least
+squares against the model's estimates, ``sepclean repair``'s default) say what the rule is worth in
+SDR (bench_repair_check: same pairs repaired, the receivers closer to the mixture's truth).
 """
 
 from ._cpu import SETTING, seed_controls
@@ -25,6 +29,7 @@ REPAIR = {"action": "repair", "repair.model": "reference"}
 WEIGHT = {"action": "weight"}
 RELABEL = {"action": "relabel", "repair.model": "reference"}
 RELABEL_REPAIR = {"action": "relabel+repair", "repair.model": "reference"}
+SPLIT = {"repair.receiver": "split"}
 
 
 @CleaningExplorer
@@ -41,3 +46,5 @@ def explorer(launcher):
         cleaned({"method": "random", "ratio": "mlp@auto", **REPAIR})
         cleaned({"method": "oracle", **RELABEL_REPAIR})
         cleaned({"method": "mlp", **RELABEL_REPAIR})
+        cleaned({"method": "oracle", **REPAIR, **SPLIT})
+        cleaned({"method": "oracle", **RELABEL_REPAIR, **SPLIT})

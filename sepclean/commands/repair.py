@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sepclean.actions import CHANGED, DEFAULT_RESIDUAL, FALLBACKS, RepairSettings, repair_with_model
+from sepclean.actions import CHANGED, DEFAULT_RESIDUAL, FALLBACKS, RECEIVERS, RepairSettings, repair_with_model
 from sepclean.clean_manifest import MODEL_ACTIONS
 from sepclean.cli import CommandError
 from sepclean.clean_manifest import CleanManifest
@@ -24,8 +24,11 @@ def configure(parser) -> None:
                         "relabel: permute a song's flagged labels among its stems where the model says they were "
                         "swapped; relabel+repair: relabel, then repair the flagged pairs left (default: repair)")
     parser.add_argument("--residual", nargs="+", metavar="STEM",
-                        help=f"stems that may receive a song's residual, the first unrepaired one "
-                        f"(default: {' '.join(DEFAULT_RESIDUAL)})")
+                        help=f"stems that may receive a song's residual (default: {' '.join(DEFAULT_RESIDUAL)})")
+    parser.add_argument("--receiver", choices=RECEIVERS,
+                        help="split: shares of the residual to those stems by least squares against the model's "
+                        "estimates; best: all to the one whose label moves least; order: all to the first not "
+                        "repaired (default: split)")
     parser.add_argument("--fallback", choices=FALLBACKS, help="a pair whose repair fails the check (default: drop)")
     parser.add_argument("--tolerance", type=float,
                         help="dB the receiver's label may move away from the model's estimate of it (default: 1.0)")
@@ -40,8 +43,8 @@ def run(args) -> int:
     output = Path(args.output)
     if (output / "clean.json").exists():
         raise CommandError(f"{output / 'clean.json'} exists: repaired audio is written once, choose a new folder")
-    settings = RepairSettings.of({"residual": args.residual, "fallback": args.fallback, "tolerance": args.tolerance,
-                                  "margin": args.margin})
+    settings = RepairSettings.of({"residual": args.residual, "receiver": args.receiver, "fallback": args.fallback,
+                                  "tolerance": args.tolerance, "margin": args.margin})
     clean = repair_with_model(CleanManifest.load(args.clean), Manifest.load(args.train), args.toolkit,
                               Path(args.checkpoint), settings, output, args.device, action=args.action)
     counts = clean.extra[args.action]["counts"]

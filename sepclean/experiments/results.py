@@ -41,6 +41,9 @@ class Condition:
     seeds of one. (The architecture's overrides are not named: most grids set them for every XP.)"""
     action: str = "drop"
     """What is done with the flagged pairs (``sepclean.actions``): drop, weight, repair, relabel, relabel+repair."""
+    receiver: str | None = None
+    """``repair.receiver`` of a repairing action where it is not ``order`` (the rule of every repair
+    made before the setting); None otherwise."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -51,20 +54,29 @@ class Condition:
         robust = RobustLoss.of(cfg.get("robust"))
         return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
                    robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1), _variant(cfg),
-                   "drop" if control else (cfg.get("action") or "drop"))
+                   "drop" if control else (cfg.get("action") or "drop"), _receiver(cfg, control))
 
     @property
     def name(self) -> str:
         """The method, with its action, rounds and robust training when it has them, and the variant
         it ran on: ``mlp, repair``, ``loss, 2 rounds``, ``dirty + truncate 0.25``, ``dirty on heldout``."""
         return (self.method + (f", {self.action}" if self.action != "drop" else "")
+                + (f" ({self.receiver} receiver)" if self.receiver else "")
                 + (f", {self.rounds} rounds" if self.rounds > 1 else "")
                 + (f" + {self.robust}" if self.robust else "") + (f" on {self.variant}" if self.variant else ""))
 
     def control(self, method: str) -> "Condition":
         """The control ``method`` (dirty, clean twin) this condition is compared with: same
         architecture, same data, plain training, nothing flagged (so action drop)."""
-        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop")
+        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop", receiver=None)
+
+
+def _receiver(cfg, control: bool) -> str | None:
+    """None where the rule is ``order``: the pipeline's config names it (``repair.receiver: order``),
+    and configs from before the setting name none."""
+    receiver = (cfg.get("repair") or {}).get("receiver")
+    repairs = not control and cfg.get("action") in ("repair", "relabel+repair")
+    return receiver if repairs and receiver not in (None, "order") else None
 
 
 def _variant(cfg) -> str | None:
@@ -152,7 +164,7 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
                for t in [*sepclean.STEMS, "avg"]}
         line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
                 "mode": condition.mode, "robust": condition.robust, "rounds": condition.rounds, "variant": condition.variant,
-                "action": condition.action,
+                "action": condition.action, "receiver": condition.receiver,
                 "name": condition.name, "seeds": len(row.seeds)}
         for key in ("kept", "removed_contaminated", "auroc"):
             line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]

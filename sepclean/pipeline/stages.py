@@ -303,6 +303,10 @@ def repair(store: ArtifactStore, data: Data, clean: Path, toolkit: str, checkpoi
         return repaired.extra[action]["counts"]
 
     config = {"action": action, "toolkit": toolkit, **settings.to_dict()}
+    # The receiver rule is recorded only where it is not ``order``, the rule of every repair made before
+    # it was a setting (they keep their key, and are never taken for another rule's); relabel hands no residual.
+    if config["receiver"] == "order" or action == "relabel":
+        del config["receiver"]
     # the model as the store records it (relative to its root), so a moved or copied store finds its repairs
     inputs = [read_json(clean.parent / "spec.json")["key"], store.record(checkpoint), train.hash]
     return store.produce("repair", config, inputs, make) / "clean.json"
