@@ -44,16 +44,22 @@ def _skip_reason() -> str | None:
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
 
 
-def _daemon_pids() -> set[int]:
-    """Processes running one of the cluster's programs (zombies, already exited, excluded)."""
+def _daemon_pids(state: Path) -> set[int]:
+    """Processes of the cluster in ``state`` running one of its programs (zombies, already exited,
+    excluded). A process is the cluster's when its command line or environment names ``state``
+    (munged's socket, mariadbd's data folder, the slurm daemons' and jobs' SLURM_CONF): tests on
+    other workers start clusters of their own meanwhile."""
     pids = set()
     for entry in Path("/proc").iterdir():
         try:
             stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+            name, _, rest = stat.partition("(")[2].rpartition(")")
+            if name not in PROCESSES or rest.split()[0] == "Z":
+                continue
+            named = str(state).encode() in (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
         except OSError:
             continue
-        name, _, rest = stat.partition("(")[2].rpartition(")")
-        if name in PROCESSES and rest.split()[0] != "Z":
+        if named:
             pids.add(int(entry.name))
     return pids
 
@@ -80,7 +86,6 @@ def test_cluster_runs_submitit_jobs_and_stops_clean(tmp_path):
         "SEPCLEAN_SLURM_CLUSTER": "sepcleantest",
         "SEPCLEAN_SLURM_PORTS": "16817 16818 16819 13307",
     }
-    before = _daemon_pids()
     try:
         print(f"cluster.sh start: {_cluster(env, 'start'):.1f} s")
         with pytest.MonkeyPatch.context() as patch:
@@ -90,7 +95,7 @@ def test_cluster_runs_submitit_jobs_and_stops_clean(tmp_path):
             _job_left_running(partition, tmp_path / "running")
     finally:
         print(f"cluster.sh stop: {_cluster(env, 'stop'):.1f} s")
-        left = _daemon_pids() - before
+        left = _daemon_pids(state)
         shutil.rmtree(state, ignore_errors=True)
     assert not left, f"cluster.sh stop left processes behind: {sorted(left)}"
 
