@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -44,6 +43,7 @@ from tqdm import tqdm
 
 import sepclean
 from sepclean import STEMS
+from sepclean.cpus import allotted_cpus, machine_cpus
 from sepclean.errors import writing
 from sepclean.manifest import MIXTURE, Manifest, Track
 
@@ -237,7 +237,8 @@ def evaluate(
     checkpoint holds a model for, ``Toolkit.trained_units``); the separation uses every model the checkpoint holds and the scoring counts the
     silent frames of every separated target (see ``score_track``), so a target's numbers do not
     depend on which others are asked for.
-    ``workers``: scoring processes (the cores by default; 0 or 1 scores in-process).
+    ``workers``: scoring processes (by default the CPUs allotted to this process, else its cores; 0 or 1
+    scores in-process).
     """
     from sepclean.toolkit import ToolkitError, get
 
@@ -269,7 +270,7 @@ def evaluate(
         estimates = adapter.separate(models, track.read(MIXTURE), track.sample_rate)
         return {target: estimates[target] for target in scored}
 
-    workers = min(os.cpu_count() or 1, len(test)) if workers is None else workers
+    workers = min(allotted_cpus() or machine_cpus(), len(test)) if workers is None else workers
     with tqdm(total=len(test), desc="evaluating", unit="track", disable=not progress) as bar:
         results = _score_all(test, separated, targets, scores_dir, workers, bar.update, sdr_only)
     evaluation = Evaluation(

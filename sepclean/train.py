@@ -20,7 +20,7 @@ from sepclean.errors import exit_on_user_error
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.checks import check
 from sepclean.pipeline.experiment import Experiment
-from sepclean.pipeline.shards import use_allotted_cpus
+from sepclean.cpus import use_allotted_cpus
 from sepclean.progress import bars
 
 logger = logging.getLogger(__name__)

@@ -74,6 +74,22 @@ def closed_form_sdr(track, targets) -> dict[str, float]:
     return {t: float(np.nanmedian(v)) for t, v in frames.items()}
 
 
+@pytest.mark.parametrize(("allotted", "expected"), [({"SEPCLEAN_THREADS": "1"}, 1), ({"SLURM_CPUS_PER_TASK": "2"}, 2)])
+def test_scoring_processes_default_to_the_cpus_a_launcher_allotted(tiny_data, tmp_path, monkeypatch, allotted, expected):
+    # `sepclean grid --jobs N` and SLURM give an XP a share of the cores: its museval processes
+    # take that share, not one per core of the machine each.
+    import sepclean.evaluate as module
+
+    for variable, value in allotted.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(module, "machine_cpus", lambda: 16)
+    used = []
+    score_all = module._score_all
+    monkeypatch.setattr(module, "_score_all", lambda *args: used.append(args[4]) or score_all(*args))
+    evaluate(MixtureShare(), "none", tiny_data.manifest("test"), tmp_path, targets=["vocals"], progress=False)
+    assert used == [expected]
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_scores_are_bsseval_v4_sdr_aggregated_by_medians(tiny_data, tmp_path, workers):
     test = tiny_data.manifest("test")

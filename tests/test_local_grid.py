@@ -36,7 +36,7 @@ def test_jobs_must_be_positive(jobs, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("env, threads", [({"SEPCLEAN_THREADS": "1"}, 1), ({"SLURM_CPUS_PER_TASK": "1"}, 1),
                                           ({"SEPCLEAN_THREADS": "1", "SLURM_CPUS_PER_TASK": "2"}, 1)])
 def test_an_xp_uses_the_threads_it_was_given(env, threads):
-    code = "import torch; from sepclean.pipeline.shards import use_allotted_cpus; use_allotted_cpus(); " \
+    code = "import torch; from sepclean.cpus import use_allotted_cpus; use_allotted_cpus(); " \
            "print(torch.get_num_threads())"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
                          capture_output=True, text=True, check=True)
@@ -82,6 +82,31 @@ def test_a_full_disk_for_the_summary_is_one_line_and_a_rerun_writes_it(tmp_path,
     assert rerun.returncode == 0, rerun.stderr
     assert f"{len(sheeps)} of them done, 0 to run" in rerun.stdout
     assert len(json.loads((folder / "summary.json").read_text())["xps"]) == len(sheeps)
+
+
+def test_an_xp_given_a_result_while_it_waited_is_not_run_again(tmp_path, monkeypatch):
+    """Another runner, or results copied in from another machine, finished the queued XPs while the
+    first ran: the queue skips them."""
+    import json
+
+    from sepclean.experiments import local_grid
+    from sepclean.train import main as dora_main
+
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
+    monkeypatch.setattr(dora_main.dora, "dir", tmp_path)
+    sheeps = local_grid.xps("sepclean.ci")
+    launched = []
+
+    def finish_every_xp(main, sheep, env, own_log, tag):
+        launched.append(sheep.xp.sig)
+        for each in sheeps:
+            each.xp.folder.mkdir(parents=True, exist_ok=True)
+            each.xp.history.write_text(json.dumps([{"sdr": {"vocals": 1.0, "avg": 1.0}, "kept": 8}]))
+        return subprocess.Popen([sys.executable, "-c", ""])
+
+    monkeypatch.setattr(local_grid, "_launch", finish_every_xp)
+    grid = local_grid.run("sepclean.ci", jobs=1)
+    assert len(launched) == 1 and len(sheeps) > 1 and not grid.failed
 
 
 def _submitted(sheeps, job_id: str = "4242") -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from dora.grid import RunGridArgs, run_grid
 
+from sepclean.cpus import machine_cpus
 from sepclean.errors import OutputError, PipelineError, writing
 from sepclean.experiments import results
 from sepclean.files import atomic_write, write_json
@@ -200,10 +201,6 @@ def describe(sheep) -> str:
     return f"{cfg.arch} {what} seed {cfg.seed} ({sheep.xp.sig})"
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def run(name: str, patterns: list[str] | None = None, jobs: int = 1) -> GridRun:
     """Run every XP of grid ``name`` lacking a result, ``jobs`` at a time; failed XPs are reported,
     the others still run."""
@@ -218,7 +215,7 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1) -> GridRun:
     todo = [s for s in sorted(chosen, key=_order) if not xp_history(s.xp)]
     for sheep in todo:  # every XP's settings, before the first one starts any work
         check_xp(sheep)
-    threads = max(1, cores() // jobs)
+    threads = max(1, machine_cpus() // jobs)
     logger.info(f"grid {name}: {len(grid.sheeps)} XPs, {len(chosen)} chosen, {len(chosen) - len(todo)} of them done, "
                 f"{len(todo)} to run" + (f", {jobs} at a time with {threads} thread(s) each" if jobs > 1 else ""))
     env = os.environ.copy()
@@ -229,7 +226,12 @@ def run(name: str, patterns: list[str] | None = None, jobs: int = 1) -> GridRun:
         while queue or running:
             while queue and len(running) < jobs:
                 index, sheep = queue.pop(0)
+                if _has_result(sheep):  # run meanwhile by another runner, or its results copied in
+                    logger.info(f"[{index}/{len(todo)}] has a result already, not run: {describe(sheep)}")
+                    continue
                 running[_launch(main, sheep, env, jobs > 1, f"[{index}/{len(todo)}]")] = (index, sheep)
+            if not running:  # the rest of the queue had results already
+                break
             finished = [p for p in running if p.poll() is not None] or [_wait_any(running)]
             for process in finished:
                 index, sheep = running.pop(process)

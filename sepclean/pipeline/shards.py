@@ -17,31 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from sepclean.cpus import use_allotted_cpus
 from sepclean.errors import PipelineError
 
 LAUNCHERS = ("local", "slurm")
 
 logger = logging.getLogger(__name__)
-
-
-def use_allotted_cpus() -> None:
-    """As many torch threads as CPUs this process was given: by SLURM (``SLURM_CPUS_PER_TASK``) or by
-    ``sepclean grid --jobs N`` (``SEPCLEAN_THREADS``). Torch otherwise starts one per core of the
-    node, and on a shared node its threads spin waiting for each other: measured here, a shard beside
-    one other job ran 20 times slower."""
-    import torch
-
-    for variable in ("SEPCLEAN_THREADS", "SLURM_CPUS_PER_TASK"):
-        cpus = os.environ.get(variable)
-        if cpus and cpus.isdigit() and int(cpus) > 0:
-            torch.set_num_threads(int(cpus))
-            return
 
 
 def score_shard(scorer, task, workdir: Path, shard: str) -> str:
