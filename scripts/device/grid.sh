@@ -23,6 +23,17 @@ log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$out/device.log"; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
   || { log "installing the wheels in .whl failed"; exit 3; }
 export PYTHONPATH=/tmp/site SEPCLEAN_DORA_DIR=/tmp/runs PYTHONUNBUFFERED=1
+# stempeg (musdb's, imported by demucs) refuses to import without ffmpeg and ffprobe on the PATH, and
+# the machine's image has neither. Nothing here reads or writes MP4 stems: where they are missing,
+# each is a command that fails saying so, should anything call it.
+if ! command -v ffmpeg > /dev/null || ! command -v ffprobe > /dev/null; then
+  mkdir -p /tmp/no-ffmpeg
+  for tool in ffmpeg ffprobe; do
+    printf '#!/bin/sh\necho "%s is not installed on this machine" >&2\nexit 1\n' "$tool" > /tmp/no-ffmpeg/$tool
+    chmod +x /tmp/no-ffmpeg/$tool
+  done
+  export PATH=$PATH:/tmp/no-ffmpeg
+fi
 cd /tmp  # sepclean from its wheel, not the checkout (the same code: the wheel is built from it)
 python3 -c "import sepclean.train, sepclean_plugins.demucs, sepclean_plugins.openunmix, museval, torch; \
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$out/device.log"
