@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name, rest = argv[0], argv[1:]
     parser, module = command_parser(name)
-    args = parser.parse_args(rest)
+    # A command whose positionals are all plain lists takes options between them (`grid NAME --jobs 2 SIG`).
+    args = (parser.parse_intermixed_args if getattr(module, "INTERMIXED", False) else parser.parse_args)(rest)
     try:
         with library_output():
             return int(module.run(args) or 0)

@@ -275,3 +275,19 @@ def test_a_run_log_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkey
     err = capsys.readouterr().err
     assert err.startswith(f"sepclean grid: error: cannot write {tmp_path / 'xps'}/") and \
         err.endswith("/run.log: Is a directory\n") and err.count("\n") == 1, err
+
+
+def test_patterns_may_follow_the_options(monkeypatch):
+    from sepclean.errors import PipelineError
+    from sepclean.experiments import local_grid
+
+    asked = []
+
+    def record(name, patterns, jobs):
+        asked.append((name, patterns, jobs))
+        raise PipelineError("recorded")
+
+    monkeypatch.setattr(local_grid, "run", record)
+    assert main(["grid", "sepclean.ci", "--jobs", "2", "fee8c2c3", "seed=5"]) == 2
+    assert main(["grid", "sepclean.ci", "fee8c2c3", "--jobs", "2", "seed=5"]) == 2
+    assert asked == [("sepclean.ci", ["fee8c2c3", "seed=5"], 2)] * 2

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from sepclean.errors import PipelineError
 
+INTERMIXED = True  # `sepclean grid NAME --jobs 2 SIG SIG`: the patterns may follow the options
+
 
 @dataclass
 class Args:
