@@ -6,13 +6,17 @@ import dataclasses
 import logging
 import math
 import multiprocessing
+import os
 import time
 from pathlib import Path
 
 import pytest
+from conftest import copy_splits, tree_state
 
+from sepclean import audio
 from sepclean.errors import PipelineError
 from sepclean.experiments import results
+from sepclean.manifest import ManifestError
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.scorers import Scorer, ScorerError, ScoringTask, create, names
@@ -263,6 +267,31 @@ def test_scores_are_shared_by_settings_and_inputs(tiny_data, tmp_path):
     clean = stages.filter_scores(store, first, 0.75, "per-target")
     assert clean == stages.filter_scores(store, first, 0.75, "per-target")
     assert clean != stages.filter_scores(store, first, 0.5, "per-target")
+
+
+@pytest.mark.parametrize("how", ["rewritten", "rewritten, size and mtime restored"])
+def test_a_table_is_never_served_for_a_manifest_whose_audio_changed_on_disk(tiny_data, tmp_path, how):
+    """The scores are keyed by the manifests' hashes, which a file rewritten afterwards leaves as they
+    were: a done table is then refused, naming the file, for every method (``random`` reads no audio)."""
+    copy = copy_splits(tiny_data, tmp_path / "copy", "train", "reference")
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(copy.root, copy.manifests, None)
+    made = stages.score(store, create("random", seed=1), data, progress=False)
+    stem = copy.root / "train" / "song_0002" / "bass.wav"
+    stem.write_bytes(stem.read_bytes())  # touched, same audio: verified once more, and served
+    assert stages.score(store, create("random", seed=1), data, progress=False) == made
+
+    before = stem.stat()
+    samples, rate = audio.read(stem)
+    audio.write(stem, samples * 0.5, rate)
+    if how != "rewritten":
+        os.utime(stem, ns=(before.st_atime_ns, before.st_mtime_ns))
+    stamps = tree_state(store.root)
+    for seed in (1, 2):  # done, and not made yet
+        with pytest.raises(ManifestError, match=f"{stem} \\(song_0002, bass\\) no longer holds the audio its "
+                                                "manifest hashed.*sepclean manifest"):
+            stages.score(store, create("random", seed=seed), data, progress=False)
+    assert tree_state(store.root) == stamps
 
 
 

@@ -6,23 +6,17 @@ It lives in a user cache directory, never inside a dataset: ``$SEPCLEAN_CACHE``,
 
     embeddings/<backend>-<config digest>/config.json          the backend configuration, to read
     embeddings/<backend>-<config digest>/<ab>/<content>.npz   frames (n, dim) float16, loudness (n,) dBFS
-    files/<ab>/<path digest>.json                             a file last seen holding the audio of
-                                                              a content hash: path, size, mtime,
-                                                              inode, ctime
+    files/<ab>/<path digest>.json                             verified files (``sepclean.verify``)
 
 ``<content>`` is the manifest's content hash of the source's audio, so a changed file is a new
 entry; the config digest covers everything that changes embeddings, weights included. Files are
 written atomically, so concurrent runs at worst compute an entry twice.
 
-The cache verifies what it serves. The manifest's hash says what a file held when the manifest was
-written; before a source is looked up, its file's size, mtime, inode and ctime are compared with
-those recorded the last time it was found to hold that content, and the file is hashed again when
-any differs (or they were never recorded). Size and mtime alone can be restored after a file is
-replaced (``os.utime``, ``touch -r``, ``cp -p``); the ctime cannot be set, and moves a file's every
-rewrite, so such a file is hashed again (a ``chmod`` or a new hard link also moves it: one extra
-hash, no wrong answer). A file that no longer holds the manifest's audio is an error naming it: its
-manifest is stale. An entry that cannot be read back (truncated, corrupt, of the wrong shape) is
-reported by path, removed and recomputed.
+The cache verifies what it serves: before a source is looked up, its files are checked to still
+hold the audio the manifest hashed (``sepclean.verify``, whose records live beside the entries:
+``<root>/files/``); a file that no longer does is an error naming it: its manifest is stale. An
+entry that cannot be read back (truncated, corrupt, of the wrong shape) is reported by path, removed
+and recomputed.
 """
 
 from __future__ import annotations
@@ -37,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sepclean import audio
 from sepclean.embeddings.base import EmbeddingBackend
 from sepclean.errors import writing
 from sepclean.files import atomic_write_stream
-from sepclean.manifest import MIXTURE, ManifestError, Track
-from sepclean.scan import TrackProblem, content_hash
+from sepclean.manifest import Track
+from sepclean.verify import FileRecords, default_root
 
 FORMAT_VERSION = 1
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -60,13 +53,6 @@ class Embedding:
     def active(self, silence_db: float) -> np.ndarray:
         """Frames louder than ``silence_db``."""
         return self.frames[self.loudness > silence_db]
-
-
-def default_root() -> Path:
-    if os.environ.get("SEPCLEAN_CACHE"):
-        return Path(os.environ["SEPCLEAN_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sepclean"
 
 
 class EmbeddingCache:
@@ -140,52 +126,6 @@ class EmbeddingCache:
 
     def verify(self, track: Track, source: str) -> None:
         """Make sure the files of ``track``'s ``source`` still hold the audio the manifest hashed
-        (a summed mixture: its stems'); a ManifestError names a file that does not."""
-        if source == MIXTURE and track.mixture is None:
-            for stem in track.stems:
-                self.verify(track, stem)
-            return
-        files = [path.resolve() for path in track.files(source)]  # several for a summed (MoisesDB) stem
-        expected = track.hashes[source]
-        if track.streams is not None:  # musdb .stem.mp4: the file's bytes, one hash for every stream
-            expected = expected.rsplit("#", 1)[0]
-        stats = []
-        for path in files:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                raise ManifestError(f"{path} ({track.id}, {source}) is gone since the manifest was written") from None
-            stats.append([str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns])
-        record_path = self._file_record(files)
-        seen = {"files": stats, "hash": expected}
-        try:
-            if json.loads(record_path.read_text()) == seen:
-                return
-        except (OSError, ValueError):
-            pass  # never verified, or a corrupt record: hash the files
-        if _file_content_hash(track, source, files) != expected:
-            listed = ", ".join(map(str, files))
-            raise ManifestError(
-                f"{listed} ({track.id}, {source}) no longer holds the audio its manifest hashed: the file changed "
-                "after the manifest was written. Run `sepclean manifest` again (cached embeddings of the old "
-                "audio are not used)"
-            )
-        with writing(record_path):
-            record_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_stream(record_path, lambda f: f.write(json.dumps(seen).encode()))
-
-    def _file_record(self, files: list[Path]) -> Path:
-        name = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()
-        return self.root / "files" / name[:2] / f"{name}.json"
-
-
-def _file_content_hash(track: Track, source: str, files: list[Path]) -> str:
-    """The hash the manifest records for these files, computed from what they hold now."""
-    if track.streams is not None:
-        return audio.file_hash(files[0])
-    try:
-        return content_hash(files, track.sample_rate, track.channels, track.frames)
-    except TrackProblem as e:
-        raise ManifestError(f"{files[0]} ({track.id}, {source}) cannot be read as its manifest says: {e}") from None
-
-
+        (``sepclean.verify.FileRecords.verify``, recorded in this cache's root); a ManifestError names a
+        file that does not."""
+        FileRecords(self.root).verify(track, source)

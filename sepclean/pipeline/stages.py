@@ -24,6 +24,7 @@ from sepclean.pipeline.shards import Shards, score_shard
 from sepclean.scorers import Baseline, Scorer, ScoringTask
 from sepclean.scores import ScoreTable
 from sepclean.toolkit import TrainResult, TrainSpec
+from sepclean.verify import FileRecords
 
 SPLITS = ("train", "train_clean", "valid", "reference", "test")
 """The manifests an experiment reads: the noisy pool, its clean twin (the upper bound; synthetic
@@ -200,10 +201,16 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
           device: str = "cpu", progress: bool = True, shards: Shards | None = None) -> Path:
     """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes).
     ``shards``: a shardable scorer (one with a ``shard`` setting: ``attribute``) computes its work in
-    that many shards first, here or as a SLURM job array; the table is then merged here."""
+    that many shards first, here or as a SLURM job array; the table is then merged here.
+
+    The table is keyed by the manifests' hashes, which name the audio they held when written: their
+    files are verified first (``sepclean.verify``), so a table is never served for, nor made from, a
+    file rewritten since (that is an error naming the file: run ``sepclean manifest`` again)."""
     task = ScoringTask(data.manifest("train"), data.manifest("reference"), baseline if scorer.needs_baseline else None,
                        data.contamination if scorer.needs_truth else None, device, progress)
     scorer.check(task)
+    for manifest in (task.train, task.reference):
+        FileRecords().verify_manifest(manifest)
     inputs = [task.train.hash, task.reference.hash]
     legacy = list(inputs)
     if scorer.needs_baseline:  # inside its training artifact, named by what made it
