@@ -15,6 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Embedding caches of the tests stay out of the user's cache.
 os.environ["SEPCLEAN_CACHE"] = tempfile.mkdtemp(prefix="sepclean-test-cache-")
+# The dora folder (and its artifact store) of code run without one stays out of the working tree:
+# this one for module- and session-wide fixtures; every test gets its own (``own_dora_dir``).
+os.environ["SEPCLEAN_DORA_DIR"] = tempfile.mkdtemp(prefix="sepclean-test-dora-")
 
 import pytest  # noqa: E402
 
@@ -27,6 +30,14 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def own_dora_dir(tmp_path_factory, monkeypatch):
+    """A dora folder per test (outside its ``tmp_path``), so that what one test's commands make in
+    the default artifact store (``sepclean score`` makes its tables in ``$SEPCLEAN_DORA_DIR/artifacts``)
+    is never found by another; tests that need a particular folder still set their own."""
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path_factory.mktemp("dora")))
 
 
 @dataclass
