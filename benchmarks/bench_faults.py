@@ -432,7 +432,7 @@ def plant_replaced_stem(folder: Path) -> SimpleNamespace:
     def score(out):
         return [SEPCLEAN, "score", "fad", "--train", str(data.manifests["train"]), "--reference",
                 str(data.manifests["reference"]), "-o", str(out), "--cache", str(folder / "cache"),
-                "--stems", "vocals,bass", "--quiet"]
+                "--store", str(folder / "store"), "--stems", "vocals,bass", "--quiet"]
 
     checked(score(folder / "first"))
     stem = data.root / "train" / "song_0003" / "vocals.wav"

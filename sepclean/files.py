@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Callable
@@ -61,6 +62,17 @@ def atomic_write_stream(path, write: Callable[[IO[bytes]], object]) -> None:
     with atomic_file(path) as tmp:
         with open(tmp, "wb") as f:
             write(f)
+
+
+def copy(source, dest) -> None:
+    """``source``, a file or a folder and every file under it, copied to ``dest``, each file whole or
+    not at all (:func:`atomic_file`)."""
+    source, dest = Path(source), Path(dest)
+    pairs = ([(path, dest / path.relative_to(source)) for path in sorted(source.rglob("*")) if path.is_file()]
+             if source.is_dir() else [(source, dest)])
+    for path, target in pairs:
+        with atomic_file(target) as tmp:
+            shutil.copyfile(path, tmp)
 
 
 def read_json(path, error: Callable[[str], Exception], missing: str = "missing", hint: str = ""):

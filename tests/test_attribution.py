@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -201,6 +203,14 @@ def test_cli_and_filter(tiny_data, umx, full, tmp_path, capsys):
     assert "`sepclean attribute` is `sepclean score attribute`" in capsys.readouterr().err
     meta = json.loads((out / "meta.json").read_text())
     assert meta["settings"]["parameters"] == "^fc" and meta["alpha"]["vocals"] == pytest.approx(alpha)
+    # Made in the store by the scoring stage; -o has the table and the run's outputs, not its pieces.
+    [work] = [path.parent for path in (Path(os.environ["SEPCLEAN_DORA_DIR"]) / "artifacts").rglob("run.json")]
+    assert (work / "parts").is_dir() and not (out / "parts").exists()
+    for name in ("run.json", "delta_loss.npz", "relative/scores.csv", "loss/meta.json"):
+        assert (out / name).read_bytes() == (work / name).read_bytes()
+    stamps = tree_state(work.parent.parent)
+    assert cli(args) == 0 and tree_state(work.parent.parent) == stamps  # found, not made again
+    assert "begun by hand" not in capsys.readouterr().out and not (out / "parts").exists()  # not made in -o either
     assert cli(["filter", str(out), "--ratio", "0.5", "-o", str(tmp_path / "clean.json")]) == 0
 
 
@@ -244,6 +254,18 @@ def test_merge_gathers_shards_into_a_new_output_folder(tiny_data, umx, full, tmp
                                rtol=1e-5, atol=1e-9)
     assert ScoreTable.read(merged).tracks == tiny_data.manifest("train").ids
     assert tree_state(*shards) == before
+
+    # Other scorings of the merged run are finished in its folder, not begun again in the store.
+    rescore = ["score", "attribute", "--baseline", str(umx), "--train", str(tiny_data.manifests["train"]),
+               "--reference", str(tiny_data.manifests["reference"]), "--targets", "vocals,bass", "--strength", "0.05",
+               "--segment", "2", "--scoring", "relative", "-o", str(merged), "--quiet"]
+    parts = tree_state(merged / "parts")
+    assert cli(rescore) == 0
+    assert f"{merged} holds attribute work begun by hand" in capsys.readouterr().out
+    assert tree_state(merged / "parts") == parts and not (Path(os.environ["SEPCLEAN_DORA_DIR"]) / "artifacts").exists()
+    relative = ScoreTable.read(merged)
+    assert relative.metadata["scoring"] == "relative"
+    assert relative.column("vocals") == pytest.approx(ScoreTable.read(merged / "relative").column("vocals"))
 
 
 def test_exploding_unlearning_names_the_reference(tiny_data, umx, tmp_path):

@@ -110,6 +110,36 @@ def test_score_random_and_oracle_write_the_tables_their_scorers_make(tiny_data, 
     assert main(fused) == 0 and ScoreTable.read(tmp_path / "fusion").method == "fusion"
 
 
+@pytest.mark.parametrize("method, settings, extra", [
+    ("random", {"seed": 3}, ["--seed", "3"]), ("oracle", {}, []),
+    ("loss", {"targets": ("vocals", "bass")}, ["--targets", "vocals,bass"])])
+def test_score_makes_its_table_by_the_pipeline_stage_and_finds_the_one_made_there(tiny_data, umx, tmp_path, method,
+                                                                                 settings, extra):
+    from sepclean.pipeline import stages
+    from sepclean.pipeline.artifacts import ArtifactStore
+    from sepclean.scorers import Baseline, create
+    from sepclean.scores import ScoreTable
+
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    scorer = create(method, **settings)
+    made = stages.score(store, scorer, data, Baseline("openunmix", umx), progress=False)
+    stamps = {p: p.stat().st_mtime_ns for p in store.root.rglob("*")}
+
+    argv = ["score", method, "--train", str(tiny_data.manifests["train"]), "--reference",
+            str(tiny_data.manifests["reference"]), "--store", str(store.root), "-o", str(tmp_path / "out"), "--quiet",
+            *extra]
+    argv += {"oracle": ["--contamination", str(tiny_data.root / "contamination.json")],
+             "loss": ["--baseline", str(umx)]}.get(method, [])
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in store.root.rglob("*")} == stamps  # found, not made again
+    assert ScoreTable.read(tmp_path / "out").scores == ScoreTable.read(made).scores
+
+    if method == "random":  # another setting: another artifact (the later options win)
+        assert main([*argv, "--seed", "4", "-o", str(tmp_path / "other")]) == 0
+        assert len(list((store.root / "scores").iterdir())) == 2
+
+
 @pytest.mark.parametrize("argv, message", [
     (["oracle"], "oracle reads the ground truth: pass --contamination"),
     (["loss"], "loss scores with the model trained on the noisy set: pass --baseline CHECKPOINT"),

@@ -220,8 +220,9 @@ def test_a_corrupt_cache_entry_is_reported_removed_and_recomputed(scored_copy, t
     content = entry.read_bytes()
     entry.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"not an npz file")
     before = tree_state(scored_copy.root, tmp_path / "first")
+    fresh = ["--store", str(tmp_path / "fresh-store")]  # not the table made before: the cache is read again
     with pytest.warns(UserWarning, match=f"corrupt embedding cache entry {entry}.*removed, recomputing it"):
-        assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache")) == 0
+        assert main(_score_fad(scored_copy, tmp_path / "second", tmp_path / "cache") + fresh) == 0
     assert entry.read_bytes() == content  # recomputed: the same embedding
     assert ScoreTable.read(tmp_path / "second").scores == ScoreTable.read(tmp_path / "first").scores
     assert tree_state(scored_copy.root, tmp_path / "first") == before

@@ -89,6 +89,8 @@ SPLITS = {"exact": "references", "linear": "songs"}
 """What a mode's shards split."""
 SONGS_PER_PIECE = 16
 """Linear mode: songs per piece, the most a killed shard loses (and how often it saves its partial sum)."""
+OUTPUTS = ("run.json", "delta_loss.npz", "relative", "loss")
+"""What a finished run's folder holds for its users beside the paper's table (the layout above)."""
 
 
 CALIBRATION_REFERENCES = 8
@@ -575,6 +577,13 @@ class Run:
         held = _checked(path, identity)
         device = engine_unit.tensors[0].device
         return torch.from_numpy(held["directions"]).to(device), float(held["step"]), float(held["rise"])
+
+
+def holds_work(directory) -> bool:
+    """Whether ``directory`` holds a run's work (its description and ``parts/``), not only its outputs
+    (copied from a run made elsewhere, as ``sepclean score`` copies a run made in the artifact store)."""
+    directory = Path(directory)
+    return (directory / "run.json").is_file() and (directory / "parts").is_dir()
 
 
 def _read_run(directory: Path) -> dict:

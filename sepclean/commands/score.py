@@ -1,6 +1,13 @@
 """``sepclean score METHOD``: score training songs by any registered method; writes the scores table
 every method shares.
 
+The table is made by the pipeline's scoring stage in an artifact store (the grids' own by default),
+so a table an XP made with the same settings and inputs is found rather than made again, and a
+killed run resumes there; ``-o`` receives a copy of it and of the method's outputs beside it
+(``Scorer.outputs``: attribution's ΔL arrays and run description). Shards run by hand are the
+exception: ``--shard i/K`` meet in the ``-o`` they share, ``--merge`` gathers shards of other folders
+into ``-o``, and an ``-o`` holding such work (``Scorer.begun_in``) is finished there.
+
 The command is generated from the registry: each method's options are its dataclass fields
 (``sepclean.scorers.base.settings``), with their types, defaults and documented meanings, so a
 setting is declared once, where the method is. Options left out keep the method's defaults.
@@ -15,8 +22,8 @@ from pathlib import Path
 
 from sepclean.progress import bars
 
-TASK = ("train", "reference", "output", "baseline", "baseline_toolkit", "contamination", "device", "quiet", "merge",
-        "compare_modes")
+TASK = ("train", "reference", "output", "store", "baseline", "baseline_toolkit", "contamination", "device", "quiet",
+        "merge", "compare_modes")
 """The options that say what is scored and where, not how: no method setting may take these names."""
 
 
@@ -44,7 +51,11 @@ def configure_method(parser: argparse.ArgumentParser, name: str) -> None:
     task.add_argument("--reference", required=not cls.shardable, metavar="MANIFEST",
                       help="manifest of the trusted clean songs")
     task.add_argument("-o", "--output", required=True, metavar="DIR",
-                      help="scores directory to write (and the method's resumable work)")
+                      help="scores directory to write: a copy of the table made in the artifact store"
+                      + (" (with --shard or --merge, or when it holds their work: the shards' shared work folder)"
+                         if cls.shardable else ""))
+    task.add_argument("--store", metavar="DIR", help="artifact store the table is made in (default: "
+                      "$SEPCLEAN_DORA_DIR/artifacts, else outputs/artifacts: the grids' own)")
     if may_need(cls, "needs_baseline"):
         task.add_argument("--baseline", metavar="CHECKPOINT",
                           help="the model trained on the noisy set (run folder or file) that the method scores with")
@@ -135,13 +146,15 @@ def run(args: argparse.Namespace) -> int:
     from sepclean.scorers import Baseline, ScoringTask, create, scorer_class
     from sepclean.scorers.attribution import ShardPending
     from sepclean.scorers.base import settings
+    from sepclean.verify import FileRecords
 
     chosen = {s.name: getattr(args, s.name) for s in settings(scorer_class(args.method)) if hasattr(args, s.name)}
     scorer = create(args.method, **chosen)
+    output = Path(args.output)
     if getattr(args, "merge", None):
-        table = scorer.merge(Path(args.output), [Path(d) for d in args.merge])
-        table.write(args.output)
-        print(f"merged {len(args.merge)} shard folder(s) into {args.output}: {table.method} scores of "
+        table = scorer.merge(output, [Path(d) for d in args.merge])
+        table.write(output)
+        print(f"merged {len(args.merge)} shard folder(s) into {output}: {table.method} scores of "
               f"{len(table.tracks)} songs")
         return 0
     if not (args.train and args.reference):
@@ -155,29 +168,65 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.method} reads the ground truth: pass --contamination "
                            "(the contamination.json of a synthetic dataset)")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    task = ScoringTask(Manifest.load(args.train), Manifest.load(args.reference),
-                       Baseline(args.baseline_toolkit, Path(baseline)) if baseline else None,
-                       load_contamination(contamination) if contamination else None, device, bars(not args.quiet))
-    if getattr(args, "compare_modes", None):
-        from sepclean.attribution.run import Run, compare_modes
+    baseline = Baseline(args.baseline_toolkit, Path(baseline)) if baseline else None
+    contamination = load_contamination(contamination) if contamination else None
+    by_hand = scorer.shardable and (scorer.shard != "0/1" or scorer.begun_in(output))
+    artifact = None
+    if not (by_hand or getattr(args, "compare_modes", None)):
+        table, artifact = _made_in_store(args, scorer, baseline, contamination, device)
+    else:
+        task = ScoringTask(Manifest.load(args.train), Manifest.load(args.reference), baseline, contamination, device,
+                           bars(not args.quiet))
+        if getattr(args, "compare_modes", None):
+            from sepclean.attribution.run import Run, compare_modes
 
-        run = Run(task.baseline.toolkit, task.baseline.checkpoint, task.train, task.reference, args.output,
-                  list(scorer.targets) if scorer.targets else None, scorer, device, task.progress)
-        for unit, rho in compare_modes(run, args.compare_modes).items():
-            print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
-        return 0
-    try:
-        table = scorer.score(task, args.output)
-    except ShardPending as pending:
-        print(f"{pending}; with shards in separate folders, gather them with `sepclean score {args.method} "
-              f"--merge DIR ... -o DIR`")
-        return 0
-    table.write(args.output)
-    print(f"wrote {args.output}: {table.method} scores of {len(table.tracks)} songs "
+            run = Run(task.baseline.toolkit, task.baseline.checkpoint, task.train, task.reference, output,
+                      list(scorer.targets) if scorer.targets else None, scorer, device, task.progress)
+            for unit, rho in compare_modes(run, args.compare_modes).items():
+                print(f"{unit}: Spearman(linear, exact) = {rho:.3f} on {args.compare_modes} reference(s)")
+            return 0
+        if scorer.shard == "0/1":
+            print(f"{output} holds {args.method} work begun by hand (shards, or --merge): finishing it there, "
+                  "not in the artifact store")
+        for manifest in (task.train, task.reference):  # as the scoring stage does
+            FileRecords().verify_manifest(manifest)
+        try:
+            table = scorer.score(task, output)
+        except ShardPending as pending:
+            print(f"{pending}; with shards in separate folders, gather them with `sepclean score {args.method} "
+                  f"--merge DIR ... -o DIR`")
+            return 0
+    table.write(output)
+    print(f"wrote {output}: {table.method} scores of {len(table.tracks)} songs "
           f"({', '.join(table.targets)} and all)")
+    if artifact is not None:
+        print(f"  from the artifact store: {artifact}")
     if "embedding" in table.metadata:
         print(f"  {table.metadata['embedding'].get('name', chosen.get('embedding'))} embeddings cached in "
               f"{table.metadata['cache']}")
     for source, tracks in (table.metadata.get("unscored") or {}).items():
         print(f"  {source}: {len(tracks)} song(s) too quiet to score, given the median: {', '.join(tracks)}")
     return 0
+
+
+def _made_in_store(args, scorer, baseline, contamination, device: str):
+    """The table of ``scorer`` and its artifact folder, made by the pipeline's scoring stage in the
+    artifact store (or found there, made before with the same settings and inputs); the method's
+    outputs beside the table (``Scorer.outputs``) are copied into ``-o`` (the caller writes the table
+    there)."""
+    import os
+
+    from sepclean import files
+    from sepclean.pipeline import stages
+    from sepclean.pipeline.artifacts import ArtifactStore
+    from sepclean.scores import ScoreTable
+
+    store = ArtifactStore(Path(args.store) if args.store
+                          else Path(os.environ.get("SEPCLEAN_DORA_DIR") or "outputs") / "artifacts")
+    data = stages.Data(Path(args.train).parent, {"train": Path(args.train), "reference": Path(args.reference)},
+                       contamination)
+    made = stages.score(store, scorer, data, baseline, device, bars(not args.quiet))
+    work = stages.score_work(store, scorer, made)
+    for name in scorer.outputs(work):
+        files.copy(work / name, Path(args.output) / name)
+    return ScoreTable.read(made), made.parent

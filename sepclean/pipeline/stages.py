@@ -252,6 +252,18 @@ def _work(store: ArtifactStore, scorer: Scorer, inputs: list[str], folder: Path)
     return work
 
 
+def score_work(store: ArtifactStore, scorer: Scorer, table: Path) -> Path:
+    """The work folder ``scorer`` made the scores ``table`` (what ``score`` returned) in: where the
+    method's outputs beside the table are (``Scorer.outputs``)."""
+    folder = table.parent
+    work = _work(store, scorer, read_json(folder / "spec.json")["inputs"], folder)
+    missing = [name for name in map(str, scorer.outputs(work)) if not (work / name).exists()]
+    if missing:
+        raise PipelineError(f"{folder}: its work folder {work} lacks {', '.join(missing)}; remove the artifact "
+                            "folder to rebuild it")
+    return work
+
+
 def filter_scores(store: ArtifactStore, scores: Path, ratio: float | str, mode: str) -> Path:
     """The clean manifest keeping ``ratio`` of the songs by ``scores`` (one set, or one per target)."""
     from sepclean.filtering import clean_manifest

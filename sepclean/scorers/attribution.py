@@ -81,10 +81,9 @@ class Attribute(Scorer, Settings):
 
         self.check(task)
         workdir = Path(workdir)
-        if self.checkpoints is None:
-            runs = [(task.baseline.checkpoint, workdir)]
-        else:
-            runs = [(epoch_checkpoint(task.baseline.checkpoint, e), workdir / f"e{e:04d}") for e in self.checkpoints]
+        checkpoints = ([task.baseline.checkpoint] if self.checkpoints is None
+                       else [epoch_checkpoint(task.baseline.checkpoint, e) for e in self.checkpoints])
+        runs = [(checkpoint, workdir / run) for checkpoint, run in zip(checkpoints, self._runs())]
         left = 0
         finished = []
         for checkpoint, folder in runs:
@@ -108,6 +107,23 @@ class Attribute(Scorer, Settings):
             table.metadata["checkpoints"] = [str(checkpoint) for checkpoint, _ in runs]
         return table
 
+    def _runs(self) -> list[Path]:
+        """The run folders of a work folder, relative to it: itself, or one per epoch unlearned from."""
+        return [Path()] if self.checkpoints is None else [Path(f"e{e:04d}") for e in self.checkpoints]
+
+    def outputs(self, workdir: Path) -> list[Path]:
+        """Each run's description, ΔL arrays, ``relative`` and ``loss`` tables
+        (``sepclean.attribution.run``)."""
+        from sepclean.attribution.run import OUTPUTS
+
+        return [run / name for run in self._runs() for name in OUTPUTS]
+
+    def begun_in(self, folder: Path) -> bool:
+        """Whether ``folder`` holds the work of an attribution run of these epochs (not only the outputs
+        ``sepclean score`` copies from the store)."""
+        from sepclean.attribution.run import holds_work
+
+        return any(holds_work(Path(folder) / run) for run in self._runs())
 
     def merge(self, workdir: Path, others: list[Path]) -> ScoreTable:
         """The shards computed in ``others`` gathered into ``workdir``: the paper's table (mean ΔL over

@@ -73,6 +73,17 @@ class Scorer(abc.ABC):
         ``run_config`` share one work folder. None: nothing is shared."""
         return None
 
+    def outputs(self, workdir: Path) -> list[Path]:
+        """What a user reads beside the table in the work folder ``workdir`` once scored (paths
+        relative to it): ``sepclean score`` copies them into its ``-o`` with the table. None by default."""
+        return []
+
+    def begun_in(self, folder: Path) -> bool:
+        """A shardable method: whether ``folder`` holds its work begun outside the artifact store
+        (shards run by hand, or gathered by ``merge``), which ``sepclean score -o folder`` finishes
+        there."""
+        return False
+
     def merge(self, workdir: Path, others: list[Path]) -> ScoreTable:
         """A shardable method: gather the shards computed in the work folders ``others`` into
         ``workdir`` and finish its scores."""
