@@ -108,6 +108,12 @@ def test_score_random_and_oracle_write_the_tables_their_scorers_make(tiny_data, 
     fused = ["score", "fusion", *base, "-o", str(tmp_path / "fusion"),
              "--methods", f"{tmp_path / 'random'},{tmp_path / 'oracle'}", "--weights", "1,3"]
     assert main(fused) == 0 and ScoreTable.read(tmp_path / "fusion").method == "fusion"
+    first = ScoreTable.read(tmp_path / "fusion").scores
+    # A component table written again in place is another fusion: made again, never the old one served.
+    assert main(["score", "random", *base, "-o", str(tmp_path / "random"), "--seed", "4"]) == 0
+    assert main(fused) == 0
+    fusion = create("fusion", methods=[str(tmp_path / "random"), str(tmp_path / "oracle")], weights=[1, 3])
+    assert ScoreTable.read(tmp_path / "fusion").scores == fusion.score(task, tmp_path / "work").scores != first
 
 
 @pytest.mark.parametrize("method, settings, extra", [

@@ -22,7 +22,7 @@ import numpy as np
 import sepclean
 from sepclean.attribution.scoring import normalised_ranks
 from sepclean.scorers.base import Scorer, ScorerError, ScoringTask, create, names, register, scorer_class
-from sepclean.scores import UNIFIED, ScoreTable
+from sepclean.scores import CSV_NAME, META_NAME, UNIFIED, ScoreTable
 
 
 @register
@@ -49,6 +49,14 @@ class Fusion(Scorer):
             if len(weights) != len(methods) or min(weights) < 0 or sum(weights) <= 0:
                 raise ValueError(f"weights must be {len(methods)} non-negative numbers, not all zero")
             object.__setattr__(self, "weights", weights)
+
+    def config(self) -> dict:
+        """As ``Scorer.config``, with each scores directory among the components named by the table it
+        holds now (a digest of its files), not by its path: the artifact of a fusion whose component
+        table was written again is made again, never the old one served."""
+        config = super().config()
+        config["methods"] = [m if isinstance(m, dict) else {"table": _table_digest(Path(m))} for m in self.methods]
+        return config
 
     def components(self) -> list[Scorer | Path]:
         return [create(m["method"], **{k: v for k, v in m.items() if k != "method"}) if isinstance(m, dict)
@@ -105,3 +113,12 @@ class Fusion(Scorer):
                 "weights": weights.tolist(), "sepclean": sepclean.__version__}
         return ScoreTable.from_columns(self.name, task.train.ids, {t: fused(t) for t in targets}, meta,
                                        fused(UNIFIED))
+
+
+def _table_digest(directory: Path) -> str:
+    """SHA-256 of the scores table in ``directory`` (its CSV and metadata, checked readable first)."""
+    ScoreTable.read(directory)
+    h = hashlib.sha256()
+    for name in (CSV_NAME, META_NAME):
+        h.update((directory / name).read_bytes())
+    return h.hexdigest()
