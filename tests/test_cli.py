@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 
@@ -144,6 +145,27 @@ def test_score_makes_its_table_by_the_pipeline_stage_and_finds_the_one_made_ther
     if method == "random":  # another setting: another artifact (the later options win)
         assert main([*argv, "--seed", "4", "-o", str(tmp_path / "other")]) == 0
         assert len(list((store.root / "scores").iterdir())) == 2
+
+
+def test_a_baseline_outside_the_store_retrained_in_place_is_scored_again(tiny_data, umx, tmp_path):
+    """Its path does not name what it holds, as a training artifact's does: its files key the table too."""
+    import torch
+
+    from sepclean.scores import ScoreTable
+
+    model = tmp_path / "runs" / "umx_dirty"
+    shutil.copytree(umx, model)
+    argv = ["score", "loss", "--train", str(tiny_data.manifests["train"]), "--reference",
+            str(tiny_data.manifests["reference"]), "--baseline", str(model), "--targets", "vocals",
+            "--store", str(tmp_path / "store"), "-o", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    first = ScoreTable.read(tmp_path / "out").scores
+    assert main(argv) == 0 and len(list((tmp_path / "store" / "scores").iterdir())) == 1  # found
+    weights = torch.load(model / "vocals.pth", weights_only=True)  # "retrained": other weights, same path
+    torch.save({name: value * 0.9 if value.is_floating_point() else value for name, value in weights.items()},
+               model / "vocals.pth")
+    assert main(argv) == 0 and len(list((tmp_path / "store" / "scores").iterdir())) == 2  # made again
+    assert ScoreTable.read(tmp_path / "out").scores != first
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -119,15 +119,17 @@ def synthetic_data(store: ArtifactStore, preset: str = "mixed23", profile: str =
     return _data(store, store.produce("data", config, [], make))
 
 
-def _listing(roots: list[Path]) -> str:
-    """Cheap identity of the files under ``roots`` (names, sizes, modification times): a changed
-    dataset gets new manifests instead of stale ones."""
+def _listing(roots: list[Path], relative: bool = False) -> str:
+    """Cheap identity of the files under ``roots`` (names, sizes, modification times; a root may be
+    a file): a changed dataset gets new manifests instead of stale ones, a retrained model new scores.
+    ``relative``: names relative to their root, so that the identity moves with the files."""
     entries = []
-    for root in roots:
-        for path in sorted(Path(root).rglob("*")):
+    for root in map(Path, roots):
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
             if path.is_file():
                 stat = path.stat()
-                entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+                entries.append((path.relative_to(root).as_posix() if relative else str(path), stat.st_size,
+                                stat.st_mtime_ns))
     return digest(entries)
 
 
@@ -202,6 +204,10 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
     """The scores table of ``scorer`` on the training pool (a folder ``ScoreTable.read`` takes).
     ``shards``: a shardable scorer (one with a ``shard`` setting: ``attribute``) computes its work in
     that many shards first, here or as a SLURM job array; the table is then merged here.
+    A baseline inside the store (a training artifact) is named by its path there, which names what
+    made it; one outside it (the command line's ``--baseline``, a Demucs XP beside the store) may hold
+    another model later (retrained in place), so its files' names, sizes and mtimes key the table too:
+    a changed model is scored again, never its old table served.
 
     The table is keyed by the manifests' hashes, which name the audio they held when written: their
     files are verified first (``sepclean.verify``), so a table is never served for, nor made from, a
@@ -213,9 +219,12 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
         FileRecords().verify_manifest(manifest)
     inputs = [task.train.hash, task.reference.hash]
     legacy = list(inputs)
-    if scorer.needs_baseline:  # inside its training artifact, named by what made it
+    if scorer.needs_baseline:  # a training artifact's model is named by what made it, others by their files too
         inputs.append(store.record(baseline.checkpoint))
         legacy.append(str(baseline.checkpoint))
+        if inputs[-1].startswith("../"):  # outside the store
+            inputs.append(_listing([baseline.checkpoint], relative=True))
+            legacy.append(inputs[-1])
     if scorer.needs_truth:
         inputs.append(digest(task.contamination))
         legacy.append(inputs[-1])
