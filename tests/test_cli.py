@@ -117,9 +117,21 @@ def test_score_random_and_oracle_write_the_tables_their_scorers_make(tiny_data, 
     assert ScoreTable.read(tmp_path / "fusion").scores == fusion.score(task, tmp_path / "work").scores != first
 
 
-@pytest.mark.parametrize("method, settings, extra", [
+TINY_REFERENCE = (dict(targets=("vocals", "bass"), preset="tiny", epochs=2, overrides={"hidden_size": 16}),
+                  ["--targets", "vocals,bass", "--preset", "tiny", "--epochs", "2", "--overrides", "{hidden_size: 16}"])
+
+
+@pytest.mark.parametrize("method, settings, extra", [  # every registered method (checked below)
     ("random", {"seed": 3}, ["--seed", "3"]), ("oracle", {}, []),
-    ("loss", {"targets": ("vocals", "bass")}, ["--targets", "vocals,bass"])])
+    ("loss", {"targets": ("vocals", "bass")}, ["--targets", "vocals,bass"]),
+    ("attribute", {"targets": ("vocals", "bass"), "strength": 0.05, "segment": 2.0},
+     ["--targets", "vocals,bass", "--strength", "0.05", "--segment", "2.0"]),
+    ("fad", {"embedding": "spectral"}, ["--embedding", "spectral"]),
+    ("mlp", {"embedding": "spectral", "epochs": 2}, ["--embedding", "spectral", "--epochs", "2"]),
+    ("fusion", {"methods": [{"method": "random"}, {"method": "oracle"}], "weights": [1, 3]},
+     ["--methods", "[{method: random}, {method: oracle}]", "--weights", "1,3"]),
+    ("refloss", TINY_REFERENCE[0], TINY_REFERENCE[1]),
+    ("refsdr", {**TINY_REFERENCE[0], "workers": 1}, [*TINY_REFERENCE[1], "--workers", "1"])])
 def test_score_makes_its_table_by_the_pipeline_stage_and_finds_the_one_made_there(tiny_data, umx, tmp_path, method,
                                                                                  settings, extra):
     from sepclean.pipeline import stages
@@ -136,8 +148,10 @@ def test_score_makes_its_table_by_the_pipeline_stage_and_finds_the_one_made_ther
     argv = ["score", method, "--train", str(tiny_data.manifests["train"]), "--reference",
             str(tiny_data.manifests["reference"]), "--store", str(store.root), "-o", str(tmp_path / "out"), "--quiet",
             *extra]
-    argv += {"oracle": ["--contamination", str(tiny_data.root / "contamination.json")],
-             "loss": ["--baseline", str(umx)]}.get(method, [])
+    if scorer.needs_truth:
+        argv += ["--contamination", str(tiny_data.root / "contamination.json")]
+    if scorer.needs_baseline:
+        argv += ["--baseline", str(umx)]
     assert main(argv) == 0
     assert {p: p.stat().st_mtime_ns for p in store.root.rglob("*")} == stamps  # found, not made again
     assert ScoreTable.read(tmp_path / "out").scores == ScoreTable.read(made).scores
@@ -145,6 +159,13 @@ def test_score_makes_its_table_by_the_pipeline_stage_and_finds_the_one_made_ther
     if method == "random":  # another setting: another artifact (the later options win)
         assert main([*argv, "--seed", "4", "-o", str(tmp_path / "other")]) == 0
         assert len(list((store.root / "scores").iterdir())) == 2
+
+
+def test_the_cli_and_stage_test_covers_every_registered_method():
+    from sepclean.scorers import names
+
+    marks = test_score_makes_its_table_by_the_pipeline_stage_and_finds_the_one_made_there.pytestmark
+    assert sorted(case[0] for case in marks[0].args[1]) == sorted(names())
 
 
 def test_a_baseline_outside_the_store_retrained_in_place_is_scored_again(tiny_data, umx, tmp_path):

@@ -105,14 +105,17 @@ def _parser(hint) -> tuple[typing.Callable[[str], object], str]:
         element = _parser(args[0])[0] if args and args[0] is not Ellipsis else str
 
         def listing(text: str) -> tuple:
-            items = [element(item.strip()) for item in text.split(",") if item.strip()]
+            if text.lstrip().startswith("["):  # YAML, whose items may be mappings (fusion's components)
+                items = [element(item) if isinstance(item, str) else item for item in _yaml(text, list)]
+            else:
+                items = [element(item.strip()) for item in text.split(",") if item.strip()]
             if not items:
                 raise argparse.ArgumentTypeError("expected a comma-separated list, got nothing")
             return tuple(items)
 
         return listing, "A,B,..."
     if hint is dict or origin is dict:
-        return _mapping, "YAML"
+        return lambda text: _yaml(text, dict), "YAML"
     if hint in (int, float):
         return hint, hint.__name__.upper()
     return str, "TEXT"
@@ -125,15 +128,18 @@ def _number_or_word(text: str):
         return text
 
 
-def _mapping(text: str) -> dict:
+def _yaml(text: str, kind: type):
+    """A mapping or a list given as YAML (or JSON) on the command line."""
     import yaml
 
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise argparse.ArgumentTypeError(f"not YAML or JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a mapping such as '{{key: value}}', got {text!r}")
+    if not isinstance(value, kind):
+        example = "'{key: value}'" if kind is dict else "'[a, {key: value}]'"
+        raise argparse.ArgumentTypeError(f"expected a {'mapping' if kind is dict else 'list'} such as {example}, "
+                                         f"got {text!r}")
     return value
 
 

@@ -32,7 +32,8 @@ class Fusion(Scorer):
 
     name = "fusion"
     methods: tuple = ()
-    """Components: ``{"method": name, **settings}`` or the path of a scores directory."""
+    """Components: ``{"method": name, **settings}`` or the path of a scores directory (on the command
+    line, paths as ``A,B`` or any of them as a YAML list: ``'[{method: mlp, epochs: 40}, scores/fad]'``)."""
     weights: tuple[float, ...] | None = None
     """One non-negative weight per component (None: equal weights)."""
 
