@@ -11,7 +11,8 @@
 # the CPU cores. After SECONDS every grid is stopped (an XP cut off is lost: the machine goes back),
 # and $OUT/xps.tar.gz holds every XP folder's history.json, argv, hydra config and logs, the demucs
 # XPs' histories and the artifacts' specs; copy the finished XP folders into a dora folder here and
-# `sepclean grid GRID --table` counts them. Logs: $OUT/<grid>.log, $OUT/device.log.
+# `sepclean grid GRID --table` counts them. Logs: $OUT/<grid>.log, $OUT/device.log; the GPU's use and the
+# cores' load every 10 s: $OUT/gpu.csv, $OUT/load.log.
 set -u
 seconds=${1:?usage: grid.sh SECONDS GRID:JOBS[:PATTERN,...] ...}
 shift
@@ -40,6 +41,11 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee
 [ "${PIPESTATUS[0]}" = 0 ] || { log "the stack does not import"; exit 3; }
 nvidia-smi -L >> "$out/device.log" 2>&1
 log "$(nproc) cores"
+# What limits the XPs: the GPU's use every 10 s, the cores' load beside it.
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$out/gpu.csv" 2>&1 &
+watchers=$!
+(while sleep 10; do echo "$(( $(date +%s) - start )) s $(cut -d' ' -f1-3 /proc/loadavg)"; done) > "$out/load.log" 2>&1 &
+watchers="$watchers $!"
 
 declare -A group args retried
 launch() {  # launch GRID [hide]: the grid in a process group of its own
@@ -77,6 +83,7 @@ log "stopping"
 for grid in "${!group[@]}"; do kill -TERM -- "-${group[$grid]}" 2>/dev/null; done
 sleep 3
 for grid in "${!group[@]}"; do kill -KILL -- "-${group[$grid]}" 2>/dev/null; done
+kill $watchers 2>/dev/null
 cd /tmp/runs && find xps demucs/xps artifacts grid_results \( -name history.json -o -name .argv.json -o -name run.log \
   -o -name train.log -o -name config.yaml -o -name overrides.yaml -o -name spec.json -o -name done.json \
   -o -name summary.md \) -print0 2>/dev/null | tar czf "$out/xps.tar.gz" --null -T -
