@@ -90,6 +90,23 @@ def test_a_run_of_other_settings_is_refused_not_overwritten(tiny_data, tmp_path)
     assert {p.name: p.read_bytes() for p in output.iterdir()} == files
 
 
+def test_a_run_begun_before_a_setting_existed_resumes_at_its_default(tiny_data, tmp_path):
+    """A record without a setting (written before it was added) stands for the setting's default: the
+    run resumes; asked for another value now, it is refused naming the setting (it used to be refused
+    either way: "--robust-relative None (now False)")."""
+    run = tmp_path / "run"
+    subprocess.run([*command(tiny_data, run)[:-6], "--epochs", "1", "--epoch-updates", "3", "--no-cuda", "--quiet"],
+                   check=True)
+    record = json.loads((run / "vocals.json").read_text())
+    del record["args"]["robust_relative"]
+    (run / "vocals.json").write_text(json.dumps(record))
+    refused = subprocess.run(command(tiny_data, run, "--robust-relative"), capture_output=True, text=True)
+    assert refused.returncode == 2 and "--robust-relative False (now True)" in refused.stderr, refused.stderr[-2000:]
+    resumed = subprocess.run(command(tiny_data, run), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming {run} after epoch 1" in resumed.stdout
+
+
 def test_toolkit_train_trains_each_target_and_reports_what_it_trained_on(tiny_data, tmp_path):
     spec = TrainSpec(train=tiny_data.manifests["train"], valid=tiny_data.manifests["valid"], targets=("vocals", "bass"),
                      preset="tiny", overrides={"hidden_size": 8}, epochs=2, epoch_updates=2, device="cpu", quiet=True)

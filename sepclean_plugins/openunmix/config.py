@@ -143,6 +143,10 @@ class TrainingConfig:
 OPTIONS = tuple(f.name for f in dataclasses.fields(TrainingConfig) if f.metadata.get("option", True))
 """The settings the command line sets, in their order."""
 
+SETTING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig)
+                    if f.name in OPTIONS and f.default is not dataclasses.MISSING}
+"""Each setting's default, before any preset (what a setting added later stands for in older runs)."""
+
 MANIFEST_DATASET = ("source_augmentations", "random_track_mix")
 """The options of the manifest's dataset (upstream's ``trackfolder_fix`` options, by their names)."""
 

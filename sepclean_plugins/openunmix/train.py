@@ -53,7 +53,7 @@ from sepclean.progress import bars
 from sepclean.robust import RobustLoss
 from sepclean.toolkit import ToolkitError
 from sepclean_plugins.openunmix import audio_compat, checkpoint, clean
-from sepclean_plugins.openunmix.config import MANIFEST_DATASET, TrainingConfig, add_options
+from sepclean_plugins.openunmix.config import MANIFEST_DATASET, SETTING_DEFAULTS, TrainingConfig, add_options
 from sepclean_plugins.openunmix.dataset import for_target
 from sepclean_plugins.openunmix.spectrogram import StftConfig, attach, magnitude_errors, make_encoder
 
@@ -441,6 +441,9 @@ class Training:
         """Refuse to continue, in ``folder``, a run started with other settings (never overwrite it)."""
         before = self._run_record(folder).get("args", {})
         now = self.config.recorded()
+        # A setting added since the run began is not in its record; its default is the behaviour the
+        # run had (a run begun before --robust-relative existed resumes, unless it is asked for now).
+        before = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in now}, **before}
         changed = {k: (before.get(k), v) for k, v in now.items() if k not in VOLATILE_ARGS and before.get(k) != v}
         if changed:
             listed = ", ".join(f"--{k.replace('_', '-')} {old} (now {new})" for k, (old, new) in sorted(changed.items()))
