@@ -303,9 +303,10 @@ def repair_track(labels: dict[str, np.ndarray], estimates: dict[str, np.ndarray]
         if settings.receiver == "split":
             shares = residual_shares(residual, [estimates[r] - labels[r] for r in eligible])
             shares = {r: w for r, w in zip(eligible, shares) if w > 0}
-        else:  # order: the first eligible; best: the one whose label moves least (ties: the first)
-            shares = min(({r: 1.0} for r in eligible[:1 if settings.receiver == "order" else None]), key=move)
-        return shares, move(shares)
+            return shares, move(shares)
+        # order: the first eligible; best: the one whose label moves least (ties: the first)
+        moves = [({r: 1.0}, move({r: 1.0})) for r in eligible[:1 if settings.receiver == "order" else None]]
+        return min(moves, key=lambda candidate: candidate[1])
 
     chosen, chosen_shares, chosen_change = (), {}, math.inf
     for size in range(len(fixable), 0, -1):

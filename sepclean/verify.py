@@ -54,6 +54,11 @@ class FileRecords:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root).expanduser() if root is not None else default_root()
 
+    def verify_manifests(self, *manifests: Manifest) -> None:
+        """:meth:`verify_manifest` of each."""
+        for manifest in manifests:
+            self.verify_manifest(manifest)
+
     def verify_manifest(self, manifest: Manifest) -> None:
         """Every source of every track of ``manifest`` (its mixture file, when it has one, and its
         stems) still holds the audio the manifest hashed; a ManifestError names the first file that

@@ -194,8 +194,7 @@ def run(args: argparse.Namespace) -> int:
         if scorer.shard == "0/1":
             print(f"{output} holds {args.method} work begun by hand (shards, or --merge): finishing it there, "
                   "not in the artifact store")
-        for manifest in (task.train, task.reference):  # as the scoring stage does
-            FileRecords().verify_manifest(manifest)
+        FileRecords().verify_manifests(task.train, task.reference)  # as the scoring stage does
         try:
             table = scorer.score(task, output)
         except ShardPending as pending:

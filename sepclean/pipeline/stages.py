@@ -215,8 +215,7 @@ def score(store: ArtifactStore, scorer: Scorer, data: Data, baseline: Baseline |
     task = ScoringTask(data.manifest("train"), data.manifest("reference"), baseline if scorer.needs_baseline else None,
                        data.contamination if scorer.needs_truth else None, device, progress)
     scorer.check(task)
-    for manifest in (task.train, task.reference):
-        FileRecords().verify_manifest(manifest)
+    FileRecords().verify_manifests(task.train, task.reference)
     inputs = [task.train.hash, task.reference.hash]
     legacy = list(inputs)
     if scorer.needs_baseline:  # a training artifact's model is named by what made it, others by their files too
