@@ -8,11 +8,11 @@ score is the Fréchet distance between them::
 
 Two departures from fadtk, both measured:
 
-*Speed and stability.* ``C_r^1/2`` is computed once (``eigh`` of a symmetric matrix) and each song
-costs one ``eigvalsh`` of a symmetric matrix, instead of ``scipy.linalg.sqrtm`` of the
+*Speed and stability.* A factor of ``C_r`` is computed once (its Cholesky factor ``F``) and each
+song costs one ``eigvalsh`` of a symmetric matrix, instead of ``scipy.linalg.sqrtm`` of the
 non-symmetric product ``C_r C_s`` per song. Working from a song's frames ``X`` (centred, ``n x d``)
-the trace term is the sum of singular values of ``X C_r^1/2 / sqrt(n - 1)``, taken from whichever
-Gram matrix is smaller (``n x n`` or ``d x d``).
+the trace term is the sum of singular values of ``X F / sqrt(n - 1)``, taken from whichever Gram
+matrix is smaller (``n x n`` or ``d x d``).
 
 *No length bias.* A Gaussian fitted to few frames sits farther from any reference: songs drawn from
 the reference distribution itself score far worse at 100 frames than at 10k. Ranking songs of
@@ -89,9 +89,10 @@ def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
-def _trace_sqrt(symmetric: np.ndarray) -> float:
-    """tr sqrt(S) of a symmetric PSD matrix S: the sum of the square roots of its eigenvalues."""
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh(symmetric), 0, None)).sum())
+def _trace_sqrt(symmetric: np.ndarray, uplo: str = "L") -> float:
+    """tr sqrt(S) of a symmetric PSD matrix S (of which the ``uplo`` triangle is read): the sum of
+    the square roots of its eigenvalues."""
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh(symmetric, UPLO=uplo), 0, None)).sum())
 
 
 def frechet_distance(a: Gaussian, b: Gaussian) -> float:
@@ -107,77 +108,86 @@ def frechet_distance_sqrtm(a: Gaussian, b: Gaussian) -> float:
 
 
 class FrechetReference:
-    """The reference side of many Fréchet distances: ``C_r^1/2`` once, one ``eigvalsh`` per song.
+    """The reference side of many Fréchet distances: a factor ``F`` of ``C_r = F F^T`` once, one
+    ``eigvalsh`` per song (``F^T C_s F`` has the eigenvalues of ``C_r^1/2 C_s C_r^1/2``).
 
-    ``device`` is where :meth:`distances_to_frames` runs its batched torch calls (default: CUDA when
-    present, else the CPU); the other methods run in numpy."""
+    ``F`` is the Cholesky factor when ``C_r`` is positive definite: triangular, so the song's frames
+    are multiplied by it at half a general product's cost (``trmm``, then ``syrk`` for the Gram
+    matrix). A singular ``C_r`` (fewer reference frames than dimensions, a dead dimension) falls back
+    to its symmetric square root. ``device`` is where :meth:`distances_to_frames` runs (default: CUDA
+    when present, batched in torch; else the CPU, song by song in numpy); the other methods run in
+    numpy."""
 
     def __init__(self, reference: Gaussian, device: str | None = None):
         self.reference = reference
-        self.root = psd_sqrt(reference.cov)
         self.trace = float(np.trace(reference.cov))
         self.device = device
+        try:
+            self.factor, self.triangular = scipy.linalg.cholesky(reference.cov, lower=True), True
+        except np.linalg.LinAlgError:
+            self.factor, self.triangular = psd_sqrt(reference.cov), False
+
+    def _distance(self, mean: np.ndarray, trace_song: float, cross: float) -> float:
+        return float(np.sum((mean - self.reference.mean) ** 2) + self.trace + trace_song - 2 * cross)
 
     def distance(self, song: Gaussian) -> float:
-        cross = _trace_sqrt(self.root @ song.cov @ self.root)
-        return float(np.sum((song.mean - self.reference.mean) ** 2) + self.trace + np.trace(song.cov) - 2 * cross)
+        cross = _trace_sqrt(self.factor.T @ song.cov @ self.factor)
+        return self._distance(song.mean, float(np.trace(song.cov)), cross)
 
     def distance_to_frames(self, frames: np.ndarray) -> float:
-        """``distance(Gaussian.fit(frames))`` without forming the song's covariance."""
+        """``distance(Gaussian.fit(frames))`` without forming the song's covariance: the trace term
+        is the sum of the singular values of ``Y = X F / sqrt(n - 1)`` (``X`` the song's centred
+        frames), read off the eigenvalues of ``Y Y^T`` (``n x n``) when the song has fewer frames
+        than dimensions, else of ``Y^T Y`` (``d x d``): the same nonzero eigenvalues."""
         frames = np.asarray(frames, dtype=np.float64)
-        n = len(frames)
+        n, d = frames.shape
         if n < 2:
             raise ValueError(f"a Gaussian needs at least 2 frames, got {n}")
         mean = frames.mean(axis=0)
         centred = frames - mean
-        scaled = centred @ self.root / np.sqrt(n - 1)
-        gram = scaled @ scaled.T if n < scaled.shape[1] else scaled.T @ scaled
-        trace_song = float(np.sum(centred**2) / (n - 1))
-        return float(np.sum((mean - self.reference.mean) ** 2) + self.trace + trace_song - 2 * _trace_sqrt(gram))
+        scale = 1 / math.sqrt(n - 1)
+        if self.triangular:  # Y^T = F^T X^T, F lower triangular
+            scaled_t = scipy.linalg.blas.dtrmm(scale, self.factor, centred.T, side=0, lower=1, trans_a=1)
+        else:
+            scaled_t = scale * (self.factor.T @ centred.T)
+        gram = scipy.linalg.blas.dsyrk(1.0, scaled_t, trans=int(n < d))  # its upper triangle
+        return self._distance(mean, float(np.sum(centred**2)) / (n - 1), _trace_sqrt(gram, "U"))
 
     def distances_to_frames(self, songs: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
-        """``[distance_to_frames(f) for f in songs]``, batched: songs of equal length go through one
-        stacked matrix product and one stacked ``eigvalsh``, in float64 (float32 eigenvalues miss the
-        1e-6 relative tolerance), in numpy on the CPU and in torch on a CUDA ``device``.
-
-        The trace term is the sum of the singular values of ``Y = X C_r^1/2 / sqrt(n - 1)`` (``X`` the
-        song's centred frames), read off the eigenvalues of ``Y Y^T`` (``n x n``) when the song has
-        fewer frames than dimensions, else of ``Y^T Y`` (``d x d``): the same nonzero eigenvalues."""
-        out = np.empty(len(songs))
-        by_length: dict[int, list[int]] = {}
-        for index, frames in enumerate(songs):
+        """``[distance_to_frames(f) for f in songs]``; on a CUDA ``device`` songs of equal length go
+        ``batch_size`` at a time through one stacked product and one stacked ``eigvalsh``, in float64
+        (float32 eigenvalues miss the 1e-6 relative tolerance)."""
+        for frames in songs:
             if len(frames) < 2:
                 raise ValueError(f"a Gaussian needs at least 2 frames, got {len(frames)}")
-            by_length.setdefault(len(frames), []).append(index)
         device = self.device
         if device is None:
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cpu":
-            xp, root, reference_mean = np, self.root, self.reference.mean
-        else:
-            import torch
+        if device == "cpu":  # stacked LAPACK calls run one after another: nothing to batch
+            return np.array([self.distance_to_frames(frames) for frames in songs])
+        import torch
 
-            xp = torch
-            root = torch.as_tensor(self.root, dtype=torch.float64, device=device)
-            reference_mean = torch.as_tensor(self.reference.mean, dtype=torch.float64, device=device)
+        factor = torch.as_tensor(self.factor, dtype=torch.float64, device=device)
+        out = np.empty(len(songs))
+        by_length: dict[int, list[int]] = {}
+        for index, frames in enumerate(songs):
+            by_length.setdefault(len(frames), []).append(index)
         for n, indices in by_length.items():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start:start + batch_size]
-                frames = np.stack([np.asarray(songs[i], dtype=np.float64) for i in chunk])
-                if xp is not np:
-                    frames = xp.as_tensor(frames, device=device)
+                frames = torch.as_tensor(np.stack([np.asarray(songs[i], dtype=np.float64) for i in chunk]),
+                                         device=device)
                 mean = frames.mean(1)
                 centred = frames - mean[:, None, :]
-                scaled = (centred @ root) / math.sqrt(n - 1)
-                transposed = scaled.transpose(0, 2, 1) if xp is np else scaled.mT
-                gram = scaled @ transposed if n < root.shape[0] else transposed @ scaled
-                eigenvalues = xp.linalg.eigvalsh(gram)
-                cross = (xp.sqrt(eigenvalues.clip(0, None)) if xp is np else eigenvalues.clamp_min(0).sqrt()).sum(-1)
-                trace_song = (centred**2).sum((1, 2) if xp is np else (1, 2)) / (n - 1)
+                scaled = (centred @ factor) / math.sqrt(n - 1)
+                gram = scaled @ scaled.mT if n < factor.shape[0] else scaled.mT @ scaled
+                cross = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().sum(-1)
+                trace_song = (centred**2).sum((1, 2)) / (n - 1)
+                reference_mean = torch.as_tensor(self.reference.mean, dtype=torch.float64, device=device)
                 distance = ((mean - reference_mean) ** 2).sum(-1) + self.trace + trace_song - 2 * cross
-                out[chunk] = distance if xp is np else distance.cpu().numpy()
+                out[chunk] = distance.cpu().numpy()
         return out
 
     def song_distance(

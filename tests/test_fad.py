@@ -169,3 +169,18 @@ def test_batched_distances_equal_textbook_sqrtm(frames):
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-12)
     with pytest.raises(ValueError, match="at least 2 frames"):
         fad.distances_to_frames([songs[0][:1]])
+
+
+@pytest.mark.parametrize("frames", [20, 90])
+def test_singular_reference_takes_the_symmetric_root(frames):
+    """A reference of fewer frames than dimensions has a singular covariance and no Cholesky factor:
+    the symmetric root stands in, with the same distances as the textbook formula."""
+    rng = np.random.default_rng(12)
+    d = 32
+    reference = Gaussian.fit(rng.normal(size=(24, d)) @ (rng.normal(size=(d, d)) / 6))
+    fad = FrechetReference(reference, device="cpu")
+    assert not fad.triangular and FrechetReference(random_gaussian(rng, d, frames=2000)).triangular
+    song = rng.normal(size=(frames, d)) @ (rng.normal(size=(d, d)) / 6) + 0.5
+    expected = frechet_distance_sqrtm(reference, Gaussian.fit(song))
+    assert fad.distance_to_frames(song) == pytest.approx(expected, rel=1e-6)
+    assert fad.distance(Gaussian.fit(song)) == pytest.approx(expected, rel=1e-6)
