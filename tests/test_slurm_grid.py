@@ -5,7 +5,8 @@
 - The attribution stage in 2 shards: shard 0 in the asking process, shard 1 as a job array, killed
   (SIGKILL) after its first finished piece; it is submitted again, resumes without recomputing that
   piece, and the merged scores equal an unsharded run's. A shard that raises is not resubmitted; if it
-  is the one computed here, the array is cancelled.
+  is the one computed here, the array is cancelled. Linear mode's song shards run as two arrays (the
+  preconditioner's partial sums, then the blocks of delta L) and merge to the unsharded scores.
 - dora's orphan check, which calls ``os.getlogin()``, works without a terminal (sepclean.dora_compat).
 
 The cluster: the one ``.ci/run`` started (``$SLURM_CONF`` set and answering), else one this module
@@ -174,6 +175,30 @@ def test_a_killed_shard_is_resubmitted_and_resumes(cluster, attribution_task, tm
     for target in [*sharded.targets, "all"]:  # float32 sums: shards ran with one thread, this with several
         np.testing.assert_allclose([sharded.column(target)[t] for t in task.train.ids],
                                    [whole.column(target)[t] for t in task.train.ids], rtol=1e-4, atol=1e-9)
+
+
+def test_linear_attribution_runs_song_shards_as_two_job_arrays(cluster, attribution_task, tmp_path, monkeypatch,
+                                                               caplog):
+    """Linear mode splits the training songs: round 1 (one job array) sums each shard's part of the
+    preconditioner and its songs' gradients, round 2 (a second array) each shard's block of delta L;
+    merged, the table and delta_loss.npz equal an unsharded run's."""
+    monkeypatch.setenv("SLURM_CONF", cluster["SLURM_CONF"])
+    _, task = attribution_task
+    scorer = create("attribute", targets=("vocals", "bass"), mode="linear", strength=0.05, segment=2.0)
+    work = tmp_path / "work"
+    shards = Shards(count=3, launcher="slurm", retries=0, poll=0.5)
+    caplog.set_level(logging.INFO, logger="sepclean")
+    for _ in range(scorer.shard_rounds):
+        shards.run(functools.partial(score_shard, scorer, task, work), tmp_path / "jobs", name="sepclean_lineartest")
+    arrays = re.findall(r"shard\(s\) 1/3, 2/3 as SLURM job array (\d+)", " ".join(caplog.messages))
+    assert len(set(arrays)) == scorer.shard_rounds == 2, caplog.messages
+    sharded = scorer.score(task, work)
+    whole = scorer.score(task, tmp_path / "whole")
+    for target in [*whole.targets, "all"]:  # float32 sums: shards ran with one thread, this with several
+        np.testing.assert_allclose([sharded.column(target)[t] for t in task.train.ids],
+                                   [whole.column(target)[t] for t in task.train.ids], rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(np.load(work / "delta_loss.npz")["delta"],
+                               np.load(tmp_path / "whole" / "delta_loss.npz")["delta"], rtol=1e-4, atol=1e-9)
 
 
 def _job_processes(array: str, task: int) -> list[int]:
