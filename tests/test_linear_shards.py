@@ -46,7 +46,12 @@ def test_song_shards_resume_and_merge_to_the_unsharded_run(tiny_data, umx, whole
     assert not shard(0) and not shard(1)
     assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == [
         "fisher_0000of0003.npz", "fisher_0001of0003.npz"]
-    # Shard 2 writes the preconditioner and the references, then is killed after its first piece of songs.
+    # Shard 2 completes the partial sums: it writes the preconditioner and the references, and stops
+    # there too (its songs wait for round 2, as the other shards' do).
+    assert not shard(2)
+    assert sorted(p.name for p in parts.iterdir() if not p.name.startswith(".")) == [
+        "preconditioner.npz", "references.npz"]  # the partial sums are in the preconditioner now
+    # Round 2: shard 2 is killed after its first piece of songs.
     real = attribution.linear_block
     calls = []
 
@@ -58,12 +63,10 @@ def test_song_shards_resume_and_merge_to_the_unsharded_run(tiny_data, umx, whole
 
     with mock.patch.object(attribution, "linear_block", killed_after_one_piece), pytest.raises(KeyboardInterrupt):
         shard(2)
-    assert (parts / "preconditioner.npz").is_file() and (parts / "references.npz").is_file()
-    assert not list(parts.glob("fisher_*"))  # the partial sums are in the preconditioner now
     assert sorted(p.name for p in parts.glob("songs_*")) == ["songs_000005_000006.npz"]
     kept = {p: p.stat().st_mtime_ns for p in parts.glob("*.npz")}
 
-    # Run again, shard 2 resumes: vocals' two pieces left, then bass from its partial sum on.
+    # Run again, shard 2 resumes: vocals' two pieces left, then bass's three.
     recomputed = []
     with mock.patch.object(attribution, "linear_block", lambda *a, **k: recomputed.append(1) or real(*a, **k)):
         assert not shard(2)
@@ -90,8 +93,8 @@ def test_song_shards_resume_and_merge_to_the_unsharded_run(tiny_data, umx, whole
 def test_a_shard_without_songs_does_not_hold_up_the_preconditioner(tiny_data, umx, whole, tmp_path):
     # 8 songs in 2 pieces of 4 over 3 shards: shard 0/3 has none.
     assert Shard(0, 3).songs(8, 4) == [] and Shard(2, 3).songs(8, 4) == [(4, 8)]
-    runs = [make_run(tiny_data, umx, tmp_path, songs_per_piece=4).compute(Shard(i, 3)) for i in (0, 1, 2, 0, 1)]
-    assert runs == [False, False, False, False, True]
+    runs = [make_run(tiny_data, umx, tmp_path, songs_per_piece=4).compute(Shard(i, 3)) for i in (0, 1, 2, 0, 1, 2)]
+    assert runs == [False, False, False, False, False, True]
     np.testing.assert_allclose(np.load(tmp_path / "delta_loss.npz")["delta"], np.load(whole / "delta_loss.npz")["delta"],
                                rtol=1e-6, atol=0)
 

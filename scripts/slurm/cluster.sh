@@ -167,7 +167,9 @@ SelectTypeParameters=CR_Core
 EnforcePartLimits=ALL
 ReturnToService=2
 # Accounting through slurmdbd: submitit reads job states with sacct.
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+# Each job step's peak memory (sacct MaxRSS; benchmarks/bench_linear_slurm.py), sampled every second.
+JobAcctGatherFrequency=task=1
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT

@@ -35,12 +35,13 @@ baseline losses and Fisher, and the last one to finish in a directory, or ``merg
 outputs.
 
 Linear mode: ``--shard i/K`` takes the i-th of K runs of consecutive pieces of songs, in two rounds.
-First each shard sums its songs' squared gradients; the shard that finds all K partial sums writes
-the preconditioner, and whichever shard first needs them then computes the step and the references'
-directions (once: the others wait on the unit's lock). Then each shard computes its songs' ΔL, piece
-by piece. A shard that finds other shards' partial sums missing stops after its own and is run
-again once they exist; the pipeline runs every shard twice (``Attribute.shard_rounds``). Every
-shard reads only its own songs: memory stays flat in N.
+Round 1: each shard sums its songs' squared gradients; the shard that completes the K partial sums
+writes the preconditioner, the step and the references' directions, and stops there too. Round 2:
+each shard computes its songs' ΔL, piece by piece. Had the completing shard gone on to its songs,
+it would do both rounds' work in the first while the others sat waiting for it in the second
+(1,000 songs, K = 2 on two cores: 1.29x faster than unsharded instead of about 2x). The pipeline
+runs every shard twice (``Attribute.shard_rounds``); an unsharded run (K = 1) does it all at once.
+Every shard reads only its own songs: memory stays flat in N.
 """
 
 from __future__ import annotations
@@ -373,7 +374,8 @@ class Run:
                     engine_unit = self._engine_unit(unit)
                     train = load_tracks(self.kit, self.train, unit, self.settings)
                     if self.settings.mode == "linear":  # the run's own (made here if it has none yet)
-                        self._preconditioner_ready(unit, engine_unit, Shard())
+                        if not self._preconditioner_ready(unit, engine_unit):
+                            self._add_fisher_part(unit, engine_unit, Shard())
                         inverse = self._inverse(unit, engine_unit)
                     else:
                         inverse = self._fisher_inverse(unit, engine_unit, train)
@@ -464,8 +466,12 @@ class Run:
         """Linear mode, one shard: its part of the preconditioner, then its songs' ΔL, piece by piece
         (nothing more when other shards' parts of the preconditioner are still missing)."""
         engine_unit = self._engine_unit(unit)
-        if not self._preconditioner_ready(unit, engine_unit, shard):
-            return
+        if not self._preconditioner_ready(unit, engine_unit):
+            if not self._add_fisher_part(unit, engine_unit, shard):
+                return  # other shards' partial sums are still missing
+            if shard.count > 1:  # this shard completed them: the songs wait for round 2 (module docstring)
+                self._references(unit, engine_unit)
+                return
         directions, step, rise = self._references(unit, engine_unit)
         targets = len(self.kit.unit_targets(unit))
         bar = tqdm(total=sum(b - a for a, b in todo), desc=f"{unit}: song gradients", unit="song",
@@ -481,11 +487,13 @@ class Run:
                 train=np.array(songs.ids)))
         bar.close()
 
-    def _preconditioner_ready(self, unit: str, engine_unit: Unit, shard: Shard) -> bool:
-        """Whether the unit's preconditioner exists, after adding this shard's partial sum (resumed
-        where a killed attempt stopped) and writing the preconditioner if it was the last one missing."""
-        if (self.out / "parts" / unit / "preconditioner.npz").is_file() or self._assemble(unit, engine_unit):
-            return True
+    def _preconditioner_ready(self, unit: str, engine_unit: Unit) -> bool:
+        """Whether the unit's preconditioner exists (written now if every partial sum is there)."""
+        return (self.out / "parts" / unit / "preconditioner.npz").is_file() or self._assemble(unit, engine_unit)
+
+    def _add_fisher_part(self, unit: str, engine_unit: Unit, shard: Shard) -> bool:
+        """Add this shard's partial sum (resumed where a killed attempt stopped) and write the
+        preconditioner if it was the last one missing. Returns whether the preconditioner exists."""
         path = _fisher_part(self.out, unit, shard)
         pieces = shard.songs(len(self.train), self.songs_per_piece)
         identity = {**self._preconditioner_identity(unit), "kind": "Fisher partial sum",
