@@ -463,8 +463,8 @@ class Run:
                 "calibration_references": CALIBRATION_REFERENCES}
 
     def _compute_songs(self, unit: str, todo: list[tuple[int, int]], shard: Shard) -> None:
-        """Linear mode, one shard: its part of the preconditioner, then its songs' ΔL, piece by piece
-        (nothing more when other shards' parts of the preconditioner are still missing)."""
+        """Linear mode, one shard: its part of the preconditioner in round 1, its songs' ΔL piece by
+        piece in round 2 (both at once when unsharded)."""
         engine_unit = self._engine_unit(unit)
         if not self._preconditioner_ready(unit, engine_unit):
             if not self._add_fisher_part(unit, engine_unit, shard):
