@@ -31,12 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from sepclean import STEMS as TARGETS
 from sepclean.cpus import use_allotted_cpus
 from sepclean.pipeline import stages
 from sepclean.pipeline.artifacts import ArtifactStore
 from sepclean.pipeline.shards import Shards
 from sepclean.scorers import Baseline, create
-from sepclean import STEMS as TARGETS
 from sepclean.toolkit import TrainSpec
 
 
@@ -117,9 +117,14 @@ def main(argv=None) -> None:
             executor = submitit.SlurmExecutor(folder=work / "driver" / f"{n}_{k}", max_num_timeout=0)
             executor.update_parameters(job_name=f"bench_linear_{n}_{k}", cpus_per_task=1, time=24 * 60)
             since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
-            seconds = executor.submit(drive, scores, scorer, songs, baseline, k).result()
-            time.sleep(2)  # slurmctld reports a job's end to slurmdbd asynchronously
-            peaks = peak_memory_mib(since, env)
+            driver = executor.submit(drive, scores, scorer, songs, baseline, k)
+            seconds = driver.result()
+            deadline = time.monotonic() + 60
+            while driver.job_id not in (peaks := peak_memory_mib(since, env)):  # slurmdbd hears of it late
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"sacct has no peak memory of job {driver.job_id} after 60 s: does the "
+                                     "cluster gather accounting (JobAcctGatherType=jobacct_gather/linux)?")
+                time.sleep(1)
             if k == 1:
                 unsharded[n] = seconds
             speed_up = unsharded[n] / seconds

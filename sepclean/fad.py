@@ -167,9 +167,14 @@ class FrechetReference:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cpu":  # stacked LAPACK calls run one after another: nothing to batch
             return np.array([self.distance_to_frames(frames) for frames in songs])
+        return self._batched(songs, device, batch_size)
+
+    def _batched(self, songs: Sequence[np.ndarray], device: str, batch_size: int) -> np.ndarray:
+        """The torch road of :meth:`distances_to_frames` on ``device``."""
         import torch
 
         factor = torch.as_tensor(self.factor, dtype=torch.float64, device=device)
+        reference_mean = torch.as_tensor(self.reference.mean, dtype=torch.float64, device=device)
         out = np.empty(len(songs))
         by_length: dict[int, list[int]] = {}
         for index, frames in enumerate(songs):
@@ -185,7 +190,6 @@ class FrechetReference:
                 gram = scaled @ scaled.mT if n < factor.shape[0] else scaled.mT @ scaled
                 cross = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().sum(-1)
                 trace_song = (centred**2).sum((1, 2)) / (n - 1)
-                reference_mean = torch.as_tensor(self.reference.mean, dtype=torch.float64, device=device)
                 distance = ((mean - reference_mean) ** 2).sum(-1) + self.trace + trace_song - 2 * cross
                 out[chunk] = distance.cpu().numpy()
         return out

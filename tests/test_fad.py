@@ -167,6 +167,8 @@ def test_batched_distances_equal_textbook_sqrtm(frames):
     one_by_one = [fad.distance_to_frames(song) for song in songs]
     np.testing.assert_allclose(batched, expected, rtol=1e-6)
     np.testing.assert_allclose(batched, one_by_one, rtol=1e-12)
+    on_torch = fad._batched(songs, "cpu", batch_size=2)  # the road a CUDA device takes, here on the CPU
+    np.testing.assert_allclose(on_torch, expected, rtol=1e-6)
     with pytest.raises(ValueError, match="at least 2 frames"):
         fad.distances_to_frames([songs[0][:1]])
 
