@@ -5,6 +5,8 @@ fadtk is not a dependency. Download its wheel once (no dependencies needed)::
     pip download fadtk==1.1.0 --no-deps -d ~/wheels
     python benchmarks/bench_fad_fadtk.py --wheel ~/wheels/fadtk-1.1.0-py3-none-any.whl
 
+(any zip holding its ``fadtk/fad.py`` will do: ``scripts/device/wheels.sh`` makes one for a GPU lease.)
+
 The benchmark reads ``calc_embd_statistics`` and ``calc_frechet_distance`` out of the wheel's
 ``fadtk/fad.py`` (only those two functions, compiled on their own: fadtk's torch/audio imports and
 its other dependencies are never imported) and times fadtk's per-song scoring the way its
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import logging
+import types
 import time
 import zipfile
 from pathlib import Path
@@ -38,6 +42,21 @@ from sepclean.fad import FrechetReference, Gaussian
 FUNCTIONS = ("calc_embd_statistics", "calc_frechet_distance")
 
 
+def scipy_linalg_for_fadtk() -> types.ModuleType | types.SimpleNamespace:
+    """scipy.linalg as fadtk 1.1.0 calls it. fadtk calls ``sqrtm(A, disp=False)`` and discards the error
+    estimate that ``disp=False`` adds; SciPy releases after 1.17 dropped ``disp`` (the TypeError seen on
+    the lent GPU machine's SciPy). There, the same ``sqrtm`` with the estimate as None, nothing else
+    changed."""
+    if "disp" in inspect.signature(scipy.linalg.sqrtm).parameters:
+        return scipy.linalg
+
+    def sqrtm(a, disp=True, **options):
+        root = scipy.linalg.sqrtm(a, **options)
+        return root if disp else (root, None)
+
+    return types.SimpleNamespace(**{name: getattr(scipy.linalg, name) for name in ("eig", "inv")}, sqrtm=sqrtm)
+
+
 def load_fadtk(wheel: Path) -> dict:
     """fadtk's two functions, compiled from the wheel's source with only what they use in scope."""
     with zipfile.ZipFile(wheel) as archive:
@@ -46,7 +65,7 @@ def load_fadtk(wheel: Path) -> dict:
     picked = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in FUNCTIONS]
     if {node.name for node in picked} != set(FUNCTIONS):
         raise SystemExit(f"{wheel}: fadtk/fad.py lacks {FUNCTIONS}; is it fadtk 1.1.0?")
-    namespace = {"np": np, "linalg": scipy.linalg, "scisqrt": scisqrt, "log": logging.getLogger("fadtk")}
+    namespace = {"np": np, "linalg": scipy_linalg_for_fadtk(), "scisqrt": scisqrt, "log": logging.getLogger("fadtk")}
     exec(compile(ast.Module(body=picked, type_ignores=[]), f"{wheel}!fadtk/fad.py", "exec"), namespace)
     return {name: namespace[name] for name in FUNCTIONS}
 
@@ -94,6 +113,8 @@ def compare(args) -> None:
         theirs = [distance(mu_ref, cov_ref, *stats(song)) for song in timed]
         fadtk_seconds = setup + (time.perf_counter() - started) / len(timed) * len(songs)
 
+        # CUDA's context and its solver library load on the first call of a process: once per run, not per song.
+        FrechetReference(Gaussian.fit(reference_frames[:4 * d]), device=args.device).distances_to_frames(songs[:2])
         started = time.perf_counter()
         ours = FrechetReference(Gaussian.fit(reference_frames), device=args.device).distances_to_frames(songs)
         ours_seconds = time.perf_counter() - started

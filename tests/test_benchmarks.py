@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +36,26 @@ def test_bench_detection_reads_every_table_from_the_store_and_a_rerun_makes_noth
     bench.main(argv[:-1] + [str(tmp_path / "b.json")])
     assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == stamps  # every artifact found made
     assert json.loads((tmp_path / "b.json").read_text())["per_seed"]["all"] == found
+
+
+def test_fadtk_gets_the_same_sqrtm_from_a_scipy_without_disp(monkeypatch):
+    """fadtk 1.1.0 calls ``linalg.sqrtm(A, disp=False)``; on a SciPy whose sqrtm has no ``disp`` (the GPU
+    machine's) the benchmark's stand-in returns the same root, and on one that has it, SciPy itself."""
+    import scipy.linalg
+
+    bench = load("bench_fad_fadtk")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    a = a @ a.T + np.eye(6)
+    original = scipy.linalg.sqrtm
+    if "disp" in inspect.signature(original).parameters:
+        assert bench.scipy_linalg_for_fadtk() is scipy.linalg
+
+    def sqrtm_without_disp(a, blocksize=64):
+        return original(a)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm_without_disp)
+    linalg = bench.scipy_linalg_for_fadtk()
+    root, estimate = linalg.sqrtm(a, disp=False)
+    assert estimate is None and np.allclose(root @ root, a)
+    assert np.array_equal(linalg.sqrtm(a), root) and linalg.eig is scipy.linalg.eig and linalg.inv is scipy.linalg.inv

@@ -40,6 +40,19 @@ python3 -c "import sepclean.train, sepclean_plugins.demucs, sepclean_plugins.ope
 print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$out/device.log"
 [ "${PIPESTATUS[0]}" = 0 ] || { log "the stack does not import"; exit 3; }
 nvidia-smi -L >> "$out/device.log" 2>&1
+# XPs side by side are processes of their own, and without MPS one GPU runs their kernels in turns
+# (time slices), each small model leaving most of it idle. With MPS their kernels run together. Where
+# the image lacks it or a CUDA call fails under it, the XPs take turns.
+export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+mkdir -p /tmp/mps /tmp/mps-log
+if command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d \
+   && timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item()"; then
+  log "MPS on"
+else
+  command -v nvidia-cuda-mps-control > /dev/null && echo quit | nvidia-cuda-mps-control 2>/dev/null
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  log "MPS off (not in the image, or CUDA failed under it): the XPs take turns on the GPU"
+fi
 log "$(nproc) cores"
 # What limits the XPs: the GPU's use every 10 s, the cores' load beside it.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 > "$out/gpu.csv" 2>&1 &
