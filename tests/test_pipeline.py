@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import copy_splits, tree_state
 
@@ -413,6 +414,35 @@ def test_paired_interval_and_gap_closed():
     assert math.isnan({r["method"]: r for r in results.summarise(level)}["fad"]["gap_closed"])
     table = results.markdown(results.summarise(runs))
     assert "+0.53 [" in table and "53%" in table
+
+
+def test_the_share_of_the_gap_has_fiellers_interval():
+    # A gap of exactly 1 dB on every seed: the share's interval is the Δ's own t-interval.
+    runs = [_run("dirty", s, v) for s, v in enumerate([1.0, 2.0, 3.0])]
+    runs += [_run("clean_twin", s, v) for s, v in enumerate([2.0, 3.0, 4.0])]
+    runs += [_run("fad", s, v) for s, v in enumerate([1.5, 2.7, 3.4])]
+    fad = next(r for r in results.summarise(runs) if r["method"] == "fad")
+    assert (fad["gap_low"], fad["gap_high"]) == (pytest.approx(fad["delta_low"]), pytest.approx(fad["delta_high"]))
+    assert "53% [" in results.markdown(results.summarise(runs))
+
+    # A gap that varies: at each bound, the paired t-statistic of (method − dirty) − ρ (clean − dirty)
+    # is exactly the 95% critical value, and the share itself lies between them.
+    dirty = {0: 4.0, 1: 3.9, 2: 4.1, 3: 3.8, 4: 4.0}
+    clean = {0: 5.1, 1: 4.8, 2: 5.3, 3: 4.7, 4: 5.0}
+    method = {0: 4.4, 1: 4.3, 2: 4.6, 3: 4.1, 4: 4.3}
+    share = results.gap_share(method, dirty, clean)
+    a = np.array([method[s] - dirty[s] for s in dirty])
+    b = np.array([clean[s] - dirty[s] for s in dirty])
+    critical = 2.7764451051977987  # t(0.975, 4)
+    for rho in (share["low"], share["high"]):
+        d = a - rho * b
+        assert abs(d.mean() / (d.std(ddof=1) / math.sqrt(5))) == pytest.approx(critical)
+    assert share["share"] == pytest.approx(a.mean() / b.mean()) and share["low"] < share["share"] < share["high"]
+
+    # A gap its own seeds cannot tell from zero bounds no share.
+    noisy = {0: 5.0, 1: 3.0, 2: 4.6, 3: 3.2, 4: 4.4}
+    unbounded = results.gap_share(method, dirty, noisy)
+    assert math.isnan(unbounded["low"]) and math.isnan(unbounded["high"])
 
 
 def test_seed_pairs_only_count_seeds_both_conditions_have():

@@ -265,7 +265,7 @@ class _Report:
                 Text("One row per condition; seeds are replicates. SDR (dB, museval median over test songs) "
                      "as mean ± standard deviation over seeds; Δ dirty: the mean paired difference of average "
                      "SDR with the dirty model of the same architecture and seed, with its 95% t-interval and "
-                     "p-value; gap closed: the share of the dirty → clean-twin gap. kept: songs trained on; "
+                     "p-value; gap closed: the share of the dirty → clean-twin gap [Fieller's 95% interval]. kept: songs trained on; "
                      "bad out: contaminated songs removed; AUROC: how well the scores find the contaminated "
                      "songs (0.5 is chance)."),
                 _pipe_table(results.markdown(self.summary))]

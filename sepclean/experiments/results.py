@@ -155,6 +155,31 @@ def paired(method: dict[int, float], baseline: dict[int, float], level: float = 
     return out
 
 
+def gap_share(method: dict[int, float], dirty: dict[int, float], clean: dict[int, float], level: float = 0.95) -> dict:
+    """The share of the dirty → clean-twin gap a condition closes, (method − dirty) / (clean − dirty)
+    over the seeds all three have, with Fieller's interval for a ratio of paired means: the shares ρ
+    for which mean(a − ρ·b) = 0 is not rejected by a t-test, a and b the seeds' two differences. The
+    interval is bounded only where the gap itself is clearly above zero (its own t-test); otherwise
+    (low, high) are NaN: no share is a figure there."""
+    seeds = sorted(set(method) & set(dirty) & set(clean))
+    a = np.array([method[s] - dirty[s] for s in seeds], dtype=np.float64)
+    b = np.array([clean[s] - dirty[s] for s in seeds], dtype=np.float64)
+    out = {"n": len(seeds), "share": math.nan, "low": math.nan, "high": math.nan}
+    if len(seeds) < 2 or b.mean() <= 0:
+        return out
+    out["share"] = float(a.mean() / b.mean())
+    t2 = stats.t.ppf(0.5 + level / 2, len(seeds) - 1) ** 2
+    (v_aa, v_ab), (_, v_bb) = np.cov(a, b, ddof=1) / len(seeds)
+    # (ā − ρ b̄)² ≤ t² var(ā − ρ b̄), a quadratic in ρ: A ρ² + B ρ + C ≤ 0.
+    A = b.mean() ** 2 - t2 * v_bb
+    B = -2 * (a.mean() * b.mean() - t2 * v_ab)
+    C = a.mean() ** 2 - t2 * v_aa
+    if A > 0:
+        root = math.sqrt(max(B * B - 4 * A * C, 0.0))
+        out.update(low=(-B - root) / (2 * A), high=(-B + root) / (2 * A))
+    return out
+
+
 def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
     """One flat dict per condition, in the order the conditions first appear."""
     rows = group(runs)
@@ -182,6 +207,9 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
                 # A share of a gap exists only where the clean twin is above dirty: where the
                 # contamination did not hurt (heldout, here), a share is no figure.
                 line["gap_closed"] = (line["sdr_avg"] - mean_std(dirty_avg.values())[0]) / gap if gap > 0 else math.nan
+                if condition != clean.condition:  # the clean twin's own share is 100% by definition
+                    share = gap_share(sdr["avg"], dirty_avg, {s: m["sdr"]["avg"] for s, m in clean.seeds.items()})
+                    line.update(gap_low=share["low"], gap_high=share["high"])
         out.append(line)
     return out
 
@@ -192,10 +220,17 @@ def _cell(value, fmt: str) -> str:
     return format(value, fmt)
 
 
+def _gap_cell(row: dict) -> str:
+    share = _cell(row.get("gap_closed"), ".0%")
+    if share != "-" and math.isfinite(row.get("gap_low", math.nan)):
+        share += f" [{row['gap_low']:.0%}, {row['gap_high']:.0%}]"
+    return share
+
+
 def markdown(summary: list[dict]) -> str:
     """The condition table as Markdown: SDR as mean ± std over seeds, Δ against dirty with its 95% CI."""
     header = ["arch", "method", "ratio", "mode", "seeds", "kept", "bad out", "AUROC",
-              *[f"SDR {t}" for t in sepclean.STEMS], "SDR avg", "Δ dirty [95% CI]", "p", "gap closed", "converged"]
+              *[f"SDR {t}" for t in sepclean.STEMS], "SDR avg", "Δ dirty [95% CI]", "p", "gap closed [95% CI]", "converged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(header) - 5) + [":---:"]) + "|"]
     for row in summary:
         sdrs = [f"{_cell(row[f'sdr_{t}'], '.2f')} ± {_cell(row[f'sdr_{t}_std'], '.2f')}" if math.isfinite(row[f"sdr_{t}"])
@@ -205,7 +240,7 @@ def markdown(summary: list[dict]) -> str:
             delta = f"{row['delta']:+.2f} [{_cell(row['delta_low'], '+.2f')}, {_cell(row['delta_high'], '+.2f')}]"
         cells = [row["arch"], row.get("name", row["method"]), _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
                  _cell(row["kept"], ".1f"), _cell(row["removed_contaminated"], ".1f"), _cell(row["auroc"], ".2f"),
-                 *sdrs, delta, _cell(row.get("p"), ".3f"), _cell(row.get("gap_closed"), ".0%"),
+                 *sdrs, delta, _cell(row.get("p"), ".3f"), _gap_cell(row),
                  "yes" if row["converged"] else "NO (best epoch = last)"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
