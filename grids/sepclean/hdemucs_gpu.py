@@ -6,9 +6,9 @@ an HDemucs between the CPU preset and the paper's: ``tiny_hdemucs`` (depth 4, 1.
 channels and batches of 16, for 1,000 updates, its examples read by two loader processes. Per stem
 because HDemucs trains one joint model: a (song, stem) pair flagged by the scores leaves only that
 stem out of the song's examples, where per-target cleaning would have to drop the whole song from
-the one model. Far from converged, and
-far from the paper's HDemucs (48 channels, depth 6, 108,000 updates); what it says is whether the
-cleaning that helps Open-Unmix also helps a joint time-frequency model at equal updates.
+the one model. Far from converged, and far from the paper's HDemucs (48 channels, depth 6, 108,000
+updates); what it says is whether the cleaning that helps Open-Unmix also helps a joint
+time-frequency model at equal updates.
 ``scripts/device/grid.sh`` runs it on a lent GPU machine, all 9 XPs side by side (under MPS), sized
 to finish inside one call of the device tool (10 minutes). Two leases so far, neither finished an XP:
 the first (1,500 updates, the loader in process, beside 7 Open-Unmix XPs, no MPS) trained at 1.4
