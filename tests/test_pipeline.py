@@ -445,6 +445,16 @@ def test_the_share_of_the_gap_has_fiellers_interval():
     assert math.isnan(unbounded["low"]) and math.isnan(unbounded["high"])
 
 
+def test_repairs_by_another_model_are_rows_of_their_own():
+    runs = [_run("dirty", 0, 1.0)]
+    for model, avg in (("reference", 1.2), ("baseline", 1.4), (None, 1.1)):
+        cfg, metrics = _run("mlp", 0, avg, mode="per-target")
+        runs.append(({**cfg, "action": "repair", "repair": {"model": model}, "seed": 0 if model else 1}, metrics))
+    names = [r["name"] for r in results.summarise(runs)]
+    assert names == ["dirty", "mlp, repair", "mlp, repair (baseline model)"]  # no model named: the reference's row
+    assert results.Condition.of({**runs[2][0]}).control("dirty") == results.Condition.of(runs[0][0])
+
+
 def test_seed_pairs_only_count_seeds_both_conditions_have():
     runs = [_run("dirty", 0, 1.0), _run("dirty", 1, 2.0), _run("fad", 1, 2.5)]
     fad = next(r for r in results.summarise(runs) if r["method"] == "fad")

@@ -44,6 +44,9 @@ class Condition:
     receiver: str | None = None
     """``repair.receiver`` of a repairing action where it is not ``order`` (the rule of every repair
     made before the setting); None otherwise."""
+    repair_model: str | None = None
+    """``repair.model`` of a repairing or relabelling action where it is not ``reference`` (the model
+    of every such grid before self-refining): ``baseline``, or a checkpoint path; None otherwise."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -54,7 +57,8 @@ class Condition:
         robust = RobustLoss.of(cfg.get("robust"))
         return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
                    robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1), _variant(cfg),
-                   "drop" if control else (cfg.get("action") or "drop"), _receiver(cfg, control))
+                   "drop" if control else (cfg.get("action") or "drop"), _receiver(cfg, control),
+                   _repair_model(cfg, control))
 
     @property
     def name(self) -> str:
@@ -62,13 +66,15 @@ class Condition:
         it ran on: ``mlp, repair``, ``loss, 2 rounds``, ``dirty + truncate 0.25``, ``dirty on heldout``."""
         return (self.method + (f", {self.action}" if self.action != "drop" else "")
                 + (f" ({self.receiver} receiver)" if self.receiver else "")
+                + (f" ({self.repair_model} model)" if self.repair_model else "")
                 + (f", {self.rounds} rounds" if self.rounds > 1 else "")
                 + (f" + {self.robust}" if self.robust else "") + (f" on {self.variant}" if self.variant else ""))
 
     def control(self, method: str) -> "Condition":
         """The control ``method`` (dirty, clean twin) this condition is compared with: same
         architecture, same data, plain training, nothing flagged (so action drop)."""
-        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop", receiver=None)
+        return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop", receiver=None,
+                       repair_model=None)
 
 
 def _receiver(cfg, control: bool) -> str | None:
@@ -77,6 +83,13 @@ def _receiver(cfg, control: bool) -> str | None:
     receiver = (cfg.get("repair") or {}).get("receiver")
     repairs = not control and cfg.get("action") in ("repair", "relabel+repair")
     return receiver if repairs and receiver not in (None, "order") else None
+
+
+def _repair_model(cfg, control: bool) -> str | None:
+    """None where no model makes labels, or where it is the reference model."""
+    model = (cfg.get("repair") or {}).get("model")
+    acts = not control and cfg.get("action") in ("repair", "relabel", "relabel+repair")
+    return str(model) if acts and model not in (None, "reference") else None
 
 
 def _variant(cfg) -> str | None:
@@ -189,7 +202,7 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
                for t in [*sepclean.STEMS, "avg"]}
         line = {"arch": condition.arch, "method": condition.method, "ratio": condition.ratio,
                 "mode": condition.mode, "robust": condition.robust, "rounds": condition.rounds, "variant": condition.variant,
-                "action": condition.action, "receiver": condition.receiver,
+                "action": condition.action, "receiver": condition.receiver, "repair_model": condition.repair_model,
                 "name": condition.name, "seeds": len(row.seeds)}
         for key in ("kept", "removed_contaminated", "auroc"):
             line[key] = mean_std(m.get(key) for m in row.seeds.values())[0]
