@@ -744,13 +744,17 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 13 * 3
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 15 * 3
     receivers = [(s.xp.cfg.action, s.xp.cfg.seed) for s in sheeps if s.xp.cfg.repair.receiver == "split"]
     assert sorted(receivers) == sorted((a, seed) for a in ("repair", "relabel+repair") for seed in range(3))
     assert all(s.xp.cfg.repair.receiver == "order" for s in sheeps if s.xp.cfg.repair.receiver != "split")
     assert ("oracle", "repair", 2) in rows and ("mlp", "weight", 0) in rows and ("mlp", "repair", 1) in rows
     assert ("oracle", "relabel", 1) in rows and ("mlp", "relabel+repair", 2) in rows
-    assert all(s.xp.cfg.repair.model == "reference" for s in sheeps if s.xp.cfg.action not in ("drop", "weight"))
+    models = [(s.xp.cfg.method, s.xp.cfg.seed) for s in sheeps if s.xp.cfg.repair.model == "baseline"]
+    assert sorted(models) == sorted((m, seed) for m in ("oracle", "mlp") for seed in range(3))  # self-refining
+    assert all(s.xp.cfg.repair.model == "reference" for s in sheeps
+               if s.xp.cfg.action not in ("drop", "weight") and s.xp.cfg.repair.model != "baseline")
+    assert all(s.xp.cfg.action == "repair" for s in sheeps if s.xp.cfg.repair.model == "baseline")
     assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150 for s in sheeps)
     robust = {s.xp.sig for s in xps("sepclean.robust_cpu")}
     shared = [s for s in sheeps if s.xp.cfg.action == "drop"]
