@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 import sepclean
+from sepclean.clean_manifest import MODEL_ACTIONS
 from sepclean.errors import PipelineError
 
 DIRTY, CLEAN = "dirty", "clean_twin"
@@ -88,7 +89,7 @@ def _receiver(cfg, control: bool) -> str | None:
 def _repair_model(cfg, control: bool) -> str | None:
     """None where no model makes labels, or where it is the reference model."""
     model = (cfg.get("repair") or {}).get("model")
-    acts = not control and cfg.get("action") in ("repair", "relabel", "relabel+repair")
+    acts = not control and cfg.get("action") in MODEL_ACTIONS
     return str(model) if acts and model not in (None, "reference") else None
 
 
