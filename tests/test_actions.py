@@ -713,7 +713,32 @@ def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
     assert rows["oracle, repair (split receiver)"]["receiver"] == "split"
     assert rows["oracle, repair (split receiver)"]["delta"] == pytest.approx(1.5)
     assert rows["oracle, repair"]["delta"] == pytest.approx(0.5) and rows["oracle"]["delta"] == pytest.approx(0.25)
-    assert "| oracle, repair |" in results.markdown(results.summarise(runs))
+    # against the same detector dropping the same pairs, paired by seed: what the action adds
+    assert rows["oracle, repair"]["vs_drop"] == pytest.approx(0.25)
+    assert rows["oracle, repair (split receiver)"]["vs_drop"] == pytest.approx(1.25)
+    assert "vs_drop" not in rows["oracle"] and "vs_drop" not in rows["dirty"]
+    table = results.markdown(results.summarise(runs))
+    assert "| oracle, repair |" in table and "Δ its drop [95% CI]" in table
+    assert "| +0.25 [+0.25, +0.25] |" in table.split("| oracle, repair |")[1].splitlines()[0]
+
+
+def test_an_action_is_paired_with_its_own_detectors_drop_by_seed_and_only_where_it_ran():
+    from sepclean.experiments import results
+
+    def run(method, seed, value, **more):
+        return ({"arch": "openunmix", "ratio": "auto", "mode": "per-target", "seed": seed, "method": method, **more},
+                {"sdr": {"avg": value}, "converged": True})
+
+    runs = [run("dirty", 0, 1.0), run("dirty", 1, 1.0), run("dirty", 2, 1.0),
+            run("mlp", 0, 2.0), run("mlp", 1, 3.0),  # mlp's drop: seeds 0 and 1 only
+            *[run("mlp", s, v, action="relabel") for s, v in enumerate([2.5, 2.5, 9.0])],
+            run("oracle", 0, 4.0, action="relabel")]  # no oracle drop in this grid
+    rows = {r["name"]: r for r in results.summarise(runs)}
+    relabel = rows["mlp, relabel"]
+    # seeds both ran (0, 1): +0.5 and -0.5; seed 2 has no drop to pair with
+    assert relabel["vs_drop"] == pytest.approx(0.0) and relabel["vs_drop_high"] > 0 > relabel["vs_drop_low"]
+    assert "vs_drop" not in rows["oracle, relabel"]
+    assert results.interval(rows["oracle, relabel"], "vs_drop") == "-"
 
 
 def test_an_action_on_other_data_is_compared_with_the_dirty_xps_of_that_data():
@@ -744,7 +769,7 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
 
     sheeps = xps("sepclean.actions_cpu")
     rows = [(s.xp.cfg.method, s.xp.cfg.get("action"), s.xp.cfg.seed) for s in sheeps]
-    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 15 * 3
+    assert len(sheeps) == len({s.xp.sig for s in sheeps}) == 16 * 3
     receivers = [(s.xp.cfg.action, s.xp.cfg.seed) for s in sheeps if s.xp.cfg.repair.receiver == "split"]
     assert sorted(receivers) == sorted((a, seed) for a in ("repair", "relabel+repair") for seed in range(3))
     assert all(s.xp.cfg.repair.receiver == "order" for s in sheeps if s.xp.cfg.repair.receiver != "split")
@@ -758,7 +783,7 @@ def test_the_actions_grid_shares_its_controls_with_robust_cpu():
     assert all(s.xp.cfg.data.synth.sizes.test == 40 and s.xp.cfg.archs.openunmix.epochs == 150 for s in sheeps)
     robust = {s.xp.sig for s in xps("sepclean.robust_cpu")}
     shared = [s for s in sheeps if s.xp.cfg.action == "drop"]
-    assert len(shared) == 9 and all(s.xp.sig in robust for s in shared)
+    assert len(shared) == 12 and all(s.xp.sig in robust for s in shared)
 
 
 def test_demucs_per_stem_examples_weigh_each_source_by_its_own_song(tiny_data):

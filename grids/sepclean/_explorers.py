@@ -10,14 +10,15 @@ from dora import Explorer
 
 import sepclean
 from sepclean.experiments.local_grid import xp_history
-from sepclean.experiments.results import Condition, summarise
+from sepclean.experiments.results import Condition, interval, summarise
 from sepclean.pipeline.experiment import CONTROLS
 
 
 class CleaningExplorer(Explorer):
     """Columns: the condition, what the model trained on, what the scores found, the XP's SDR, and
     over the seeds of its condition the mean ± std average SDR, the paired difference to dirty with
-    its 95% interval, and the share of the dirty → clean-twin gap closed."""
+    its 95% interval, the share of the dirty → clean-twin gap closed, and for an action beyond drop
+    the paired difference to the same detector dropping."""
 
     def __call__(self, launcher):
         super().__call__(launcher)
@@ -42,7 +43,7 @@ class CleaningExplorer(Explorer):
                                tt.leaf("conv")]),
             tt.group("sdr", [tt.leaf(t, ".2f") for t in [*sepclean.STEMS, "avg"]]),
             tt.group("seeds", [tt.leaf("n"), tt.leaf("avg", ".2f"), tt.leaf("std", ".2f"), tt.leaf("vs_dirty"),
-                               tt.leaf("gap", ".0%")]),
+                               tt.leaf("gap", ".0%"), tt.leaf("vs_drop")]),
         ]
 
     def _summary(self) -> dict:
@@ -74,9 +75,11 @@ class CleaningExplorer(Explorer):
         if row is not None:
             seeds = {"n": row["seeds"], "avg": row["sdr_avg"], "std": row["sdr_avg_std"]}
             if row.get("delta") is not None:
-                seeds["vs_dirty"] = f"{row['delta']:+.2f} [{row['delta_low']:+.2f},{row['delta_high']:+.2f}]"
+                seeds["vs_dirty"] = interval(row, "delta")
             if row.get("gap_closed") is not None:
                 seeds["gap"] = row["gap_closed"]
+            if row.get("vs_drop") is not None:
+                seeds["vs_drop"] = interval(row, "vs_drop")
             line["seeds"] = seeds
         return line
 

@@ -8,7 +8,8 @@ trained on the 8 trusted songs), checked, the rest dropped (``sepclean.actions``
 controls that bound the gap (dirty, clean twin); the exact drop oracle (ratio ``auto`` per target
 drops exactly the contaminated pairs); the oracle repair (pseudo-labels on exactly those pairs: the
 ceiling of repair with this model); the best detector (mlp) repairing and weighting what it flags.
-The dirty, clean twin and oracle drop XPs are ``robust_cpu``'s own (same signatures: run once).
+The dirty, clean twin, oracle drop and mlp drop XPs are ``robust_cpu``'s own (same signatures: run
+once); each action's table row is paired with its detector's drop (``Δ its drop``).
 ``relabel`` (same model) swaps flagged labels back among a song's stems, the rest dropped: the oracle
 relabel against the oracle drop is what swapped stems recovered with their own audio are worth.
 ``relabel+repair`` relabels first and repairs what no permutation fixes (the repair check measured
@@ -44,6 +45,7 @@ def explorer(launcher):
     for seed in SEEDS:
         _, cleaned = seed_controls(launcher, seed)
         cleaned(method="oracle")
+        cleaned(method="mlp")  # what mlp's actions are paired with: its drop, robust_cpu's XP
         cleaned({"method": "oracle", **REPAIR})
         cleaned({"method": "mlp", **REPAIR})
         cleaned({"method": "mlp", **WEIGHT})

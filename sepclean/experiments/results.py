@@ -6,7 +6,8 @@ varies them); seeds are replicates. For each condition:
 the mean and standard deviation over seeds of every SDR, and against ``dirty`` of the same
 architecture, the *paired* difference (seed s of the method minus seed s of dirty: the seed fixes
 the data order and initialisation of both), its 95% t-interval, and the share of the dirty →
-clean-twin gap the condition closes.
+clean-twin gap the condition closes. An action beyond drop (repair, relabel, weight) is also paired
+with the same detector dropping what it flagged, where the grid ran that: what the action adds.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class Condition:
         architecture, same data, plain training, nothing flagged (so action drop)."""
         return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop", receiver=None,
                        repair_model=None)
+
+    def dropping(self) -> "Condition | None":
+        """What an action beyond drop is measured against: the same detector's pairs dropped (same
+        ratio, mode, rounds, robust training and data). None for a drop."""
+        return None if self.action == "drop" else replace(self, action="drop", receiver=None, repair_model=None)
 
 
 def _receiver(cfg, control: bool) -> str | None:
@@ -224,6 +230,10 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
                 if condition != clean.condition:  # the clean twin's own share is 100% by definition
                     share = gap_share(sdr["avg"], dirty_avg, {s: m["sdr"]["avg"] for s, m in clean.seeds.items()})
                     line.update(gap_low=share["low"], gap_high=share["high"])
+        dropped = rows.get(condition.dropping())
+        if dropped is not None:
+            test = paired(sdr["avg"], {s: m["sdr"]["avg"] for s, m in dropped.seeds.items()})
+            line.update(vs_drop=test["delta"], vs_drop_low=test["low"], vs_drop_high=test["high"])
         out.append(line)
     return out
 
@@ -241,20 +251,26 @@ def _gap_cell(row: dict) -> str:
     return share
 
 
+def interval(row: dict, key: str) -> str:
+    """``+0.40 [+0.30, +0.50]`` for a paired difference ``key`` of a summary row, ``-`` where none."""
+    if not math.isfinite(row.get(key, math.nan)):
+        return "-"
+    return f"{row[key]:+.2f} [{_cell(row[f'{key}_low'], '+.2f')}, {_cell(row[f'{key}_high'], '+.2f')}]"
+
+
 def markdown(summary: list[dict]) -> str:
-    """The condition table as Markdown: SDR as mean ± std over seeds, Δ against dirty with its 95% CI."""
+    """The condition table as Markdown: SDR as mean ± std over seeds, Δ against dirty with its 95% CI,
+    and an action's Δ against the same detector dropping."""
     header = ["arch", "method", "ratio", "mode", "seeds", "kept", "bad out", "AUROC",
-              *[f"SDR {t}" for t in sepclean.STEMS], "SDR avg", "Δ dirty [95% CI]", "p", "gap closed [95% CI]", "converged"]
+              *[f"SDR {t}" for t in sepclean.STEMS], "SDR avg", "Δ dirty [95% CI]", "p", "gap closed [95% CI]",
+              "Δ its drop [95% CI]", "converged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(header) - 5) + [":---:"]) + "|"]
     for row in summary:
         sdrs = [f"{_cell(row[f'sdr_{t}'], '.2f')} ± {_cell(row[f'sdr_{t}_std'], '.2f')}" if math.isfinite(row[f"sdr_{t}"])
                 else "-" for t in [*sepclean.STEMS, "avg"]]
-        delta = "-"
-        if "delta" in row and math.isfinite(row["delta"]):
-            delta = f"{row['delta']:+.2f} [{_cell(row['delta_low'], '+.2f')}, {_cell(row['delta_high'], '+.2f')}]"
         cells = [row["arch"], row.get("name", row["method"]), _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
                  _cell(row["kept"], ".1f"), _cell(row["removed_contaminated"], ".1f"), _cell(row["auroc"], ".2f"),
-                 *sdrs, delta, _cell(row.get("p"), ".3f"), _gap_cell(row),
+                 *sdrs, interval(row, "delta"), _cell(row.get("p"), ".3f"), _gap_cell(row), interval(row, "vs_drop"),
                  "yes" if row["converged"] else "NO (best epoch = last)"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
