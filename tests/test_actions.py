@@ -714,15 +714,15 @@ def test_action_conditions_are_rows_of_their_own_against_plain_dirty():
     assert rows["oracle, repair (split receiver)"]["delta"] == pytest.approx(1.5)
     assert rows["oracle, repair"]["delta"] == pytest.approx(0.5) and rows["oracle"]["delta"] == pytest.approx(0.25)
     # against the same detector dropping the same pairs, paired by seed: what the action adds
-    assert rows["oracle, repair"]["vs_drop"] == pytest.approx(0.25)
-    assert rows["oracle, repair (split receiver)"]["vs_drop"] == pytest.approx(1.25)
-    assert "vs_drop" not in rows["oracle"] and "vs_drop" not in rows["dirty"]
+    assert rows["oracle, repair"]["vs_plain"] == pytest.approx(0.25)
+    assert rows["oracle, repair (split receiver)"]["vs_plain"] == pytest.approx(1.25)
+    assert "vs_plain" not in rows["oracle"] and "vs_plain" not in rows["dirty"]
     table = results.markdown(results.summarise(runs))
-    assert "| oracle, repair |" in table and "Δ its drop [95% CI]" in table
+    assert "| oracle, repair |" in table and "Δ plain drop [95% CI]" in table
     assert "| +0.25 [+0.25, +0.25] |" in table.split("| oracle, repair |")[1].splitlines()[0]
 
 
-def test_an_action_is_paired_with_its_own_detectors_drop_by_seed_and_only_where_it_ran():
+def test_actions_rounds_and_robust_training_are_paired_with_the_same_methods_plain_drop_where_it_ran():
     from sepclean.experiments import results
 
     def run(method, seed, value, **more):
@@ -730,15 +730,19 @@ def test_an_action_is_paired_with_its_own_detectors_drop_by_seed_and_only_where_
                 {"sdr": {"avg": value}, "converged": True})
 
     runs = [run("dirty", 0, 1.0), run("dirty", 1, 1.0), run("dirty", 2, 1.0),
-            run("mlp", 0, 2.0), run("mlp", 1, 3.0),  # mlp's drop: seeds 0 and 1 only
+            run("mlp", 0, 2.0), run("mlp", 1, 3.0),  # mlp's plain drop: seeds 0 and 1 only
             *[run("mlp", s, v, action="relabel") for s, v in enumerate([2.5, 2.5, 9.0])],
+            *[run("mlp", s, v, rounds=2, robust={"truncate": 0.25}) for s, v in enumerate([3.0, 4.0])],
+            *[run("dirty", s, 0.5, robust={"truncate": 0.25}) for s in range(3)],
             run("oracle", 0, 4.0, action="relabel")]  # no oracle drop in this grid
     rows = {r["name"]: r for r in results.summarise(runs)}
     relabel = rows["mlp, relabel"]
     # seeds both ran (0, 1): +0.5 and -0.5; seed 2 has no drop to pair with
-    assert relabel["vs_drop"] == pytest.approx(0.0) and relabel["vs_drop_high"] > 0 > relabel["vs_drop_low"]
-    assert "vs_drop" not in rows["oracle, relabel"]
-    assert results.interval(rows["oracle, relabel"], "vs_drop") == "-"
+    assert relabel["vs_plain"] == pytest.approx(0.0) and relabel["vs_plain_high"] > 0 > relabel["vs_plain_low"]
+    assert rows["mlp, 2 rounds + truncate 0.25"]["vs_plain"] == pytest.approx(1.0)
+    assert "vs_plain" not in rows["oracle, relabel"]  # nothing to pair with
+    assert results.interval(rows["oracle, relabel"], "vs_plain") == "-"
+    assert "vs_plain" not in rows["dirty + truncate 0.25"]  # its plain condition is dirty: that is Δ dirty
 
 
 def test_an_action_on_other_data_is_compared_with_the_dirty_xps_of_that_data():

@@ -26,7 +26,7 @@ def config(*argv: str) -> dict:
 
 
 @pytest.mark.parametrize("grid", ["sepclean.ci", "sepclean.demo", "sepclean.sdr_cpu", "sepclean.robust_cpu",
-                                  "sepclean.efficacy_cpu", "sepclean.actions_cpu"])
+                                  "sepclean.efficacy_cpu", "sepclean.actions_cpu", "sepclean.rounds_cpu"])
 def test_every_xp_of_the_grids_passes(grid):
     for sheep in local_grid.xps(grid):
         check(OmegaConf.to_container(sheep.xp.cfg, resolve=True))

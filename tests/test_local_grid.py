@@ -55,6 +55,17 @@ def test_a_long_grid_runs_seed_by_seed_with_each_seeds_dirty_first(tmp_path, mon
             == {"dirty", "clean_twin"}, methods
 
 
+def test_the_rounds_grid_pairs_two_rounds_with_efficacys_one_round_xps(tmp_path, monkeypatch):
+    from sepclean.experiments.local_grid import xps
+
+    monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
+    sheeps = xps("sepclean.rounds_cpu")
+    efficacy = {s.xp.sig for s in xps("sepclean.efficacy_cpu")}
+    two = [s for s in sheeps if s.xp.cfg.rounds == 2]
+    assert sorted(s.xp.cfg.seed for s in two) == [0, 1, 2] and all(s.xp.cfg.method == "attribute" for s in two)
+    assert {s.xp.sig for s in sheeps if s.xp.cfg.rounds != 2} <= efficacy  # one round: run once, shared
+
+
 def test_a_full_disk_for_the_summary_is_one_line_and_a_rerun_writes_it(tmp_path, monkeypatch):
     """Every XP of the grid done (histories written here), the summary's folder on a full disk: the
     grid reports the disk and exits 2; run again with space, it writes the summary and runs nothing."""

@@ -17,8 +17,9 @@ from sepclean.pipeline.experiment import CONTROLS
 class CleaningExplorer(Explorer):
     """Columns: the condition, what the model trained on, what the scores found, the XP's SDR, and
     over the seeds of its condition the mean ± std average SDR, the paired difference to dirty with
-    its 95% interval, the share of the dirty → clean-twin gap closed, and for an action beyond drop
-    the paired difference to the same detector dropping."""
+    its 95% interval, the share of the dirty → clean-twin gap closed, and for a condition with more
+    than plain cleaning (an action, rounds, robust training) the paired difference to the same
+    method's plain drop (``Condition.plain``)."""
 
     def __call__(self, launcher):
         super().__call__(launcher)
@@ -43,7 +44,7 @@ class CleaningExplorer(Explorer):
                                tt.leaf("conv")]),
             tt.group("sdr", [tt.leaf(t, ".2f") for t in [*sepclean.STEMS, "avg"]]),
             tt.group("seeds", [tt.leaf("n"), tt.leaf("avg", ".2f"), tt.leaf("std", ".2f"), tt.leaf("vs_dirty"),
-                               tt.leaf("gap", ".0%"), tt.leaf("vs_drop")]),
+                               tt.leaf("gap", ".0%"), tt.leaf("vs_plain")]),
         ]
 
     def _summary(self) -> dict:
@@ -78,8 +79,8 @@ class CleaningExplorer(Explorer):
                 seeds["vs_dirty"] = interval(row, "delta")
             if row.get("gap_closed") is not None:
                 seeds["gap"] = row["gap_closed"]
-            if row.get("vs_drop") is not None:
-                seeds["vs_drop"] = interval(row, "vs_drop")
+            if row.get("vs_plain") is not None:
+                seeds["vs_plain"] = interval(row, "vs_plain")
             line["seeds"] = seeds
         return line
 

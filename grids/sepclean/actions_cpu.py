@@ -9,7 +9,7 @@ controls that bound the gap (dirty, clean twin); the exact drop oracle (ratio ``
 drops exactly the contaminated pairs); the oracle repair (pseudo-labels on exactly those pairs: the
 ceiling of repair with this model); the best detector (mlp) repairing and weighting what it flags.
 The dirty, clean twin, oracle drop and mlp drop XPs are ``robust_cpu``'s own (same signatures: run
-once); each action's table row is paired with its detector's drop (``Δ its drop``).
+once); each action's table row is paired with its detector's drop (``Δ plain drop``).
 ``relabel`` (same model) swaps flagged labels back among a song's stems, the rest dropped: the oracle
 relabel against the oracle drop is what swapped stems recovered with their own audio are worth.
 ``relabel+repair`` relabels first and repairs what no permutation fixes (the repair check measured

@@ -6,8 +6,9 @@ varies them); seeds are replicates. For each condition:
 the mean and standard deviation over seeds of every SDR, and against ``dirty`` of the same
 architecture, the *paired* difference (seed s of the method minus seed s of dirty: the seed fixes
 the data order and initialisation of both), its 95% t-interval, and the share of the dirty →
-clean-twin gap the condition closes. An action beyond drop (repair, relabel, weight) is also paired
-with the same detector dropping what it flagged, where the grid ran that: what the action adds.
+clean-twin gap the condition closes. A condition with more than plain cleaning (an action beyond
+drop, rounds, robust training) is also paired with the same method dropping once with plain
+training, where the grid ran that: what the extra adds.
 """
 
 from __future__ import annotations
@@ -78,10 +79,12 @@ class Condition:
         return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop", receiver=None,
                        repair_model=None)
 
-    def dropping(self) -> "Condition | None":
-        """What an action beyond drop is measured against: the same detector's pairs dropped (same
-        ratio, mode, rounds, robust training and data). None for a drop."""
-        return None if self.action == "drop" else replace(self, action="drop", receiver=None, repair_model=None)
+    def plain(self) -> "Condition | None":
+        """What an action beyond drop, rounds or robust training add to is measured against: the same
+        method at the same ratio and mode on the same data, dropping what it flags, once, with plain
+        training. None where the condition is that already, or where that is dirty (``Δ dirty``)."""
+        plain = replace(self, action="drop", receiver=None, repair_model=None, rounds=1, robust=None)
+        return None if plain in (self, self.control(DIRTY)) else plain
 
 
 def _receiver(cfg, control: bool) -> str | None:
@@ -230,10 +233,10 @@ def summarise(runs: list[tuple[dict, dict]]) -> list[dict]:
                 if condition != clean.condition:  # the clean twin's own share is 100% by definition
                     share = gap_share(sdr["avg"], dirty_avg, {s: m["sdr"]["avg"] for s, m in clean.seeds.items()})
                     line.update(gap_low=share["low"], gap_high=share["high"])
-        dropped = rows.get(condition.dropping())
-        if dropped is not None:
-            test = paired(sdr["avg"], {s: m["sdr"]["avg"] for s, m in dropped.seeds.items()})
-            line.update(vs_drop=test["delta"], vs_drop_low=test["low"], vs_drop_high=test["high"])
+        plain = rows.get(condition.plain())
+        if plain is not None:
+            test = paired(sdr["avg"], {s: m["sdr"]["avg"] for s, m in plain.seeds.items()})
+            line.update(vs_plain=test["delta"], vs_plain_low=test["low"], vs_plain_high=test["high"])
         out.append(line)
     return out
 
@@ -260,17 +263,17 @@ def interval(row: dict, key: str) -> str:
 
 def markdown(summary: list[dict]) -> str:
     """The condition table as Markdown: SDR as mean ± std over seeds, Δ against dirty with its 95% CI,
-    and an action's Δ against the same detector dropping."""
+    and Δ against the same method's plain drop (:meth:`Condition.plain`)."""
     header = ["arch", "method", "ratio", "mode", "seeds", "kept", "bad out", "AUROC",
               *[f"SDR {t}" for t in sepclean.STEMS], "SDR avg", "Δ dirty [95% CI]", "p", "gap closed [95% CI]",
-              "Δ its drop [95% CI]", "converged"]
+              "Δ plain drop [95% CI]", "converged"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 4 + ["---:"] * (len(header) - 5) + [":---:"]) + "|"]
     for row in summary:
         sdrs = [f"{_cell(row[f'sdr_{t}'], '.2f')} ± {_cell(row[f'sdr_{t}_std'], '.2f')}" if math.isfinite(row[f"sdr_{t}"])
                 else "-" for t in [*sepclean.STEMS, "avg"]]
         cells = [row["arch"], row.get("name", row["method"]), _cell(row["ratio"], ""), row["mode"] or "-", str(row["seeds"]),
                  _cell(row["kept"], ".1f"), _cell(row["removed_contaminated"], ".1f"), _cell(row["auroc"], ".2f"),
-                 *sdrs, interval(row, "delta"), _cell(row.get("p"), ".3f"), _gap_cell(row), interval(row, "vs_drop"),
+                 *sdrs, interval(row, "delta"), _cell(row.get("p"), ".3f"), _gap_cell(row), interval(row, "vs_plain"),
                  "yes" if row["converged"] else "NO (best epoch = last)"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
