@@ -77,6 +77,23 @@ def labels(contamination: dict, kind: str | None = None, target: str | None = No
     return out
 
 
+def stem_kind(record: dict, target: str) -> str | None:
+    """What was done to ``target``'s stem of one track's contamination record, or None where nothing
+    was. Label noise is told apart by what the stem's label became: ``swap`` (another stem's whole
+    label), ``lost a part`` (still its own source, a part missing), ``got a part`` (its own source
+    and another's part), ``lost+got``; other kinds are their own name (``bleeding``, ``effects``)."""
+    if not record.get("contaminated") or target not in record.get("stems", ()):
+        return None
+    if record["kind"] != "label_noise":
+        return record["kind"]
+    params = record.get("params") or {}
+    if any(target in pair for pair in params.get("swaps", ())):
+        return "swap"
+    lost = any(move["from"] == target for move in params.get("moves", ()))
+    got = any(move["to"] == target for move in params.get("moves", ()))
+    return "lost+got" if lost and got else "lost a part" if lost else "got a part"
+
+
 def report(table: ScoreTable, contamination: dict) -> dict:
     """AUROC overall (unified score), per contamination kind, and per target (target scores)."""
     unified = table.column(UNIFIED)

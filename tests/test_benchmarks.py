@@ -59,3 +59,28 @@ def test_fadtk_gets_the_same_sqrtm_from_a_scipy_without_disp(monkeypatch):
     root, estimate = linalg.sqrtm(a, disp=False)
     assert estimate is None and np.allclose(root @ root, a)
     assert np.array_equal(linalg.sqrtm(a), root) and linalg.eig is scipy.linalg.eig and linalg.inv is scipy.linalg.inv
+
+
+def test_bench_auto_misses_counts_caught_pairs_per_target_and_kind(tmp_path, capsys):
+    from sepclean.scores import ScoreTable
+
+    bench = load("bench_auto_misses")
+    tracks = {f"s{i}": {"contaminated": False} for i in range(8)}
+    tracks["s0"] = {"contaminated": True, "kind": "bleeding", "stems": ["vocals"]}
+    tracks["s1"] = {"contaminated": True, "kind": "label_noise", "stems": ["vocals", "bass"],
+                    "params": {"moves": [], "swaps": [["vocals", "bass"]]}}
+    (tmp_path / "contamination.json").write_text(json.dumps({"tracks": tracks}))
+    # vocals: both bad pairs score lowest; bass: the swapped one scores like the clean ones
+    vocals = {t: 0.0 if t in ("s0", "s1") else 1.0 for t in tracks}
+    bass = {t: 2.0 if t == "s1" else 0.9 + 0.01 * i for i, t in enumerate(tracks)}
+    ScoreTable.from_columns("planted", list(tracks), {"vocals": vocals, "bass": bass}, {}).write(tmp_path / "t")
+    assert bench.main(["--contamination", str(tmp_path), "--ratio", "0.75", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "| vocals | 1.000 | 2.0 | 2.0 (100%) | 0.0 |" in out
+    assert "| bass | 0.000 | 1.0 | 0.0 (0%) | 2.0 |" in out  # s1 the best: s0 and s2 dropped in its place
+    assert "| vocals | bleeding | 1.0 | 100% |" in out and "| bass | swap | 1.0 | 0% |" in out
+
+    del tracks["s7"]
+    (tmp_path / "contamination.json").write_text(json.dumps({"tracks": tracks}))
+    assert bench.main(["--contamination", str(tmp_path), str(tmp_path / "t")]) == 2
+    assert "differ in 1 tracks, e.g. s7: not the same dataset" in capsys.readouterr().err

@@ -140,6 +140,20 @@ def test_mixed23_has_label_noise_and_bleeding(mixed23):
                 assert -20 <= leak["gain_db"] <= -6 and leak["source"] != leak["destination"]
 
 
+def test_every_contaminated_stem_has_a_kind_the_diagnostics_name(heavy):
+    from sepclean.detection import stem_kind
+
+    for entry in read_contamination(heavy)["tracks"].values():
+        for stem in STEMS:
+            kind = stem_kind(entry, stem)
+            assert (kind is None) == (stem not in entry["stems"])
+            if kind is not None and entry["kind"] == "label_noise":
+                swapped = any(stem in pair for pair in entry["params"]["swaps"])
+                assert (kind == "swap") == swapped and kind in ("swap", "lost a part", "got a part", "lost+got")
+            elif kind is not None:
+                assert kind == entry["kind"]
+
+
 def test_heavy_severity_is_heavier(heavy):
     entries = list(read_contamination(heavy)["tracks"].values())
     assert all(e["contaminated"] for e in entries)
