@@ -350,6 +350,27 @@ def test_a_control_keeps_as_many_songs_as_another_method_chose(tiny_data, tmp_pa
 # --- grids ---------------------------------------------------------------------------------------
 
 
+def test_a_fusion_fuses_the_tables_its_methods_make_alone_for_that_seed(tiny_data, tmp_path):
+    """Each component is scored as the XP would score that method alone (its scoring settings, its
+    seed), through the store: the fusion reads those very artifacts, and fuses them by content."""
+    from sepclean.pipeline.experiment import Experiment
+
+    store = ArtifactStore(tmp_path / "store")
+    data = stages.Data(tiny_data.root, tiny_data.manifests, tiny_data.contamination)
+    cfg = {"seed": 3, "scoring": {"random": {"seed": None},
+                                  "fusion": {"methods": [{"method": "random"}, {"method": "oracle"}], "weights": None}}}
+    experiment = Experiment(cfg, store, tmp_path, progress=False)
+    fused, _ = experiment.cleaning(data, "fusion", 0.5, "per-target")
+    alone = {m: experiment.cleaning(data, m, 0.5, "per-target")[0] for m in ("random", "oracle")}
+    assert ScoreTable.read(alone["random"]).metadata["seed"] == 3  # the XP's seed
+    assert len(list((tmp_path / "store" / "scores").iterdir())) == 3  # random, oracle, their fusion: no copies
+    table = ScoreTable.read(fused)
+    assert table.method == "fusion" and [c["method"] for c in table.metadata["components"]] == ["random", "oracle"]
+    expected = create("fusion", methods=[str(alone["random"]), str(alone["oracle"])]).score(
+        ScoringTask(data.manifest("train"), data.manifest("reference"), progress=False), tmp_path / "w")
+    assert table.scores == expected.scores
+
+
 def test_grids_list_exactly_their_experiments():
     from sepclean.experiments.local_grid import xps
 

@@ -232,20 +232,38 @@ class Experiment:
     def score(self, data: stages.Data, scorer, clean: Path | None = None, note: str = "") -> Path:
         """The scores table of ``scorer`` on the pool, with the baseline trained on what ``clean``
         keeps of it when the method scores with one."""
+        if scorer.name == "fusion":
+            scorer = self.fusion_of_tables(data, scorer, clean, note)
         baseline = self.baseline(data, clean) if scorer.needs_baseline else None
         logger.info(f"[score] {scorer.name}{note}")
         return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards())
 
 
-def create_scorer(cfg: dict, method: str):
+    def fusion_of_tables(self, data: stages.Data, fusion, clean: Path | None, note: str):
+        """``fusion`` with each component method scored first as the XP scores that method alone (its
+        ``scoring.<method>`` settings under the component's own, its seed, the round's baseline), each
+        table a shared artifact: the fusion of mlp and attribute reads the very tables of the mlp and
+        attribute XPs of its seed, and fuses them by their content."""
+        tables = []
+        for component in fusion.methods:
+            if isinstance(component, dict):
+                settings = {k: v for k, v in component.items() if k != "method"}
+                component = self.score(data, create_scorer(self.cfg, component["method"], **settings), clean,
+                                       f"{note}, for fusion")
+            tables.append(str(component))
+        return dataclasses.replace(fusion, methods=tuple(tables))
+
+
+def create_scorer(cfg: dict, method: str, **given):
     """The scoring method ``method`` with the XP's ``scoring.<method>`` settings (null: the method's
-    own default)."""
+    own default) under ``given`` ones."""
     from sepclean.scorers import create, names, scorer_class
 
     if method not in names():
         raise PipelineError(f"no cleaning condition {method!r}: the controls are {', '.join(CONTROLS)}, "
                             f"the scoring methods {', '.join(names())}")
     settings = {k: v for k, v in dict((cfg.get("scoring") or {}).get(method) or {}).items() if v is not None}
+    settings.update(given)
     fields = {f.name for f in dataclasses.fields(scorer_class(method))}
     if "seed" in fields and settings.get("seed") is None:
         settings["seed"] = cfg["seed"]  # a seed replicates the whole pipeline, scoring included
