@@ -476,6 +476,17 @@ def test_repairs_by_another_model_are_rows_of_their_own():
     assert results.Condition.of({**runs[2][0]}).control("dirty") == results.Condition.of(runs[0][0])
 
 
+def test_fusions_of_other_components_are_rows_of_their_own_named_by_them():
+    runs = [_run("dirty", 0, 1.0)]
+    for methods, weights, avg in (([{"method": "mlp"}, {"method": "attribute"}], None, 1.5),
+                                  ([{"method": "mlp"}, {"method": "fad", "frames": 300}], [2, 1], 1.25)):
+        cfg, metrics = _run("fusion", 0, avg, mode="per-target")
+        runs.append(({**cfg, "scoring": {"fusion": {"methods": methods, "weights": weights}}}, metrics))
+    rows = {r["name"]: r for r in results.summarise(runs)}
+    assert set(rows) == {"dirty", "fusion of mlp + attribute", "fusion of mlp + fad (frames=300), weights [2, 1]"}
+    assert rows["fusion of mlp + attribute"]["delta"] == pytest.approx(0.5)
+
+
 def test_seed_pairs_only_count_seeds_both_conditions_have():
     runs = [_run("dirty", 0, 1.0), _run("dirty", 1, 2.0), _run("fad", 1, 2.5)]
     fad = next(r for r in results.summarise(runs) if r["method"] == "fad")

@@ -50,6 +50,9 @@ class Condition:
     repair_model: str | None = None
     """``repair.model`` of a repairing or relabelling action where it is not ``reference`` (the model
     of every such grid before self-refining): ``baseline``, or a checkpoint path; None otherwise."""
+    fused: str | None = None
+    """The components of a ``fusion``, ``mlp + attribute`` (a component's own settings, or a table's
+    path, named as given); None for other methods."""
 
     @classmethod
     def of(cls, cfg: dict) -> "Condition":
@@ -61,13 +64,14 @@ class Condition:
         return cls(cfg["arch"], cfg["method"], None if control else cfg["ratio"], None if control else cfg["mode"],
                    robust.label() if robust else None, 1 if control else int(cfg.get("rounds") or 1), _variant(cfg),
                    "drop" if control else (cfg.get("action") or "drop"), _receiver(cfg, control),
-                   _repair_model(cfg, control))
+                   _repair_model(cfg, control), _fused(cfg))
 
     @property
     def name(self) -> str:
         """The method, with its action, rounds and robust training when it has them, and the variant
         it ran on: ``mlp, repair``, ``loss, 2 rounds``, ``dirty + truncate 0.25``, ``dirty on heldout``."""
-        return (self.method + (f", {self.action}" if self.action != "drop" else "")
+        return (self.method + (f" of {self.fused}" if self.fused else "")
+                + (f", {self.action}" if self.action != "drop" else "")
                 + (f" ({self.receiver} receiver)" if self.receiver else "")
                 + (f" ({self.repair_model} model)" if self.repair_model else "")
                 + (f", {self.rounds} rounds" if self.rounds > 1 else "")
@@ -77,7 +81,7 @@ class Condition:
         """The control ``method`` (dirty, clean twin) this condition is compared with: same
         architecture, same data, plain training, nothing flagged (so action drop)."""
         return replace(self, method=method, ratio=None, mode=None, robust=None, rounds=1, action="drop", receiver=None,
-                       repair_model=None)
+                       repair_model=None, fused=None)
 
     def plain(self) -> "Condition | None":
         """What an action beyond drop, rounds or robust training add to is measured against: the same
@@ -100,6 +104,21 @@ def _repair_model(cfg, control: bool) -> str | None:
     model = (cfg.get("repair") or {}).get("model")
     acts = not control and cfg.get("action") in MODEL_ACTIONS
     return str(model) if acts and model not in (None, "reference") else None
+
+
+def _fused(cfg) -> str | None:
+    if cfg["method"] != "fusion":
+        return None
+    methods = ((cfg.get("scoring") or {}).get("fusion") or {}).get("methods") or []
+    weights = ((cfg.get("scoring") or {}).get("fusion") or {}).get("weights")
+
+    def named(component) -> str:
+        if not isinstance(component, dict):
+            return str(component)
+        settings = ", ".join(f"{k}={v}" for k, v in component.items() if k != "method")
+        return component["method"] + (f" ({settings})" if settings else "")
+
+    return " + ".join(map(named, methods)) + (f", weights {list(weights)}" if weights else "")
 
 
 def _variant(cfg) -> str | None:
