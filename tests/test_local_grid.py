@@ -61,9 +61,11 @@ def test_the_rounds_grid_pairs_two_rounds_with_efficacys_one_round_xps(tmp_path,
     monkeypatch.setenv("SEPCLEAN_DORA_DIR", str(tmp_path))
     sheeps = xps("sepclean.rounds_cpu")
     efficacy = {s.xp.sig for s in xps("sepclean.efficacy_cpu")}
-    two = [s for s in sheeps if s.xp.cfg.rounds == 2]
-    assert sorted(s.xp.cfg.seed for s in two) == [0, 1, 2] and all(s.xp.cfg.method == "attribute" for s in two)
-    assert {s.xp.sig for s in sheeps if s.xp.cfg.rounds != 2} <= efficacy  # one round: run once, shared
+    two = sorted((s.xp.cfg.method, s.xp.cfg.seed) for s in sheeps if s.xp.cfg.rounds == 2)
+    assert two == [(m, seed) for m in ("attribute", "refsdr") for seed in range(3)]
+    assert all(s.xp.cfg.scoring.refsdr.model == "baseline" for s in sheeps if s.xp.cfg.method == "refsdr")
+    shared = {s.xp.sig for s in sheeps if s.xp.cfg.rounds != 2 and s.xp.cfg.method != "refsdr"}
+    assert len(shared) == 9 and shared <= efficacy  # one round of attribute and the controls: run once
 
 
 def test_a_full_disk_for_the_summary_is_one_line_and_a_rerun_writes_it(tmp_path, monkeypatch):

@@ -78,3 +78,26 @@ def test_refsdr_scores_each_stem_by_its_sdr_under_the_reference_model(tiny_data,
     np.testing.assert_allclose(_column(table, "vocals", train.ids),
                                [summary["sdr"]["tracks"][t]["vocals"] for t in train.ids])
     assert all(np.isfinite(_column(table, "all", train.ids)))
+
+
+def test_refsdr_by_the_baseline_separates_with_the_tasks_baseline(tiny_data, models, tmp_path):
+    """iSeparate's criterion, and CCOM's rounds: the model is the task's baseline (a round's model in
+    rounds), so the method needs one; the same SDR as refsdr given that model as a checkpoint."""
+    base, _ = models
+    train = tiny_data.manifest("train")
+    train = train.subset(train.ids[:2])
+    by_baseline = create("refsdr", model="baseline", targets=("vocals",), workers=0)
+    assert by_baseline.needs_baseline and not create("refsdr").needs_baseline
+    task = ScoringTask(train, tiny_data.manifest("reference"), Baseline("openunmix", base), progress=False)
+    table = by_baseline.score(task, tmp_path / "a")
+    as_checkpoint = create("refsdr", checkpoint=str(base), targets=("vocals",), workers=0).score(task, tmp_path / "b")
+    assert table.scores == as_checkpoint.scores and table.metadata["checkpoint"] == str(base)
+    assert "reference_model" not in table.metadata
+    with pytest.raises(ScorerError, match="baseline"):
+        by_baseline.score(ScoringTask(train, task.reference, progress=False), tmp_path / "c")
+    with pytest.raises(ScorerError, match="a demucs model; refsdr separates with toolkit=openunmix"):
+        by_baseline.score(ScoringTask(train, task.reference, Baseline("demucs", base), progress=False), tmp_path / "d")
+    with pytest.raises(ScorerError, match="refsdr: model must be reference or baseline"):
+        create("refsdr", model="other")
+    with pytest.raises(ScorerError, match="a checkpoint names a reference model"):
+        create("refsdr", model="baseline", checkpoint=str(base))

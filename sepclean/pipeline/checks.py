@@ -47,7 +47,7 @@ def check(cfg: dict) -> None:
         if not create_scorer(cfg, name).needs_baseline:  # as Experiment.rounds refuses it, before any work
             raise PipelineError(f"rounds={rounds}: {name} scores without a model, so every round would score the "
                                 "same; rounds re-score with the model the round before trained (attribute, loss, "
-                                "refloss scoring=reducible|ratio, fusion of them)")
+                                "refloss scoring=reducible|ratio, refsdr model=baseline, fusion of them)")
     robust = cfg.get("robust")
     if robust is not None and not isinstance(robust, dict):
         raise PipelineError(f"robust={robust}: a block of truncate, mask, warmup, relative (e.g. robust.truncate=0.2)")

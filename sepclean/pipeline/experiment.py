@@ -171,7 +171,7 @@ class Experiment:
             if not scorer.needs_baseline:
                 raise PipelineError(f"rounds={rounds}: {scorer.name} scores without a model, so every round would "
                                     "score the same; rounds re-score with the model the round before trained "
-                                    "(attribute, loss, refloss scoring=reducible|ratio, fusion of them)")
+                                    "(attribute, loss, refloss scoring=reducible|ratio, refsdr model=baseline, fusion of them)")
         return rounds
 
     def action(self) -> tuple[str, "RepairSettings | None"]:

@@ -12,7 +12,9 @@ explains a training song is a blind score that uses the same trusted set as attr
 - ``refsdr``: each training mixture separated by the reference model, each stem scored by its SDR
   against its own label (BSSEval v4 through sepclean.evaluate, as the MDX23 teams filtered stems,
   around 10 dB); the song's score is the mean over its stems. A stem whose SDR is undefined (a
-  silent label) gets its target's median, listed in the metadata.
+  silent label) gets its target's median, listed in the metadata. ``model=baseline`` separates with
+  the noisy baseline instead (iSeparate's criterion: a model trained on the whole pool); in rounds
+  that is the model the round before trained (``rounds``), as CCOM filtered stems round by round.
 
 The reference model is trained here, through the toolkit adapter's ``train`` (its own procedure),
 on the references only, into the work folder (resumed when interrupted): ``preset``, ``epochs``,
@@ -138,14 +140,34 @@ class RefSdr(ReferenceModelScorer):
     """SDR of each training stem as the reference model separates it from the song's mixture."""
 
     name = "refsdr"
+    model: str = "reference"
+    """The separating model: ``reference`` (trained on the references only, or ``checkpoint``) or
+    ``baseline`` (the noisy baseline the task gives: in rounds, the round's model)."""
     workers: int | None = setting(None, identity=False)
     """Processes computing museval SDR (None: the evaluation's default)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.model not in ("reference", "baseline"):
+            raise ValueError(f"model must be reference or baseline, not {self.model!r}")
+        if self.model == "baseline" and self.checkpoint is not None:
+            raise ValueError("model=baseline separates with the task's baseline: a checkpoint names a reference model")
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.model == "baseline"
 
     def score(self, task: ScoringTask, workdir: Path) -> ScoreTable:
         from sepclean.evaluate import evaluate
 
         self.check(task)
-        model = self.reference_model(task, workdir)
+        if self.model == "baseline":
+            if task.baseline.toolkit != self.toolkit:
+                raise ScorerError(f"the baseline is a {task.baseline.toolkit} model; refsdr separates with "
+                                  f"toolkit={self.toolkit}")
+            model = Path(task.baseline.checkpoint)
+        else:
+            model = self.reference_model(task, workdir)
         evaluation = evaluate(self.toolkit, model, task.train, Path(workdir) / "separated",
                               list(self.targets) if self.targets else None, self.workers, task.device, task.progress,
                               sdr_only=True)
@@ -161,4 +183,6 @@ class RefSdr(ReferenceModelScorer):
             columns[target] = dict(zip(ids, values.tolist()))
         meta = self.meta(task, model, metric="median BSSEval v4 SDR over 1 s frames (dB)", undefined_sdr=undefined,
                          average_sdr=evaluation.average if math.isfinite(evaluation.average) else None)
+        if self.model == "baseline":  # the model is the baseline, named as refloss names it
+            meta["checkpoint"] = meta.pop("reference_model")
         return ScoreTable.from_columns(self.name, ids, columns, meta)
