@@ -171,7 +171,8 @@ class Experiment:
             if not scorer.needs_baseline:
                 raise PipelineError(f"rounds={rounds}: {scorer.name} scores without a model, so every round would "
                                     "score the same; rounds re-score with the model the round before trained "
-                                    "(attribute, loss, refloss scoring=reducible|ratio, refsdr model=baseline, fusion of them)")
+                                    "(attribute, loss, refloss scoring=reducible|ratio, refsdr model=baseline, "
+                                    "fusion of them)")
         return rounds
 
     def action(self) -> tuple[str, "RepairSettings | None"]:
@@ -237,7 +238,6 @@ class Experiment:
         baseline = self.baseline(data, clean) if scorer.needs_baseline else None
         logger.info(f"[score] {scorer.name}{note}")
         return stages.score(self.store, scorer, data, baseline, self.device, self.progress, self.shards())
-
 
     def fusion_of_tables(self, data: stages.Data, fusion, clean: Path | None, note: str):
         """``fusion`` with each component method scored first as the XP scores that method alone (its
