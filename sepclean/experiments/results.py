@@ -109,8 +109,8 @@ def _repair_model(cfg, control: bool) -> str | None:
 def _fused(cfg) -> str | None:
     if cfg["method"] != "fusion":
         return None
-    methods = ((cfg.get("scoring") or {}).get("fusion") or {}).get("methods") or []
-    weights = ((cfg.get("scoring") or {}).get("fusion") or {}).get("weights")
+    fusion = (cfg.get("scoring") or {}).get("fusion") or {}
+    methods, weights = fusion.get("methods") or [], fusion.get("weights")
 
     def named(component) -> str:
         if not isinstance(component, dict):
